@@ -1,1 +1,54 @@
+//! Types shared by ftpct's eBPF programs and its user space, and the FTP
+//! control-channel parser.
+//!
+//! Everything here is `#[repr(C)]` plain data with explicit padding so that the
+//! kernel side, user space and `bpftool` (through BTF) agree on every byte.
 #![no_std]
+
+pub mod control;
+pub mod counters;
+pub mod flow;
+pub mod parser;
+pub mod policy;
+pub mod verifier;
+
+#[cfg(feature = "user")]
+mod pod;
+
+/// An IP address in network byte order; IPv4 uses the first 4 bytes, the rest are 0.
+pub type Addr = [u8; 16];
+
+/// Address family tag stored in keys (values of the kernel's `AF_INET`/`AF_INET6`
+/// would do too, but 4 and 6 read better in `bpftool` dumps).
+pub mod family {
+    /// IPv4.
+    pub const V4: u8 = 4;
+    /// IPv6.
+    pub const V6: u8 = 6;
+}
+
+/// Names of the maps the programs define; user space pins and opens them by these.
+pub mod map_names {
+    /// Per-port classification (`PortClass` as u8), indexed by port.
+    pub const PORTS: &str = "FTPCT_PORTS";
+    /// The single `Policy` entry.
+    pub const POLICY: &str = "FTPCT_POLICY";
+    /// Announced data connections not yet opened.
+    pub const EXPECTATIONS: &str = "FTPCT_EXPECT";
+    /// Admitted and locally opened connections on guarded ports.
+    pub const FLOWS: &str = "FTPCT_FLOWS";
+    /// Per control connection parser and correlation state.
+    pub const CONTROL: &str = "FTPCT_CONTROL";
+    /// Per-CPU counters indexed by `counters::Counter`.
+    pub const COUNTERS: &str = "FTPCT_COUNTERS";
+    /// Every map, in the order `ftpct` pins them.
+    pub const ALL: [&str; 6] = [PORTS, POLICY, EXPECTATIONS, FLOWS, CONTROL, COUNTERS];
+}
+
+/// Names of the programs in the object file.
+pub mod program_names {
+    /// XDP program on ingress.
+    pub const INGRESS: &str = "ftpct_ingress";
+    /// TC program on egress.
+    pub const EGRESS: &str = "ftpct_egress";
+}

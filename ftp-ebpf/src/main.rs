@@ -1,2 +1,48 @@
+//! ftpct's data path: an XDP program on ingress and a TC program on egress of
+//! the same interface, sharing maps.
+//!
+//! Every packet reads top to bottom: parse headers → classify ports →
+//! (control payload → parser → expectation) or (inbound to a guarded port →
+//! flow / expectation lookup → pass or drop) → count.
 #![no_std]
 #![no_main]
+
+mod conntrack;
+mod control;
+mod counters;
+mod egress;
+mod headers;
+mod ingress;
+mod maps;
+mod packet;
+mod parse_step;
+
+use aya_ebpf::{
+    macros::{classifier, xdp},
+    programs::{TcContext, XdpContext},
+};
+
+/// Ingress: parses control traffic and admits or drops inbound connections to
+/// guarded ports.
+#[xdp]
+pub fn ftpct_ingress(ctx: XdpContext) -> u32 {
+    ingress::run(&ctx)
+}
+
+/// Egress: parses control traffic the local host sends and records the
+/// connections it opens. Never drops.
+#[classifier]
+pub fn ftpct_egress(ctx: TcContext) -> i32 {
+    egress::run(&ctx)
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+/// bpf_loop and the logging helpers need a GPL-compatible license.
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

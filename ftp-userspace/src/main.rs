@@ -1,1 +1,230 @@
-fn main() {}
+//! `ftpct`: a stateful FTP firewall in XDP/TC. See `ftpct --help`.
+
+mod attach;
+mod pins;
+mod portspec;
+mod privileges;
+mod run;
+mod seed;
+mod status;
+mod tables;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand};
+use ftp_ebpf_common::policy::{
+    DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORTS, DEFAULT_EXPECT_TIMEOUT_SECS,
+    DEFAULT_FLOW_TIMEOUT_SECS,
+};
+
+use crate::attach::AttachConfig;
+
+/// Stateful FTP firewall: only data connections announced on an FTP control
+/// connection may reach the guarded ports.
+#[derive(Parser)]
+#[command(name = "ftpct", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load and attach to IFACE; protection stays in force after ftpct exits.
+    Attach(AttachArgs),
+    /// Remove everything `attach` created for IFACE.
+    Detach {
+        /// Interface to stop guarding.
+        iface: String,
+        #[command(flatten)]
+        pins: PinArgs,
+    },
+    /// Show guarded interfaces, program ids, policy, table sizes and counters.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        pins: PinArgs,
+    },
+    /// List announced data connections not yet opened.
+    Expectations {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        pins: PinArgs,
+    },
+    /// List tracked connections to guarded ports.
+    Flows {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        pins: PinArgs,
+    },
+    /// Attach in the foreground, print the programs' logs, detach on SIGINT/SIGTERM.
+    Run(AttachArgs),
+}
+
+#[derive(Args)]
+struct PinArgs {
+    /// bpffs directory for pins [env: FTPCT_PIN_ROOT] [default: /sys/fs/bpf/ftpct]
+    #[arg(long, value_name = "DIR")]
+    pin_root: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct AttachArgs {
+    /// Interface to guard (the FTP server's or client's interface).
+    iface: String,
+    /// FTP control ports, comma-separated (at most 8).
+    #[arg(long, value_name = "LIST", default_value_t = DEFAULT_CONTROL_PORT.to_string())]
+    control_ports: String,
+    /// Data ports to guard, LO-HI.
+    #[arg(long, value_name = "LO-HI", default_value_t = format!("{}-{}", DEFAULT_DATA_PORTS.0, DEFAULT_DATA_PORTS.1))]
+    data_ports: String,
+    /// Ports inside the data range that stay open, e.g. 2222,8000-8100.
+    #[arg(long, value_name = "LIST", default_value = "")]
+    allow_ports: String,
+    /// Seconds an announced data port waits for its connection.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_EXPECT_TIMEOUT_SECS)]
+    expect_timeout: u64,
+    /// Seconds a tracked connection may stay idle.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_FLOW_TIMEOUT_SECS)]
+    flow_timeout: u64,
+    /// Accept PORT/EPRT/227/229 naming ports below 1024.
+    #[arg(long)]
+    allow_low_ports: bool,
+    /// Capacity of the expectation table.
+    #[arg(long, value_name = "N", default_value_t = 65_536)]
+    max_expectations: u32,
+    /// Capacity of the flow table.
+    #[arg(long, value_name = "N", default_value_t = 262_144)]
+    max_flows: u32,
+    #[command(flatten)]
+    pins: PinArgs,
+}
+
+impl AttachArgs {
+    fn config(&self, log_level: u8) -> Result<AttachConfig> {
+        if self.expect_timeout == 0 || self.flow_timeout == 0 {
+            bail!("timeouts must be at least 1 second");
+        }
+        if self.max_expectations == 0 || self.max_flows == 0 {
+            bail!("table sizes must be at least 1");
+        }
+        Ok(AttachConfig {
+            iface: self.iface.clone(),
+            control_ports: portspec::parse_control_ports(&self.control_ports)?,
+            data_ports: portspec::parse_range(&self.data_ports)
+                .map_err(|e| e.context("--data-ports takes LO-HI, like 1024-65535"))?,
+            allow_ports: portspec::parse_list(&self.allow_ports)
+                .map_err(|e| e.context("--allow-ports takes a list like 2222,8000-8100"))?,
+            expect_timeout_secs: self.expect_timeout,
+            flow_timeout_secs: self.flow_timeout,
+            allow_low_ports: self.allow_low_ports,
+            max_expectations: self.max_expectations,
+            max_flows: self.max_flows,
+            pin_root: pins::resolve_root(self.pins.pin_root.as_deref()),
+            log_level,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp(None)
+        .init();
+    match dispatch(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ftpct: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Attach(args) => {
+            let cfg = args.config(0)?;
+            attach::attach(&cfg)?;
+            println!(
+                "ftpct: guarding {} (pins in {})",
+                cfg.iface,
+                pins::iface_dir(&cfg.pin_root, &cfg.iface).display()
+            );
+            Ok(())
+        }
+        Command::Detach { iface, pins: p } => {
+            attach::detach(&pins::resolve_root(p.pin_root.as_deref()), &iface)?;
+            println!("ftpct: detached from {iface}");
+            Ok(())
+        }
+        Command::Status { json, pins: p } => {
+            let root = pins::resolve_root(p.pin_root.as_deref());
+            let ifaces = pins::attached_interfaces(&root)?;
+            let statuses = ifaces
+                .iter()
+                .map(|iface| status::iface_status(&root, iface))
+                .collect::<Result<Vec<_>>>()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&statuses)?);
+            } else if statuses.is_empty() {
+                println!(
+                    "ftpct: not attached to any interface (pin root {})",
+                    root.display()
+                );
+            } else {
+                statuses.iter().for_each(status::print_text);
+            }
+            Ok(())
+        }
+        Command::Expectations { json, pins: p } => {
+            let root = pins::resolve_root(p.pin_root.as_deref());
+            let mut rows = Vec::new();
+            for iface in pins::attached_interfaces(&root)? {
+                rows.extend(tables::expectations(
+                    &pins::iface_dir(&root, &iface),
+                    &iface,
+                )?);
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            }
+            for r in rows.iter().filter(|_| !json) {
+                println!(
+                    "{} {} {} -> {} expires in {:.1}s (control :{} -> :{})",
+                    r.iface,
+                    r.kind,
+                    r.src,
+                    r.dst,
+                    r.expires_in_secs,
+                    r.control_ports.0,
+                    r.control_ports.1
+                );
+            }
+            Ok(())
+        }
+        Command::Flows { json, pins: p } => {
+            let root = pins::resolve_root(p.pin_root.as_deref());
+            let mut rows = Vec::new();
+            for iface in pins::attached_interfaces(&root)? {
+                rows.extend(tables::flows(&pins::iface_dir(&root, &iface), &iface)?);
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            }
+            for r in rows.iter().filter(|_| !json) {
+                println!(
+                    "{} {} -> {} {} {} idle {:.1}s",
+                    r.iface, r.remote, r.local, r.origin, r.state, r.idle_secs
+                );
+            }
+            Ok(())
+        }
+        Command::Run(args) => run::run(args.config(run::LOG_LEVEL_DEBUG)?),
+    }
+}

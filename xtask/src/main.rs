@@ -1,1 +1,151 @@
-fn main() {}
+//! Developer and CI tasks. Every task installs what it needs first, so a fresh
+//! machine (and CI) runs them with nothing but cargo and rustup.
+//!
+//! - `cargo xtask setup`  toolchain pieces and Debian packages (idempotent)
+//! - `cargo xtask build`  the `ftpct` binary with its eBPF object
+//! - `cargo xtask demo`   the lab demo (root)
+//! - `cargo xtask test`   lint, unit, property, verifier and end-to-end tests (root)
+//! - `cargo xtask fuzz`   a bounded run of the parser fuzzer
+
+mod cmd;
+mod setup;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "ftpct developer and CI tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install the toolchain pieces (rust-src, bpf-linker) and Debian packages.
+    Setup,
+    /// Build `ftpct` (release) with its eBPF programs.
+    Build,
+    /// Build, then run the demo lab: real FTP server, clients and an intruder.
+    Demo,
+    /// Everything CI runs: fmt, clippy, unit/property tests, kernel and e2e tests.
+    Test {
+        /// Skip the end-to-end namespace tests.
+        #[arg(long)]
+        no_e2e: bool,
+    },
+    /// Run the parser fuzzer for a bounded time.
+    Fuzz {
+        /// Seconds to fuzz.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
+}
+
+/// The workspace root (xtask's parent directory).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Setup => setup::all(),
+        Task::Build => {
+            setup::toolchain()?;
+            build()
+        }
+        Task::Demo => {
+            setup::all()?;
+            build()?;
+            demo()
+        }
+        Task::Test { no_e2e } => {
+            setup::all()?;
+            test(!no_e2e)
+        }
+        Task::Fuzz { seconds } => {
+            setup::toolchain()?;
+            fuzz(seconds)
+        }
+    }
+}
+
+/// Path of the built `ftpct` binary.
+pub fn ftpct_bin() -> PathBuf {
+    workspace_root().join("target/release/ftpct")
+}
+
+fn build() -> Result<()> {
+    cmd::cargo(&["build", "--release", "-p", "ftp-userspace"])
+}
+
+fn demo() -> Result<()> {
+    cmd::cargo_env(
+        &[
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "ftpct-e2e",
+            "--bin",
+            "ftpct-demo",
+        ],
+        &[("FTPCT_BIN", ftpct_bin().display().to_string())],
+    )
+}
+
+fn test(e2e: bool) -> Result<()> {
+    cmd::cargo(&["fmt", "--all", "--check"])?;
+    cmd::cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--release",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    build()?;
+    let bin = ftpct_bin().display().to_string();
+    // Unit and property tests of everything but the namespace tests.
+    cmd::cargo(&["test", "--release", "--workspace", "--exclude", "ftpct-e2e"])?;
+    if e2e {
+        cmd::cargo_env(
+            &[
+                "test",
+                "--release",
+                "-p",
+                "ftpct-e2e",
+                "--",
+                "--test-threads=2",
+            ],
+            &[("FTPCT_BIN", bin)],
+        )?;
+    }
+    Ok(())
+}
+
+fn fuzz(seconds: u64) -> Result<()> {
+    setup::cargo_fuzz()?;
+    let root = workspace_root().join("ftp-ebpf-common/fuzz");
+    std::fs::create_dir_all(root.join("corpus/parser"))?;
+    cmd::run(
+        std::process::Command::new("cargo")
+            .current_dir(&root)
+            .args([
+                "+nightly",
+                "fuzz",
+                "run",
+                "parser",
+                "corpus/parser",
+                "seeds/parser",
+                "--",
+            ])
+            .arg(format!("-max_total_time={seconds}")),
+    )
+}

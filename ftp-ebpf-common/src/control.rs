@@ -1,0 +1,85 @@
+//! Per control connection state: one parser per direction, the queue of
+//! outstanding commands for request/reply correlation, and TCP sequence tracking.
+
+use crate::{Addr, parser::LineParser};
+
+/// A control connection, client side first. Ports in host order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ControlKey {
+    /// `family::V4` or `family::V6`.
+    pub family: u8,
+    /// Always 0.
+    pub _pad: [u8; 3],
+    /// FTP client's port.
+    pub client_port: u16,
+    /// FTP server's port (a control port).
+    pub server_port: u16,
+    /// FTP client's address.
+    pub client: Addr,
+    /// FTP server's address.
+    pub server: Addr,
+}
+
+/// A command awaiting its reply.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Pending {
+    /// Sequence number of the command on its connection; a slot whose `seq` does
+    /// not match the one being answered was overwritten (queue overflow).
+    pub seq: u32,
+    /// `parser::Verb` as u8, after validation (`Other` when refused).
+    pub verb: u8,
+    /// Always 0.
+    pub _pad: u8,
+    /// For `PORT`/`EPRT`: the validated port.
+    pub port: u16,
+    /// For `PORT`/`EPRT`: the validated address.
+    pub addr: Addr,
+}
+
+/// Number of outstanding commands remembered per control connection.
+pub const PENDING_SLOTS: usize = 4;
+
+/// `ControlState::flags` bits.
+pub mod control_flags {
+    /// This host is the FTP server of the connection.
+    pub const LOCAL_SERVER: u8 = 1;
+    /// This host is the FTP client of the connection.
+    pub const LOCAL_CLIENT: u8 = 2;
+    /// `AUTH TLS` was accepted: the rest is encrypted and not parsed.
+    pub const TLS: u8 = 4;
+    /// Client-to-server sequence number known.
+    pub const SEQ_C2S: u8 = 8;
+    /// Server-to-client sequence number known.
+    pub const SEQ_S2C: u8 = 16;
+    /// Established before attach (seeded from the socket table).
+    pub const SEEDED: u8 = 32;
+}
+
+/// Value of `FTPCT_CONTROL`.
+///
+/// The command queue is single-producer (client-to-server parsing) and
+/// single-consumer (server-to-client parsing): `pushed` is only written by the
+/// first, `popped` only by the second, so the two programs may run on different
+/// CPUs without a lock.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ControlState {
+    /// `bpf_ktime_get_ns()` of the last packet.
+    pub last_seen_ns: u64,
+    /// Next expected TCP sequence number, client-to-server then server-to-client.
+    pub next_seq: [u32; 2],
+    /// Commands seen so far.
+    pub pushed: u32,
+    /// Final replies seen so far (while commands were outstanding).
+    pub popped: u32,
+    /// `control_flags::*`.
+    pub flags: u8,
+    /// Always 0.
+    pub _pad: [u8; 7],
+    /// Outstanding commands, indexed by `seq % PENDING_SLOTS`.
+    pub pending: [Pending; PENDING_SLOTS],
+    /// Parsers, client-to-server then server-to-client.
+    pub parsers: [LineParser; 2],
+}

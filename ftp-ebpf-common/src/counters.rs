@@ -1,0 +1,144 @@
+//! Per-CPU counters, one slot per reason, in the spirit of Cilium's drop-reason
+//! metrics: every pass, drop and refusal says why.
+
+use crate::parser::RefuseReason;
+
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $variant:ident = $name:literal, )+) => {
+        /// Index into `FTPCT_COUNTERS`.
+        #[repr(u32)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Counter {
+            $( $(#[$doc])* $variant, )+
+        }
+
+        impl Counter {
+            /// Every counter, in index order.
+            pub const ALL: &'static [Counter] = &[$(Counter::$variant,)+];
+
+            /// Stable name shown by `ftpct status` (and in its JSON).
+            pub const fn name(self) -> &'static str {
+                match self { $(Counter::$variant => $name,)+ }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Packets seen by the ingress program.
+    IngressPackets = "ingress_packets",
+    /// Packets seen by the egress program.
+    EgressPackets = "egress_packets",
+    /// Ingress packets passed because the programs do not handle them (non-IP,
+    /// non-TCP, open ports).
+    PassedOther = "passed_other",
+    /// Ingress packets that could not be parsed (truncated headers) and were passed.
+    PassedUnparsed = "passed_unparsed",
+    /// Packets on control connections.
+    ControlPackets = "control_packets",
+    /// Control segments whose payload went through the parser.
+    ControlPayloads = "control_payloads",
+    /// Control segments skipped as retransmissions of bytes already parsed.
+    ControlRetransmits = "control_retransmits",
+    /// Gaps in a control stream (lost or reordered segment): parser resynced.
+    ControlGaps = "control_gaps",
+    /// Control segments longer than the parser reads: the rest was skipped.
+    ControlTruncated = "control_truncated",
+    /// Control connections that started TLS (no longer parsed).
+    ControlTls = "control_tls",
+    /// Commands parsed.
+    Commands = "commands",
+    /// Complete replies parsed.
+    Replies = "replies",
+    /// Expectations created from `227`.
+    ExpectPasv = "expect_created_pasv",
+    /// Expectations created from `229`.
+    ExpectEpsv = "expect_created_epsv",
+    /// Expectations created from `PORT` + `200`.
+    ExpectPort = "expect_created_port",
+    /// Expectations created from `EPRT` + `200`.
+    ExpectEprt = "expect_created_eprt",
+    /// Refused: malformed number (> 255 or too many digits).
+    RefusedNumberTooLarge = "refused_number_too_large",
+    /// Refused: port 0.
+    RefusedPortZero = "refused_port_zero",
+    /// Refused: missing fields.
+    RefusedMissingFields = "refused_missing_fields",
+    /// Refused: more than six numbers.
+    RefusedTooManyNumbers = "refused_too_many_numbers",
+    /// Refused: bad syntax.
+    RefusedBadSyntax = "refused_bad_syntax",
+    /// Refused: line longer than the maximum.
+    RefusedLineTooLong = "refused_line_too_long",
+    /// Refused: bad or mismatched delimiters.
+    RefusedBadDelimiter = "refused_bad_delimiter",
+    /// Refused: unknown address family in `EPRT`.
+    RefusedBadFamily = "refused_bad_family",
+    /// Refused: malformed address in `EPRT`.
+    RefusedBadAddress = "refused_bad_address",
+    /// Refused: IPv4-mapped or -compatible address in `EPRT |2|`.
+    RefusedMappedAddress = "refused_mapped_address",
+    /// Refused: port above 65535.
+    RefusedPortTooLarge = "refused_port_too_large",
+    /// Refused: `227`/`229` without an address.
+    RefusedNoAddress = "refused_no_address",
+    /// Refused: `227` names an address other than the server's.
+    RefusedAddressMismatch = "refused_address_mismatch",
+    /// Refused: `PORT`/`EPRT` names an address other than the client's (bounce).
+    RefusedBounce = "refused_bounce",
+    /// Refused: `PORT`/`EPRT` names a port below 1024.
+    RefusedLowPort = "refused_low_port",
+    /// Refused: `EPRT` family differs from the control connection's.
+    RefusedFamilyMismatch = "refused_family_mismatch",
+    /// Refused: `227`/`229` that answers no `PASV`/`EPSV`.
+    RefusedUncorrelated = "refused_uncorrelated",
+    /// Refused: the expectation table is full.
+    RefusedExpectFull = "refused_expect_map_full",
+    /// Inbound SYNs admitted by an expectation.
+    SynAdmitted = "syn_admitted",
+    /// Inbound SYNs to guarded ports dropped: no expectation.
+    SynDropped = "syn_dropped",
+    /// Inbound SYNs dropped: the matching expectation had expired.
+    SynExpired = "syn_dropped_expired",
+    /// Inbound non-SYN packets to guarded ports dropped: no tracked flow.
+    UntrackedDropped = "untracked_dropped",
+    /// Inbound packets to guarded ports passed as part of a tracked flow.
+    FlowPackets = "flow_packets",
+    /// Outbound connections recorded on egress.
+    FlowsOutbound = "flows_outbound",
+    /// A flow could not be recorded (flow table update failed).
+    FlowMapFull = "flow_map_full",
+    /// A control connection could not be recorded (control table update failed).
+    ControlMapFull = "control_map_full",
+    /// Inbound packets with odd TCP flags (SYN+FIN, SYN+RST, no flags) dropped.
+    BadFlagsDropped = "bad_flags_dropped",
+    /// Inbound TCP fragments dropped: they cannot be classified by port.
+    FragmentsDropped = "fragments_dropped",
+    /// Inbound frames dropped because their headers could hide TCP we cannot
+    /// reach (a third VLAN tag, an overlong IPv6 extension chain).
+    UnverifiableDropped = "unverifiable_dropped",
+}
+
+/// Number of counters (entries in `FTPCT_COUNTERS`).
+pub const COUNTER_COUNT: u32 = Counter::ALL.len() as u32;
+
+impl Counter {
+    /// The counter for a parser refusal.
+    #[inline(always)]
+    pub fn for_refusal(reason: RefuseReason) -> Counter {
+        match reason {
+            RefuseReason::None | RefuseReason::BadSyntax => Counter::RefusedBadSyntax,
+            RefuseReason::NumberTooLarge => Counter::RefusedNumberTooLarge,
+            RefuseReason::PortZero => Counter::RefusedPortZero,
+            RefuseReason::MissingFields => Counter::RefusedMissingFields,
+            RefuseReason::TooManyNumbers => Counter::RefusedTooManyNumbers,
+            RefuseReason::LineTooLong => Counter::RefusedLineTooLong,
+            RefuseReason::BadDelimiter => Counter::RefusedBadDelimiter,
+            RefuseReason::BadFamily => Counter::RefusedBadFamily,
+            RefuseReason::BadAddress => Counter::RefusedBadAddress,
+            RefuseReason::MappedAddress => Counter::RefusedMappedAddress,
+            RefuseReason::PortTooLarge => Counter::RefusedPortTooLarge,
+            RefuseReason::NoAddress => Counter::RefusedNoAddress,
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! `aya::Pod` for the map types, so user space can read and write them.
+//!
+//! SAFETY (for every impl below): each type is `#[repr(C)]`, `Copy`, contains only
+//! integers and arrays of integers with explicit padding fields, so every bit
+//! pattern is valid and there is no uninitialised padding.
+
+use crate::{
+    control::{ControlKey, ControlState},
+    flow::{ExpectKey, ExpectValue, FlowKey, FlowValue},
+    policy::Policy,
+};
+
+// SAFETY: see the module comment.
+unsafe impl aya::Pod for ExpectKey {}
+// SAFETY: see the module comment.
+unsafe impl aya::Pod for ExpectValue {}
+// SAFETY: see the module comment.
+unsafe impl aya::Pod for FlowKey {}
+// SAFETY: see the module comment.
+unsafe impl aya::Pod for FlowValue {}
+// SAFETY: see the module comment.
+unsafe impl aya::Pod for ControlKey {}
+// SAFETY: ControlState also holds parser state with enum fields; user space only
+// ever writes states that are all zeroes or copied from the kernel, and reads
+// them as plain bytes.
+unsafe impl aya::Pod for ControlState {}
+// SAFETY: see the module comment.
+unsafe impl aya::Pod for Policy {}

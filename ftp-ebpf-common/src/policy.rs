@@ -1,0 +1,85 @@
+//! Policy written by user space at attach time and read by the data path.
+
+/// What a TCP port means to the firewall; `FTPCT_PORTS` holds one per port.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortClass {
+    /// Not guarded: inbound traffic passes untouched.
+    Open = 0,
+    /// A data port: inbound connections need an expectation or a tracked flow.
+    Guarded = 1,
+    /// An FTP control port: payload is parsed, traffic passes.
+    Control = 2,
+}
+
+impl PortClass {
+    /// Decodes the byte stored in the ports map; unknown values are treated as
+    /// guarded so that a corrupted entry can never open a port.
+    #[inline(always)]
+    pub fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Open,
+            2 => Self::Control,
+            _ => Self::Guarded,
+        }
+    }
+}
+
+/// Number of entries in the ports map (every TCP port).
+pub const PORT_COUNT: u32 = 65536;
+
+/// Default control port.
+pub const DEFAULT_CONTROL_PORT: u16 = 21;
+/// Default guarded range, the ports FTP servers hand out for data.
+pub const DEFAULT_DATA_PORTS: (u16, u16) = (1024, 65535);
+/// Default lifetime of an expectation, in seconds. The kernel's nf_conntrack_ftp
+/// keeps them 300 s; clients open the data connection within milliseconds, so a
+/// shorter window shrinks the time an announced port is open to guessing.
+pub const DEFAULT_EXPECT_TIMEOUT_SECS: u64 = 60;
+/// Default idle timeout of a tracked flow, in seconds (TCP keepalive's default
+/// interval, so idle but alive connections survive).
+pub const DEFAULT_FLOW_TIMEOUT_SECS: u64 = 7200;
+/// How long a flow stays after FIN or RST, so the closing handshake completes.
+pub const DEFAULT_CLOSING_TIMEOUT_SECS: u64 = 10;
+/// Longest control line the parser accepts an endpoint from.
+pub const DEFAULT_MAX_LINE: u16 = 512;
+/// Maximum number of control ports (the CLI accepts at most this many).
+pub const MAX_CONTROL_PORTS: usize = 8;
+
+/// `Policy::flags` bit: in addition, drop new inbound TCP to every open port.
+pub const POLICY_STRICT: u32 = 1;
+/// `Policy::flags` bit: allow `PORT`/`EPRT` to name ports below 1024.
+pub const POLICY_ALLOW_LOW_PORTS: u32 = 2;
+
+/// Timeouts and limits; the single entry of `FTPCT_POLICY`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Lifetime of an expectation, nanoseconds.
+    pub expect_timeout_ns: u64,
+    /// Idle timeout of a flow, nanoseconds.
+    pub flow_timeout_ns: u64,
+    /// Lifetime of a flow after FIN/RST, nanoseconds.
+    pub closing_timeout_ns: u64,
+    /// `POLICY_*` bits.
+    pub flags: u32,
+    /// Longest control line an endpoint is accepted from.
+    pub max_line: u16,
+    /// 0 until user space has written the policy; the programs pass everything
+    /// while it is 0 so that a half-initialised attach never drops traffic.
+    pub ready: u16,
+}
+
+impl Policy {
+    /// The policy with every default.
+    pub const fn defaults() -> Self {
+        Self {
+            expect_timeout_ns: DEFAULT_EXPECT_TIMEOUT_SECS * 1_000_000_000,
+            flow_timeout_ns: DEFAULT_FLOW_TIMEOUT_SECS * 1_000_000_000,
+            closing_timeout_ns: DEFAULT_CLOSING_TIMEOUT_SECS * 1_000_000_000,
+            flags: 0,
+            max_line: DEFAULT_MAX_LINE,
+            ready: 1,
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Inbound connections to guarded ports: a tracked flow passes; a SYN passes
+//! only by consuming a matching, unexpired expectation; everything else drops.
+
+use aya_ebpf::helpers::bpf_ktime_get_ns;
+use ftp_ebpf_common::{
+    counters::Counter,
+    flow::{ExpectKey, FlowKey, FlowValue, flow_origin, flow_state},
+    policy::Policy,
+};
+
+use crate::{
+    counters::count,
+    headers::{PacketInfo, tcp_flags},
+    maps::{FTPCT_EXPECT, FTPCT_FLOWS},
+};
+
+/// `BPF_ANY`: create or update.
+const BPF_ANY: u64 = 0;
+
+/// The verdict for an inbound packet to a guarded port.
+pub enum Verdict {
+    Pass,
+    Drop,
+}
+
+/// Flow key of an inbound packet.
+#[inline(always)]
+fn inbound_key(info: &PacketInfo) -> FlowKey {
+    FlowKey {
+        family: info.family,
+        _pad: [0; 3],
+        sport: info.sport,
+        dport: info.dport,
+        src: info.src,
+        dst: info.dst,
+    }
+}
+
+/// Decides an inbound packet to a guarded port.
+#[inline(always)]
+pub fn inbound(info: &PacketInfo, policy: &Policy) -> Verdict {
+    let key = inbound_key(info);
+    let now = unsafe { bpf_ktime_get_ns() };
+    if let Some(flow) = FTPCT_FLOWS.get_ptr_mut(&key) {
+        // SAFETY: pointer from a successful lookup; concurrent updates of these
+        // plain integers by another CPU are benign (last writer wins).
+        let flow = unsafe { &mut *flow };
+        let ttl = if flow.state == flow_state::CLOSING {
+            policy.closing_timeout_ns
+        } else {
+            policy.flow_timeout_ns
+        };
+        if now.wrapping_sub(flow.last_seen_ns) <= ttl {
+            if flow.state == flow_state::OPEN {
+                flow.last_seen_ns = now;
+                if info.flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
+                    flow.state = flow_state::CLOSING;
+                }
+            }
+            count(Counter::FlowPackets);
+            return Verdict::Pass;
+        }
+        // Idle too long: forget it and judge the packet as new.
+        let _ = FTPCT_FLOWS.remove(&key);
+    }
+    if !info.is_syn() {
+        let odd = info.flags & tcp_flags::SYN != 0 || info.flags == 0;
+        count(if odd {
+            Counter::BadFlagsDropped
+        } else {
+            Counter::UntrackedDropped
+        });
+        return Verdict::Drop;
+    }
+    admit_syn(info, &key, now)
+}
+
+/// Consumes the expectation matching a SYN (one-shot) and records the flow.
+#[inline(always)]
+fn admit_syn(info: &PacketInfo, key: &FlowKey, now: u64) -> Verdict {
+    let expect_key = ExpectKey {
+        family: info.family,
+        _pad: 0,
+        dport: info.dport,
+        src: info.src,
+        dst: info.dst,
+    };
+    // SAFETY: read-only copy of a value from a successful lookup.
+    let Some(expires) = (unsafe { FTPCT_EXPECT.get(&expect_key) }).map(|v| v.expires_ns) else {
+        count(Counter::SynDropped);
+        return Verdict::Drop;
+    };
+    // Removing is the claim: if another CPU removed it first, this SYN lost.
+    if FTPCT_EXPECT.remove(&expect_key).is_err() {
+        count(Counter::SynDropped);
+        return Verdict::Drop;
+    }
+    if now > expires {
+        count(Counter::SynExpired);
+        return Verdict::Drop;
+    }
+    record(key, flow_origin::ADMITTED, now);
+    count(Counter::SynAdmitted);
+    Verdict::Pass
+}
+
+/// Records a flow; a failure is counted (the connection then stalls rather
+/// than bypassing the table).
+#[inline(always)]
+pub fn record(key: &FlowKey, origin: u8, now: u64) {
+    let value = FlowValue {
+        last_seen_ns: now,
+        origin,
+        state: flow_state::OPEN,
+        _pad: [0; 6],
+    };
+    if FTPCT_FLOWS.insert(key, value, BPF_ANY).is_err() {
+        count(Counter::FlowMapFull);
+    }
+}
+
+/// Records a connection this host opens (its SYN leaves on egress), keyed as
+/// its replies will arrive.
+#[inline(always)]
+pub fn outbound_syn(info: &PacketInfo) {
+    let key = FlowKey {
+        family: info.family,
+        _pad: [0; 3],
+        sport: info.dport,
+        dport: info.sport,
+        src: info.dst,
+        dst: info.src,
+    };
+    let now = unsafe { bpf_ktime_get_ns() };
+    record(&key, flow_origin::OUTBOUND, now);
+    count(Counter::FlowsOutbound);
+}

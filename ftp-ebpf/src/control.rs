@@ -1,0 +1,446 @@
+//! Control connections: TCP sequence tracking per direction, the streaming
+//! parser fed byte by byte through `bpf_loop`, request/reply correlation, and
+//! the expectations that correlated replies create.
+//!
+//! A control connection's state is created only by the local end (its first
+//! payload, or its SYN when the local host is the client), or seeded by user
+//! space at attach. Nothing a remote peer sends can create one.
+
+use core::ffi::c_void;
+
+use aya_ebpf::helpers::{bpf_ktime_get_ns, generated::bpf_loop};
+use ftp_ebpf_common::{
+    Addr,
+    control::{ControlKey, ControlState, PENDING_SLOTS, Pending, control_flags},
+    counters::Counter,
+    family,
+    flow::{ExpectKey, ExpectValue, expect_kind},
+    parser::{Direction, LineKind, ParsedLine, Status, Verb},
+    policy::{POLICY_ALLOW_LOW_PORTS, Policy},
+};
+
+use crate::{
+    counters::count,
+    headers::{PacketInfo, tcp_flags},
+    maps::{CHUNK, FTPCT_CONTROL, FTPCT_EXPECT, FTPCT_POLICY, FTPCT_SCRATCH},
+    packet::Packet,
+    parse_step::{ftpct_feed_command, ftpct_feed_reply},
+};
+
+/// Payload bytes parsed per segment at most (`CHUNK` × this); the rest of a
+/// longer segment is skipped and the parser resynchronised at the next line.
+const MAX_CHUNKS: usize = 8;
+const BPF_ANY: u64 = 0;
+const BPF_NOEXIST: u64 = 1;
+/// Lowest port an announcement may name unless policy allows lower ones.
+const FIRST_UNPRIVILEGED_PORT: u16 = 1024;
+
+/// Who sent the packet, which decides whether it may create control state.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Arrived from the network: never creates state.
+    Remote,
+    /// Sent by a local FTP client.
+    LocalClient,
+    /// Sent by a local FTP server.
+    LocalServer,
+}
+
+/// Handles one packet of a control connection travelling in `dir`.
+#[inline(always)]
+pub fn on_packet<P: Packet>(pkt: &P, info: &PacketInfo, dir: Direction, origin: Origin) {
+    count(Counter::ControlPackets);
+    let key = control_key(info, dir);
+    let state = match FTPCT_CONTROL.get_ptr_mut(&key) {
+        Some(state) => state,
+        None => match create(&key, info, origin) {
+            Some(state) => state,
+            None => return,
+        },
+    };
+    // SAFETY: pointer from a successful lookup of this program's map; each
+    // direction's fields are written only by the program that sees it.
+    let state = unsafe { &mut *state };
+    state.last_seen_ns = unsafe { bpf_ktime_get_ns() };
+    if info.flags & tcp_flags::RST != 0 {
+        let _ = FTPCT_CONTROL.remove(&key);
+        return;
+    }
+    let d = dir as usize & 1;
+    let synced = if d == 0 {
+        control_flags::SEQ_C2S
+    } else {
+        control_flags::SEQ_S2C
+    };
+    if info.flags & tcp_flags::SYN != 0 {
+        state.next_seq[d] = info.seq.wrapping_add(1);
+        state.flags |= synced;
+        return;
+    }
+    if info.payload_len == 0 || state.flags & control_flags::TLS != 0 {
+        return;
+    }
+    if state.flags & synced == 0 {
+        state.next_seq[d] = info.seq;
+        state.flags |= synced;
+    }
+    let ahead = info.seq.wrapping_sub(state.next_seq[d]) as i32;
+    let start = if ahead > 0 {
+        // Bytes are missing: drop the partial line, resume at the next one.
+        count(Counter::ControlGaps);
+        state.parsers[d].resync();
+        0
+    } else {
+        let seen = ahead.unsigned_abs();
+        if seen >= info.payload_len {
+            count(Counter::ControlRetransmits);
+            return;
+        }
+        seen
+    };
+    count(Counter::ControlPayloads);
+    feed_payload(pkt, info, state, &key, dir, start);
+    state.next_seq[d] = info.seq.wrapping_add(info.payload_len);
+}
+
+/// The control connection a packet belongs to, client side first.
+#[inline(always)]
+fn control_key(info: &PacketInfo, dir: Direction) -> ControlKey {
+    match dir {
+        Direction::ClientToServer => ControlKey {
+            family: info.family,
+            _pad: [0; 3],
+            client_port: info.sport,
+            server_port: info.dport,
+            client: info.src,
+            server: info.dst,
+        },
+        Direction::ServerToClient => ControlKey {
+            family: info.family,
+            _pad: [0; 3],
+            client_port: info.dport,
+            server_port: info.sport,
+            client: info.dst,
+            server: info.src,
+        },
+    }
+}
+
+/// Creates state for a control connection the local end is using.
+#[inline(always)]
+fn create(key: &ControlKey, info: &PacketInfo, origin: Origin) -> Option<*mut ControlState> {
+    let flags = match origin {
+        Origin::Remote => return None,
+        // A server's first payload (its banner) proves the handshake completed.
+        Origin::LocalServer if info.payload_len > 0 => control_flags::LOCAL_SERVER,
+        Origin::LocalClient if info.payload_len > 0 || info.is_syn() => control_flags::LOCAL_CLIENT,
+        _ => return None,
+    };
+    let scratch = FTPCT_SCRATCH.get_ptr(0)?;
+    // SAFETY: per-CPU scratch from a successful lookup; `zero_control` is never
+    // written, so it is all zeroes (a fresh state).
+    let zero = unsafe { &(*scratch).zero_control };
+    if FTPCT_CONTROL.insert(key, zero, BPF_NOEXIST).is_err() && FTPCT_CONTROL.get_ptr(key).is_none()
+    {
+        count(Counter::ControlMapFull);
+        return None;
+    }
+    let state = FTPCT_CONTROL.get_ptr_mut(key)?;
+    // SAFETY: pointer from a successful lookup.
+    unsafe { (*state).flags |= flags };
+    Some(state)
+}
+
+/// What the `bpf_loop` callback needs; lives on the caller's stack.
+#[repr(C)]
+struct FeedCtx {
+    chunk: *const u8,
+    state: *mut ControlState,
+    key: *const ControlKey,
+    policy: *const Policy,
+    max_line: u16,
+    dir: u8,
+}
+
+/// Copies the payload from `start` in chunks and runs the parser over it.
+#[inline(always)]
+fn feed_payload<P: Packet>(
+    pkt: &P,
+    info: &PacketInfo,
+    state: &mut ControlState,
+    key: &ControlKey,
+    dir: Direction,
+    start: u32,
+) {
+    let (Some(scratch), Some(policy)) = (FTPCT_SCRATCH.get_ptr_mut(0), FTPCT_POLICY.get_ptr(0))
+    else {
+        return;
+    };
+    // SAFETY: per-CPU scratch from a successful lookup.
+    let chunk = unsafe { (*scratch).chunk.as_mut_ptr() };
+    let mut ctx = FeedCtx {
+        chunk,
+        state,
+        key,
+        policy,
+        // SAFETY: pointer from a successful array lookup.
+        max_line: unsafe { (*policy).max_line },
+        dir: dir as u8,
+    };
+    let len = info.payload_len;
+    let mut done = start;
+    for _ in 0..MAX_CHUNKS {
+        if done >= len {
+            break;
+        }
+        // 1..=CHUNK in a form the verifier can prove (the helper rejects 0).
+        let n = ((len - done - 1) & (CHUNK as u32 - 1)) + 1;
+        let n = if len - done > CHUNK as u32 {
+            CHUNK as u32
+        } else {
+            n
+        };
+        if !pkt.load_bytes(info.payload_off + done, chunk, n) {
+            break;
+        }
+        // SAFETY: the callback only dereferences the pointers in `ctx`, all of
+        // which point to map values or this stack frame for the whole call.
+        unsafe {
+            bpf_loop(
+                n,
+                feed_byte as *mut c_void,
+                (&mut ctx as *mut FeedCtx).cast(),
+                0,
+            )
+        };
+        done += n;
+    }
+    if done < len {
+        count(Counter::ControlTruncated);
+        state.parsers[dir as usize & 1].resync();
+    }
+}
+
+/// `bpf_loop` callback: feeds byte `index` of the chunk to the parser.
+extern "C" fn feed_byte(index: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: `ctx` is the FeedCtx passed to bpf_loop by `feed_payload`.
+    let ctx = unsafe { &*(ctx as *const FeedCtx) };
+    // SAFETY: the index is masked into the CHUNK-byte scratch buffer.
+    let byte = unsafe { *ctx.chunk.add(index as usize & (CHUNK - 1)) };
+    // SAFETY: `state` points to the control map value for this whole run.
+    let state = unsafe { &mut *ctx.state };
+    let d = ctx.dir as usize & 1;
+    let parser: *mut _ = &mut state.parsers[d];
+    let (byte, max_line) = (u32::from(byte), u32::from(ctx.max_line));
+    let done = if d == 0 {
+        ftpct_feed_command(parser, byte, max_line)
+    } else {
+        ftpct_feed_reply(parser, byte, max_line)
+    };
+    if done != 0 {
+        let parser = &state.parsers[d];
+        let line = *parser.parsed();
+        // SAFETY: key and policy point to the caller's stack and a map value.
+        let (key, policy) = unsafe { (&*ctx.key, &*ctx.policy) };
+        match line.kind {
+            LineKind::Command => on_command(state, key, policy, &line),
+            LineKind::Reply => on_reply(state, key, policy, &line),
+            LineKind::None => {}
+        }
+    }
+    0
+}
+
+/// Queues a command for correlation with its reply.
+#[inline(always)]
+fn on_command(state: &mut ControlState, key: &ControlKey, policy: &Policy, line: &ParsedLine) {
+    count(Counter::Commands);
+    let mut pending = Pending {
+        seq: state.pushed,
+        verb: Verb::Other as u8,
+        _pad: 0,
+        port: 0,
+        addr: [0; 16],
+    };
+    match line.verb {
+        Verb::Pasv | Verb::Epsv | Verb::AuthTls => pending.verb = line.verb as u8,
+        Verb::Port | Verb::Eprt => {
+            if active_endpoint_ok(key, policy, line) {
+                pending.verb = line.verb as u8;
+                pending.port = line.endpoint.port;
+                pending.addr = line.endpoint.addr;
+            }
+        }
+        _ => {}
+    }
+    state.pending[state.pushed as usize & (PENDING_SLOTS - 1)] = pending;
+    state.pushed = state.pushed.wrapping_add(1);
+}
+
+/// Validates a `PORT`/`EPRT` endpoint against the control connection (no
+/// bounce, same family, no privileged port), counting the reason if not.
+#[inline(always)]
+fn active_endpoint_ok(key: &ControlKey, policy: &Policy, line: &ParsedLine) -> bool {
+    match line.status {
+        Status::Ok => {}
+        Status::Refused => {
+            count(Counter::for_refusal(line.reason));
+            return false;
+        }
+        Status::NotApplicable => return false,
+    }
+    let ep = &line.endpoint;
+    let refusal = if ep.family != key.family {
+        Some(Counter::RefusedFamilyMismatch)
+    } else if !same_addr(&ep.addr, &key.client) {
+        Some(Counter::RefusedBounce)
+    } else if low_port(ep.port, policy) {
+        Some(Counter::RefusedLowPort)
+    } else {
+        None
+    };
+    match refusal {
+        Some(counter) => {
+            count(counter);
+            false
+        }
+        None => true,
+    }
+}
+
+/// Pops the command a final reply answers and acts on the pair.
+#[inline(always)]
+fn on_reply(state: &mut ControlState, key: &ControlKey, policy: &Policy, line: &ParsedLine) {
+    count(Counter::Replies);
+    if line.code < 200 {
+        // 1xx is preliminary; the command's final reply follows.
+        return;
+    }
+    let announces = line.code == 227 || line.code == 229;
+    if state.popped == state.pushed {
+        // Unsolicited (greeting, 421); an announcement here answers nothing.
+        if announces {
+            count(Counter::RefusedUncorrelated);
+        }
+        return;
+    }
+    let seq = state.popped;
+    let pending = state.pending[seq as usize & (PENDING_SLOTS - 1)];
+    state.popped = seq.wrapping_add(1);
+    // A slot overwritten by a newer command (queue overflow) answers nothing.
+    let verb = if pending.seq == seq {
+        pending.verb
+    } else {
+        Verb::Other as u8
+    };
+    if announces {
+        passive_reply(state, key, policy, line, verb);
+    } else if line.code == 234 && verb == Verb::AuthTls as u8 {
+        state.flags |= control_flags::TLS;
+        count(Counter::ControlTls);
+    } else if line.code == 200 && (verb == Verb::Port as u8 || verb == Verb::Eprt as u8) {
+        if state.flags & control_flags::LOCAL_CLIENT != 0 {
+            let kind = if verb == Verb::Port as u8 {
+                expect_kind::PORT
+            } else {
+                expect_kind::EPRT
+            };
+            // The server connects from its own address to the client's port.
+            expect(key, &key.server, &pending.addr, pending.port, kind, policy);
+        }
+    }
+}
+
+/// A `227`/`229` answering the popped command `verb`.
+#[inline(always)]
+fn passive_reply(
+    state: &ControlState,
+    key: &ControlKey,
+    policy: &Policy,
+    line: &ParsedLine,
+    verb: u8,
+) {
+    let (wanted, kind) = if line.code == 227 {
+        (Verb::Pasv as u8, expect_kind::PASV)
+    } else {
+        (Verb::Epsv as u8, expect_kind::EPSV)
+    };
+    if verb != wanted {
+        count(Counter::RefusedUncorrelated);
+        return;
+    }
+    match line.status {
+        Status::Ok => {}
+        Status::Refused => {
+            count(Counter::for_refusal(line.reason));
+            return;
+        }
+        Status::NotApplicable => {
+            count(Counter::RefusedNoAddress);
+            return;
+        }
+    }
+    let ep = &line.endpoint;
+    // 227 names an address: it must be the server's own end of the control
+    // connection (and so IPv4). 229 names only a port.
+    if line.code == 227 && (key.family != family::V4 || !same_addr(&ep.addr, &key.server)) {
+        count(Counter::RefusedAddressMismatch);
+        return;
+    }
+    if low_port(ep.port, policy) {
+        count(Counter::RefusedLowPort);
+        return;
+    }
+    if state.flags & control_flags::LOCAL_SERVER != 0 {
+        expect(key, &key.client, &key.server, ep.port, kind, policy);
+    }
+}
+
+#[inline(always)]
+fn low_port(port: u16, policy: &Policy) -> bool {
+    port < FIRST_UNPRIVILEGED_PORT && policy.flags & POLICY_ALLOW_LOW_PORTS == 0
+}
+
+#[inline(always)]
+fn same_addr(a: &Addr, b: &Addr) -> bool {
+    let (a, b) = (addr_words(a), addr_words(b));
+    a[0] == b[0] && a[1] == b[1]
+}
+
+#[inline(always)]
+fn addr_words(a: &Addr) -> [u64; 2] {
+    let mut lo = [0u8; 8];
+    let mut hi = [0u8; 8];
+    lo.copy_from_slice(&a[..8]);
+    hi.copy_from_slice(&a[8..]);
+    [u64::from_ne_bytes(lo), u64::from_ne_bytes(hi)]
+}
+
+/// Records that `src` may open one connection to `dst`:`port`.
+#[inline(always)]
+fn expect(key: &ControlKey, src: &Addr, dst: &Addr, port: u16, kind: u8, policy: &Policy) {
+    let expect_key = ExpectKey {
+        family: key.family,
+        _pad: 0,
+        dport: port,
+        src: *src,
+        dst: *dst,
+    };
+    let value = ExpectValue {
+        expires_ns: unsafe { bpf_ktime_get_ns() }.wrapping_add(policy.expect_timeout_ns),
+        kind,
+        _pad: [0; 3],
+        ctrl_client_port: key.client_port,
+        ctrl_server_port: key.server_port,
+    };
+    if FTPCT_EXPECT.insert(&expect_key, &value, BPF_ANY).is_err() {
+        count(Counter::RefusedExpectFull);
+        return;
+    }
+    count(match kind {
+        expect_kind::PASV => Counter::ExpectPasv,
+        expect_kind::EPSV => Counter::ExpectEpsv,
+        expect_kind::PORT => Counter::ExpectPort,
+        _ => Counter::ExpectEprt,
+    });
+}

@@ -1,0 +1,71 @@
+//! The XDP program's body.
+
+use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use ftp_ebpf_common::{counters::Counter, parser::Direction, policy::PortClass};
+
+use crate::{
+    conntrack::{self, Verdict},
+    control::{self, Origin},
+    counters::count,
+    headers::{self, L4, PacketInfo},
+    maps::{FTPCT_POLICY, FTPCT_PORTS},
+};
+
+#[inline(always)]
+pub fn run(ctx: &XdpContext) -> u32 {
+    count(Counter::IngressPackets);
+    let Some(policy) = FTPCT_POLICY.get(0) else {
+        return xdp_action::XDP_PASS;
+    };
+    if policy.ready == 0 {
+        return xdp_action::XDP_PASS;
+    }
+    let mut info = PacketInfo::empty();
+    match headers::parse(ctx, &mut info) {
+        L4::Tcp => {}
+        L4::Other => {
+            count(Counter::PassedOther);
+            return xdp_action::XDP_PASS;
+        }
+        L4::Malformed => {
+            count(Counter::PassedUnparsed);
+            return xdp_action::XDP_PASS;
+        }
+        L4::TcpFragment => {
+            count(Counter::FragmentsDropped);
+            return xdp_action::XDP_DROP;
+        }
+        L4::Unverifiable => {
+            count(Counter::UnverifiableDropped);
+            return xdp_action::XDP_DROP;
+        }
+    }
+    let dclass = port_class(info.dport);
+    if dclass == PortClass::Control {
+        // A remote client talking to a local server's control port.
+        control::on_packet(ctx, &info, Direction::ClientToServer, Origin::Remote);
+        return xdp_action::XDP_PASS;
+    }
+    if port_class(info.sport) == PortClass::Control {
+        // A remote server answering a local client; the packet still goes
+        // through the guarded-port check below (it arrives at a local port).
+        control::on_packet(ctx, &info, Direction::ServerToClient, Origin::Remote);
+    }
+    if dclass != PortClass::Guarded {
+        count(Counter::PassedOther);
+        return xdp_action::XDP_PASS;
+    }
+    match conntrack::inbound(&info, policy) {
+        Verdict::Pass => xdp_action::XDP_PASS,
+        Verdict::Drop => xdp_action::XDP_DROP,
+    }
+}
+
+/// The class of a port; a missing entry (impossible for an array) is guarded.
+#[inline(always)]
+pub fn port_class(port: u16) -> PortClass {
+    match FTPCT_PORTS.get(port as u32) {
+        Some(v) => PortClass::from_u8(*v),
+        None => PortClass::Guarded,
+    }
+}

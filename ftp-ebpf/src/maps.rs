@@ -1,0 +1,54 @@
+//! The maps shared by both programs. Names must match
+//! `ftp_ebpf_common::map_names`; sizes are defaults user space may override.
+
+use aya_ebpf::{
+    btf_maps::{Array, HashMap, LruHashMap, PerCpuArray},
+    macros::btf_map,
+};
+use ftp_ebpf_common::{
+    control::{ControlKey, ControlState},
+    counters::COUNTER_COUNT,
+    flow::{ExpectKey, ExpectValue, FlowKey, FlowValue},
+    policy::{PORT_COUNT, Policy},
+};
+
+/// Default capacity of the expectation table. A plain hash, not LRU: a client
+/// flooding `PASV` must not evict other clients' expectations; when full, new
+/// ones are refused and counted.
+pub const EXPECT_ENTRIES: usize = 65_536;
+/// Default capacity of the flow table (LRU: the oldest idle flow goes first).
+pub const FLOW_ENTRIES: usize = 262_144;
+/// Default capacity of the control-connection table.
+pub const CONTROL_ENTRIES: usize = 16_384;
+
+/// Bytes of payload copied per parser pass.
+pub const CHUNK: usize = 256;
+
+#[btf_map]
+pub static FTPCT_PORTS: Array<u8, { PORT_COUNT as usize }> = Array::new();
+
+#[btf_map]
+pub static FTPCT_POLICY: Array<Policy, 1> = Array::new();
+
+#[btf_map]
+pub static FTPCT_EXPECT: HashMap<ExpectKey, ExpectValue, EXPECT_ENTRIES> = HashMap::new();
+
+#[btf_map]
+pub static FTPCT_FLOWS: LruHashMap<FlowKey, FlowValue, FLOW_ENTRIES> = LruHashMap::new();
+
+#[btf_map]
+pub static FTPCT_CONTROL: LruHashMap<ControlKey, ControlState, CONTROL_ENTRIES> = LruHashMap::new();
+
+#[btf_map]
+pub static FTPCT_COUNTERS: PerCpuArray<u64, { COUNTER_COUNT as usize }> = PerCpuArray::new();
+
+/// Per-CPU scratch space: a payload chunk for the parser, and an all-zero
+/// control state to insert new entries from (too big for the 512-byte stack).
+#[repr(C)]
+pub struct Scratch {
+    pub chunk: [u8; CHUNK],
+    pub zero_control: ControlState,
+}
+
+#[btf_map]
+pub static FTPCT_SCRATCH: PerCpuArray<Scratch, 1> = PerCpuArray::new();

@@ -1,0 +1,298 @@
+//! Loading, configuring, attaching and pinning — and undoing all of it when any
+//! step fails, so a failed attach leaves nothing behind.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, MapData},
+    programs::{
+        LinkOrder, ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        tc::TcAttachOptions,
+    },
+};
+use ftp_ebpf_common::{
+    control::{ControlKey, ControlState},
+    flow::{FlowKey, FlowValue},
+    map_names,
+    policy::{POLICY_ALLOW_LOW_PORTS, PORT_COUNT, Policy, PortClass},
+    program_names,
+};
+
+use crate::{
+    pins::{self, LINK_EGRESS, LINK_INGRESS, PROG_EGRESS, PROG_INGRESS},
+    portspec::{self, PortRange},
+    privileges, seed,
+};
+
+/// The eBPF object built by build.rs.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ftp-ebpf"));
+
+/// Everything `ftpct attach` needs, already validated.
+#[derive(Clone, Debug)]
+pub struct AttachConfig {
+    /// Interface to guard.
+    pub iface: String,
+    /// FTP control ports.
+    pub control_ports: Vec<u16>,
+    /// Data port range to guard.
+    pub data_ports: PortRange,
+    /// Ports inside the data range that stay open.
+    pub allow_ports: Vec<PortRange>,
+    /// Expectation lifetime.
+    pub expect_timeout_secs: u64,
+    /// Flow idle timeout.
+    pub flow_timeout_secs: u64,
+    /// Whether `PORT`/`EPRT`/`227`/`229` may name ports below 1024.
+    pub allow_low_ports: bool,
+    /// Capacity of the expectation table.
+    pub max_expectations: u32,
+    /// Capacity of the flow table.
+    pub max_flows: u32,
+    /// Pin root (bpffs).
+    pub pin_root: PathBuf,
+    /// aya-log level compiled into the programs' global (0 = off).
+    pub log_level: u8,
+}
+
+/// Loads, configures, attaches and pins. On error everything created is
+/// removed again. Returns the loaded object (for `ftpct run`'s logs).
+pub fn attach(cfg: &AttachConfig) -> Result<Ebpf> {
+    privileges::require_bpf_admin("ftpct attach")?;
+    let ifindex = ifindex(&cfg.iface)?;
+    let root_existed = cfg.pin_root.exists();
+    pins::prepare_root(&cfg.pin_root)?;
+    let result = attach_under_root(cfg, ifindex);
+    if result.is_err() && !root_existed {
+        // Only an empty directory goes; never anything another attach pinned.
+        let _ = fs::remove_dir(&cfg.pin_root);
+    }
+    result
+}
+
+fn attach_under_root(cfg: &AttachConfig, ifindex: u32) -> Result<Ebpf> {
+    let dir = pins::iface_dir(&cfg.pin_root, &cfg.iface);
+    if dir.exists() {
+        bail!(
+            "already attached to {} (pins in {}); run `ftpct detach {}` first",
+            cfg.iface,
+            dir.display(),
+            cfg.iface
+        );
+    }
+    let mut ebpf = load(cfg)?;
+    let classes = portspec::classify(&cfg.control_ports, cfg.data_ports, &cfg.allow_ports);
+    configure(&mut ebpf, cfg, &classes)?;
+    fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    match attach_and_pin(&mut ebpf, cfg, ifindex, &dir, &classes) {
+        Ok(()) => Ok(ebpf),
+        Err(err) => {
+            if let Err(cleanup) = pins::remove_iface_dir(&dir) {
+                log::warn!("cleanup after failed attach: {cleanup:#}");
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Detaches by removing the interface's pins (links first).
+pub fn detach(pin_root: &Path, iface: &str) -> Result<()> {
+    privileges::require_bpf_admin("ftpct detach")?;
+    let dir = pins::iface_dir(pin_root, iface);
+    if !dir.exists() {
+        bail!("not attached to {iface} (no pins in {})", dir.display());
+    }
+    pins::remove_iface_dir(&dir)
+}
+
+fn ifindex(iface: &str) -> Result<u32> {
+    let name = std::ffi::CString::new(iface).map_err(|_| anyhow!("invalid interface name"))?;
+    // SAFETY: name is a valid NUL-terminated string.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        bail!("no such interface: {iface} (see `ip link`)");
+    }
+    Ok(index)
+}
+
+fn load(cfg: &AttachConfig) -> Result<Ebpf> {
+    let mut loader = EbpfLoader::new();
+    loader
+        .map_max_entries(map_names::EXPECTATIONS, cfg.max_expectations)
+        .map_max_entries(map_names::FLOWS, cfg.max_flows)
+        .override_global(aya_log::LEVEL, &cfg.log_level, false);
+    let mut ebpf = loader
+        .load(EBPF_OBJECT)
+        .context("creating the BPF maps (does this kernel support BPF with BTF?)")?;
+    for name in [program_names::INGRESS, program_names::EGRESS] {
+        let program = ebpf
+            .program_mut(name)
+            .ok_or_else(|| anyhow!("program {name} missing from the object"))?;
+        let result = match name {
+            program_names::INGRESS => {
+                let xdp: &mut Xdp = program.try_into()?;
+                xdp.load()
+            }
+            _ => {
+                let tc: &mut SchedClassifier = program.try_into()?;
+                tc.load()
+            }
+        };
+        result.map_err(|err| verifier_error(name, err))?;
+    }
+    Ok(ebpf)
+}
+
+/// Turns a load failure into one clear message with the verifier's last words.
+fn verifier_error(name: &str, err: ProgramError) -> anyhow::Error {
+    match err {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            let tail: Vec<&str> = log.lines().rev().take(12).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            anyhow!(
+                "the kernel refused to load {name} ({io_error}); the kernel may lack a needed \
+                 feature (bpf_loop: Linux 5.17+, tcx: 6.6+). Verifier said:\n{}",
+                tail.join("\n")
+            )
+        }
+        other => anyhow!(other).context(format!("loading {name}")),
+    }
+}
+
+/// Writes the port classes and the policy. `ready` is set last.
+fn configure(ebpf: &mut Ebpf, cfg: &AttachConfig, classes: &[PortClass]) -> Result<()> {
+    let mut ports: Array<_, u8> = Array::try_from(
+        ebpf.map_mut(map_names::PORTS)
+            .ok_or_else(|| anyhow!("map {} missing", map_names::PORTS))?,
+    )?;
+    for port in 0..PORT_COUNT {
+        let class = classes[port as usize];
+        if class != PortClass::Open {
+            ports
+                .set(port, class as u8, 0)
+                .with_context(|| format!("writing port class of {port}"))?;
+        }
+    }
+    let mut policy = Policy::defaults();
+    policy.expect_timeout_ns = cfg.expect_timeout_secs.saturating_mul(1_000_000_000);
+    policy.flow_timeout_ns = cfg.flow_timeout_secs.saturating_mul(1_000_000_000);
+    if cfg.allow_low_ports {
+        policy.flags |= POLICY_ALLOW_LOW_PORTS;
+    }
+    let mut map: Array<_, Policy> = Array::try_from(
+        ebpf.map_mut(map_names::POLICY)
+            .ok_or_else(|| anyhow!("map {} missing", map_names::POLICY))?,
+    )?;
+    map.set(0, policy, 0).context("writing the policy")?;
+    Ok(())
+}
+
+fn attach_and_pin(
+    ebpf: &mut Ebpf,
+    cfg: &AttachConfig,
+    ifindex: u32,
+    dir: &Path,
+    classes: &[PortClass],
+) -> Result<()> {
+    for name in map_names::ALL {
+        let map = ebpf
+            .map(name)
+            .ok_or_else(|| anyhow!("map {name} missing"))?;
+        map.pin(dir.join(name))
+            .with_context(|| format!("pinning map {name}"))?;
+    }
+    seed_tables(ebpf, classes)?;
+
+    // Egress first: from then on connections this host opens are recorded,
+    // so nothing it starts while ingress is being attached gets dropped.
+    let tc: &mut SchedClassifier = program(ebpf, program_names::EGRESS)?.try_into()?;
+    tc.pin(dir.join(PROG_EGRESS))
+        .context("pinning the egress program")?;
+    let link_id = tc
+        .attach_with_options(
+            &cfg.iface,
+            TcAttachType::Egress,
+            TcAttachOptions::TcxOrder(LinkOrder::default()),
+        )
+        .map_err(|err| {
+            anyhow!(err).context(format!(
+                "attaching the egress program to {} with tcx (needs Linux 6.6+)",
+                cfg.iface
+            ))
+        })?;
+    let link: FdLink = tc.take_link(link_id)?.try_into()?;
+    pin_link(link, &dir.join(LINK_EGRESS))?;
+
+    let xdp: &mut Xdp = program(ebpf, program_names::INGRESS)?.try_into()?;
+    xdp.pin(dir.join(PROG_INGRESS))
+        .context("pinning the ingress program")?;
+    let link_id = xdp
+        .attach_to_if_index(ifindex, XdpMode::Default)
+        .map_err(|err| {
+            anyhow!(err).context(format!(
+                "attaching the XDP program to {} (is another XDP program attached? see `ip link show {}`)",
+                cfg.iface, cfg.iface
+            ))
+        })?;
+    let link: FdLink = xdp.take_link(link_id)?.try_into().map_err(|_| {
+        anyhow!("this kernel attached XDP without a bpf_link; ftpct needs Linux 5.9+")
+    })?;
+    pin_link(link, &dir.join(LINK_INGRESS))?;
+
+    // Connections that appeared between the first seeding and the attach.
+    seed_tables(ebpf, classes)
+}
+
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::programs::Program> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| anyhow!("program {name} missing from the object"))
+}
+
+fn pin_link(link: FdLink, path: &Path) -> Result<PinnedLink> {
+    link.pin(path)
+        .with_context(|| format!("pinning link {}", path.display()))
+}
+
+/// Copies live connections from the socket table into the flow and control maps.
+fn seed_tables(ebpf: &mut Ebpf, classes: &[PortClass]) -> Result<()> {
+    let sockets = seed::read_sockets()?;
+    let now = monotonic_ns();
+    let mut flows: HashMap<&mut MapData, FlowKey, FlowValue> = HashMap::try_from(
+        ebpf.map_mut(map_names::FLOWS)
+            .ok_or_else(|| anyhow!("map {} missing", map_names::FLOWS))?,
+    )?;
+    for (key, value) in seed::flows(&sockets, classes, now) {
+        flows
+            .insert(key, value, 0)
+            .context("seeding the flow table")?;
+    }
+    let mut controls: HashMap<&mut MapData, ControlKey, ControlState> = HashMap::try_from(
+        ebpf.map_mut(map_names::CONTROL)
+            .ok_or_else(|| anyhow!("map {} missing", map_names::CONTROL))?,
+    )?;
+    for (key, value) in seed::controls(&sockets, classes) {
+        // BPF_NOEXIST: never overwrite state the programs already track.
+        let _ = controls.insert(key, value, 1);
+    }
+    Ok(())
+}
+
+/// CLOCK_MONOTONIC in nanoseconds, the clock `bpf_ktime_get_ns` reads.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}

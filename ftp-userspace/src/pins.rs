@@ -1,0 +1,188 @@
+//! Where pins live: the pin root (flag, `FTPCT_PIN_ROOT`, or the default),
+//! making sure it is a bpffs that outlives this process, and the per-interface
+//! layout `<root>/<iface>/{prog_*,link_*,FTPCT_*}`.
+
+use std::{
+    ffi::CString,
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+/// Default pin root.
+pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf/ftpct";
+/// Environment variable overriding the default pin root.
+pub const PIN_ROOT_ENV: &str = "FTPCT_PIN_ROOT";
+/// Pinned XDP link (removing it detaches the ingress program).
+pub const LINK_INGRESS: &str = "link_ingress";
+/// Pinned tcx link (removing it detaches the egress program).
+pub const LINK_EGRESS: &str = "link_egress";
+/// Pinned ingress program.
+pub const PROG_INGRESS: &str = "prog_ingress";
+/// Pinned egress program.
+pub const PROG_EGRESS: &str = "prog_egress";
+
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// The pin root from the flag, else the environment, else the default.
+pub fn resolve_root(flag: Option<&Path>) -> PathBuf {
+    if let Some(path) = flag {
+        return path.to_path_buf();
+    }
+    match std::env::var_os(PIN_ROOT_ENV) {
+        Some(value) if !value.is_empty() => PathBuf::from(value),
+        _ => PathBuf::from(DEFAULT_PIN_ROOT),
+    }
+}
+
+/// The directory holding one interface's pins.
+pub fn iface_dir(root: &Path, iface: &str) -> PathBuf {
+    root.join(iface)
+}
+
+/// Whether `path` is on a bpf filesystem.
+pub fn is_bpffs(path: &Path) -> Result<bool> {
+    let c_path = CString::new(path.as_os_str().as_encoded_bytes())
+        .with_context(|| format!("invalid path {}", path.display()))?;
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c_path is a valid NUL-terminated string and stat a valid out-pointer.
+    let rc = unsafe { libc::statfs(c_path.as_ptr(), &mut stat) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("statfs {}", path.display()));
+    }
+    Ok(stat.f_type as i64 == BPF_FS_MAGIC)
+}
+
+/// Makes sure `root` exists on a bpffs that stays mounted after this process
+/// exits, mounting one if needed. Refuses inside `ip netns exec`, whose private
+/// mount namespace (with its own /sys) disappears with the command.
+pub fn prepare_root(root: &Path) -> Result<()> {
+    if root.exists() && is_bpffs(root)? {
+        if in_ip_netns_exec() && root.starts_with("/sys") {
+            bail!(private_mount_ns_message(root));
+        }
+        return Ok(());
+    }
+    let mount_point = bpffs_mount_point(root);
+    if mount_point.exists() && is_bpffs(&mount_point)? {
+        if in_ip_netns_exec() && root.starts_with("/sys") {
+            bail!(private_mount_ns_message(root));
+        }
+    } else {
+        if in_ip_netns_exec() {
+            bail!(private_mount_ns_message(root));
+        }
+        fs::create_dir_all(&mount_point)
+            .with_context(|| format!("creating {}", mount_point.display()))?;
+        mount_bpffs(&mount_point)?;
+    }
+    fs::create_dir_all(root).with_context(|| format!("creating pin root {}", root.display()))?;
+    if !is_bpffs(root)? {
+        bail!("{} is not on a bpf filesystem", root.display());
+    }
+    Ok(())
+}
+
+/// Where to mount bpffs for `root`: the conventional /sys/fs/bpf when the root
+/// is below it, else the root itself.
+fn bpffs_mount_point(root: &Path) -> PathBuf {
+    let conventional = Path::new("/sys/fs/bpf");
+    if root.starts_with(conventional) {
+        conventional.to_path_buf()
+    } else {
+        root.to_path_buf()
+    }
+}
+
+fn mount_bpffs(at: &Path) -> Result<()> {
+    let target = CString::new(at.as_os_str().as_encoded_bytes())?;
+    let fstype = c"bpf";
+    // SAFETY: all pointers are valid NUL-terminated strings; data may be NULL.
+    let rc = unsafe {
+        libc::mount(
+            fstype.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("mounting bpffs on {}", at.display()));
+    }
+    Ok(())
+}
+
+fn private_mount_ns_message(root: &Path) -> String {
+    format!(
+        "running inside `ip netns exec`: it gives the command a private /sys, so pins under {} \
+         would vanish when ftpct exits and protection with them. Run \
+         `nsenter --net=/run/netns/NAME ftpct ...` instead, or pass --pin-root on a bpffs \
+         mounted outside /sys in the host (e.g. `mount -t bpf bpf /run/ftpct-bpf`)",
+        root.display()
+    )
+}
+
+/// `ip netns exec` mounts a fresh sysfs on /sys whose source is the namespace
+/// name; it also leaves the command in a mount namespace its parent is not in.
+fn in_ip_netns_exec() -> bool {
+    let sys_from_netns = fs::read_to_string("/proc/self/mountinfo")
+        .map(|info| {
+            info.lines().any(|line| {
+                let fields: Vec<&str> = line.split(' ').collect();
+                let Some(sep) = fields.iter().position(|f| *f == "-") else {
+                    return false;
+                };
+                fields.get(4) == Some(&"/sys")
+                    && fields.get(sep + 1) == Some(&"sysfs")
+                    && fields
+                        .get(sep + 2)
+                        .is_some_and(|src| Path::new("/run/netns").join(src).exists())
+            })
+        })
+        .unwrap_or(false);
+    let parent = format!("/proc/{}/ns/mnt", std::os::unix::process::parent_id());
+    let differs_from_parent = match (fs::read_link("/proc/self/ns/mnt"), fs::read_link(parent)) {
+        (Ok(mine), Ok(parents)) => mine != parents,
+        _ => false,
+    };
+    sys_from_netns || differs_from_parent
+}
+
+/// Interfaces that have a pin directory under `root`, sorted.
+pub fn attached_interfaces(root: &Path) -> Result<Vec<String>> {
+    if !root.exists() {
+        return Ok(Vec::new());
+    }
+    let mut names = Vec::new();
+    for entry in fs::read_dir(root).with_context(|| format!("reading {}", root.display()))? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Removes every pin in an interface directory and the directory itself.
+/// Links go first, so the programs are detached before anything else goes.
+pub fn remove_iface_dir(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    for link in [LINK_INGRESS, LINK_EGRESS] {
+        let path = dir.join(link);
+        if path.exists() {
+            fs::remove_file(&path).with_context(|| format!("unpinning {}", path.display()))?;
+        }
+    }
+    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        fs::remove_file(&path).with_context(|| format!("unpinning {}", path.display()))?;
+    }
+    fs::remove_dir(dir).with_context(|| format!("removing {}", dir.display()))
+}

@@ -1,0 +1,134 @@
+//! `ftpct status`: per interface, the programs, policy, table fill and counters.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use aya::{
+    maps::{Array, MapData},
+    programs::{ProgramInfo, links::PinnedLink},
+};
+use ftp_ebpf_common::{
+    map_names,
+    policy::{POLICY_ALLOW_LOW_PORTS, Policy, PortClass},
+};
+use serde::Serialize;
+
+use crate::{
+    pins::{self, LINK_EGRESS, LINK_INGRESS, PROG_EGRESS, PROG_INGRESS},
+    portspec, tables,
+};
+
+/// Status of one guarded interface.
+#[derive(Serialize)]
+pub struct IfaceStatus {
+    /// Interface name.
+    pub iface: String,
+    /// Pin directory.
+    pub pins: String,
+    /// Kernel id of the XDP program.
+    pub ingress_prog_id: u32,
+    /// Kernel id of the TC program.
+    pub egress_prog_id: u32,
+    /// Kernel ids of the XDP and tcx links (0 if missing).
+    pub link_ids: (u32, u32),
+    /// Control ports, as ranges.
+    pub control_ports: String,
+    /// Guarded ports, as ranges.
+    pub guarded_ports: String,
+    /// Expectation lifetime.
+    pub expect_timeout_secs: u64,
+    /// Flow idle timeout.
+    pub flow_timeout_secs: u64,
+    /// Whether announcements may name ports below 1024.
+    pub allow_low_ports: bool,
+    /// Live expectations.
+    pub expectations: usize,
+    /// Live flows.
+    pub flows: usize,
+    /// Tracked control connections.
+    pub control_connections: usize,
+    /// Every counter by name.
+    pub counters: Vec<(&'static str, u64)>,
+}
+
+fn link_id(path: &Path) -> u32 {
+    PinnedLink::from_pin(path)
+        .ok()
+        .and_then(|link| {
+            let fd: aya::programs::links::FdLink = link.into();
+            fd.info().ok().map(|info| info.id())
+        })
+        .unwrap_or(0)
+}
+
+/// Collects the status of one interface from its pins.
+pub fn iface_status(root: &Path, iface: &str) -> Result<IfaceStatus> {
+    let dir = pins::iface_dir(root, iface);
+    let prog_id = |name: &str| -> Result<u32> {
+        Ok(ProgramInfo::from_pin(dir.join(name))
+            .with_context(|| format!("reading pinned program {name} of {iface}"))?
+            .id())
+    };
+    let data = MapData::from_pin(dir.join(map_names::POLICY)).context("opening the policy map")?;
+    let policy_map: Array<MapData, Policy> = aya::maps::Map::from_map_data(data)?.try_into()?;
+    let policy = policy_map.get(&0, 0).context("reading the policy")?;
+    let data = MapData::from_pin(dir.join(map_names::PORTS)).context("opening the ports map")?;
+    let ports: Array<MapData, u8> = aya::maps::Map::from_map_data(data)?.try_into()?;
+    let mut classes = vec![PortClass::Open; 65536];
+    for (port, class) in classes.iter_mut().enumerate() {
+        *class = PortClass::from_u8(ports.get(&(port as u32), 0).unwrap_or(0));
+    }
+    Ok(IfaceStatus {
+        iface: iface.to_string(),
+        pins: dir.display().to_string(),
+        ingress_prog_id: prog_id(PROG_INGRESS)?,
+        egress_prog_id: prog_id(PROG_EGRESS)?,
+        link_ids: (
+            link_id(&dir.join(LINK_INGRESS)),
+            link_id(&dir.join(LINK_EGRESS)),
+        ),
+        control_ports: portspec::format_ranges(&portspec::ranges_of(&classes, PortClass::Control)),
+        guarded_ports: portspec::format_ranges(&portspec::ranges_of(&classes, PortClass::Guarded)),
+        expect_timeout_secs: policy.expect_timeout_ns / 1_000_000_000,
+        flow_timeout_secs: policy.flow_timeout_ns / 1_000_000_000,
+        allow_low_ports: policy.flags & POLICY_ALLOW_LOW_PORTS != 0,
+        expectations: tables::expectations(&dir, iface)?.len(),
+        flows: tables::flows(&dir, iface)?.len(),
+        control_connections: tables::control_count(&dir)?,
+        counters: tables::counters(&dir)?,
+    })
+}
+
+/// Prints one interface's status for people: only non-zero counters.
+pub fn print_text(s: &IfaceStatus) {
+    println!("{}: guarded (pins in {})", s.iface, s.pins);
+    println!(
+        "  programs       xdp ingress id {} (link {}), tc egress id {} (link {})",
+        s.ingress_prog_id, s.link_ids.0, s.egress_prog_id, s.link_ids.1
+    );
+    println!("  control ports  {}", s.control_ports);
+    println!("  guarded ports  {}", s.guarded_ports);
+    println!(
+        "  timeouts       expectation {}s, idle flow {}s{}",
+        s.expect_timeout_secs,
+        s.flow_timeout_secs,
+        if s.allow_low_ports {
+            ", ports below 1024 allowed"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "  tables         {} expectations, {} flows, {} control connections",
+        s.expectations, s.flows, s.control_connections
+    );
+    println!("  counters");
+    let width = s.counters.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let mut nonzero = s.counters.iter().filter(|(_, v)| *v > 0).peekable();
+    if nonzero.peek().is_none() {
+        println!("    (all zero)");
+    }
+    for (name, value) in nonzero {
+        println!("    {name:<width$}  {value}");
+    }
+}

@@ -1,0 +1,137 @@
+//! Reading the pinned tables for `ftpct expectations`, `ftpct flows` and `status`.
+
+use std::{net::IpAddr, path::Path};
+
+use anyhow::{Context as _, Result};
+use aya::maps::{HashMap, MapData, PerCpuArray};
+use ftp_ebpf_common::{
+    Addr,
+    control::{ControlKey, ControlState},
+    counters::Counter,
+    family,
+    flow::{ExpectKey, ExpectValue, FlowKey, FlowValue, expect_kind, flow_origin, flow_state},
+    map_names,
+};
+use serde::Serialize;
+
+use crate::attach::monotonic_ns;
+
+/// Formats an address of the given family.
+pub fn ip(fam: u8, addr: &Addr) -> IpAddr {
+    if fam == family::V4 {
+        IpAddr::from([addr[0], addr[1], addr[2], addr[3]])
+    } else {
+        IpAddr::from(*addr)
+    }
+}
+
+/// `addr:port`, bracketing IPv6.
+pub fn endpoint(fam: u8, addr: &Addr, port: u16) -> String {
+    match ip(fam, addr) {
+        IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+        v4 => format!("{v4}:{port}"),
+    }
+}
+
+fn open(dir: &Path, name: &str) -> Result<aya::maps::Map> {
+    let data =
+        MapData::from_pin(dir.join(name)).with_context(|| format!("opening pinned map {name}"))?;
+    Ok(aya::maps::Map::from_map_data(data)?)
+}
+
+/// One announced data connection.
+#[derive(Serialize)]
+pub struct ExpectationRow {
+    /// Interface whose tables hold it.
+    pub iface: String,
+    /// pasv, epsv, port or eprt.
+    pub kind: &'static str,
+    /// Address allowed to connect.
+    pub src: String,
+    /// Address and port it may connect to.
+    pub dst: String,
+    /// Seconds until it expires (negative: expired, awaiting cleanup).
+    pub expires_in_secs: f64,
+    /// The control connection's client port and server port.
+    pub control_ports: (u16, u16),
+}
+
+/// The expectation table of one interface.
+pub fn expectations(dir: &Path, iface: &str) -> Result<Vec<ExpectationRow>> {
+    let map: HashMap<MapData, ExpectKey, ExpectValue> =
+        open(dir, map_names::EXPECTATIONS)?.try_into()?;
+    let now = monotonic_ns() as i128;
+    let mut rows = Vec::new();
+    for item in map.iter() {
+        let (k, v) = item.context("reading the expectation table")?;
+        rows.push(ExpectationRow {
+            iface: iface.to_string(),
+            kind: expect_kind::name(v.kind),
+            src: ip(k.family, &k.src).to_string(),
+            dst: endpoint(k.family, &k.dst, k.dport),
+            expires_in_secs: ((v.expires_ns as i128 - now) as f64 / 1e9 * 10.0).round() / 10.0,
+            control_ports: (v.ctrl_client_port, v.ctrl_server_port),
+        });
+    }
+    Ok(rows)
+}
+
+/// One tracked connection.
+#[derive(Serialize)]
+pub struct FlowRow {
+    /// Interface whose tables hold it.
+    pub iface: String,
+    /// Remote end.
+    pub remote: String,
+    /// Local end.
+    pub local: String,
+    /// admitted, outbound or seeded.
+    pub origin: &'static str,
+    /// open or closing.
+    pub state: &'static str,
+    /// Seconds since the last inbound packet.
+    pub idle_secs: f64,
+}
+
+/// The flow table of one interface.
+pub fn flows(dir: &Path, iface: &str) -> Result<Vec<FlowRow>> {
+    let map: HashMap<MapData, FlowKey, FlowValue> = open(dir, map_names::FLOWS)?.try_into()?;
+    let now = monotonic_ns();
+    let mut rows = Vec::new();
+    for item in map.iter() {
+        let (k, v) = item.context("reading the flow table")?;
+        rows.push(FlowRow {
+            iface: iface.to_string(),
+            remote: endpoint(k.family, &k.src, k.sport),
+            local: endpoint(k.family, &k.dst, k.dport),
+            origin: flow_origin::name(v.origin),
+            state: if v.state == flow_state::CLOSING {
+                "closing"
+            } else {
+                "open"
+            },
+            idle_secs: (now.saturating_sub(v.last_seen_ns) as f64 / 1e8).round() / 10.0,
+        });
+    }
+    Ok(rows)
+}
+
+/// Number of control connections tracked.
+pub fn control_count(dir: &Path) -> Result<usize> {
+    let map: HashMap<MapData, ControlKey, ControlState> =
+        open(dir, map_names::CONTROL)?.try_into()?;
+    Ok(map.keys().filter(Result::is_ok).count())
+}
+
+/// Every counter summed over CPUs, in index order.
+pub fn counters(dir: &Path) -> Result<Vec<(&'static str, u64)>> {
+    let map: PerCpuArray<MapData, u64> = open(dir, map_names::COUNTERS)?.try_into()?;
+    let mut out = Vec::new();
+    for counter in Counter::ALL {
+        let values = map
+            .get(&(*counter as u32), 0)
+            .with_context(|| format!("reading counter {}", counter.name()))?;
+        out.push((counter.name(), values.iter().sum()));
+    }
+    Ok(out)
+}

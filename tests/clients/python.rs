@@ -1,0 +1,122 @@
+//! One-shot uses of the Python helper `py/ftp_helper.py`: banner wait,
+//! TCP connect probe and ftplib download.
+
+use std::env;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use super::TransferMode;
+use crate::fixtures::FileDigest;
+use crate::netns::Netns;
+use crate::servers::FtpTarget;
+
+/// Debian's interpreter, which has pyftpdlib and scapy (a `python3` on PATH
+/// may be another installation without them).
+pub const PYTHON: &str = "/usr/bin/python3";
+
+/// The helper script, passed to the interpreter with `-c`.
+pub(crate) const HELPER: &str = include_str!("../py/ftp_helper.py");
+
+/// Extra time allowed for interpreter start-up on top of a helper's own
+/// timeout.
+const STARTUP_SLACK: Duration = Duration::from_secs(10);
+
+/// The interpreter to use: `FTPCT_PYTHON` or [`PYTHON`].
+pub fn python() -> String {
+    env::var("FTPCT_PYTHON").unwrap_or_else(|_| PYTHON.to_string())
+}
+
+/// argv running the helper with `args`.
+pub(crate) fn helper_argv(args: &[String]) -> Vec<String> {
+    let mut argv = vec![python(), "-c".into(), HELPER.into()];
+    argv.extend_from_slice(args);
+    argv
+}
+
+/// Outcome of a single TCP connection attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectResult {
+    /// The three-way handshake completed.
+    Connected,
+    /// The peer answered with a RST.
+    Refused,
+    /// No answer within the timeout (e.g. the SYN was dropped).
+    TimedOut,
+    /// Any other failure (e.g. unreachable), with the error text.
+    Other(String),
+}
+
+/// Tries once to connect from `ns` to `addr:port`, waiting at most
+/// `timeout`.
+pub fn tcp_connect(
+    ns: &Netns,
+    addr: IpAddr,
+    port: u16,
+    timeout: Duration,
+) -> Result<ConnectResult> {
+    let argv = helper_argv(&[
+        "connect".into(),
+        addr.to_string(),
+        port.to_string(),
+        timeout.as_secs_f64().to_string(),
+    ]);
+    let out = ns.run_ok_timeout(&argv, timeout + STARTUP_SLACK)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(match text.trim() {
+        "connected" => ConnectResult::Connected,
+        "refused" => ConnectResult::Refused,
+        "timeout" => ConnectResult::TimedOut,
+        other => ConnectResult::Other(other.to_string()),
+    })
+}
+
+/// Whether `addr:port` in `ns` answers with a 220 banner within `timeout`.
+pub fn wait_banner(ns: &Netns, addr: IpAddr, port: u16, timeout: Duration) -> Result<bool> {
+    let argv = helper_argv(&[
+        "banner".into(),
+        addr.to_string(),
+        port.to_string(),
+        timeout.as_secs_f64().to_string(),
+    ]);
+    let out = ns.run_timeout(&argv, timeout + STARTUP_SLACK)?;
+    Ok(out.status.success())
+}
+
+/// Downloads `path` with Python's ftplib using `mode` (all four modes are
+/// sent literally; PASV and PORT need IPv4); returns the content's digest.
+pub fn ftplib_download(
+    ns: &Netns,
+    target: &FtpTarget,
+    path: &str,
+    mode: TransferMode,
+) -> Result<FileDigest> {
+    let argv = helper_argv(&[
+        "download".into(),
+        target.host.to_string(),
+        target.port.to_string(),
+        target.credentials.user.clone(),
+        target.credentials.password.clone(),
+        path.into(),
+        mode.as_str().into(),
+    ]);
+    let out = ns
+        .run_ok(&argv)
+        .with_context(|| format!("ftplib download {} ({mode:?})", target.url(path)))?;
+    parse_digest(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// Parses the helper's `LEN SHA256` output.
+pub(crate) fn parse_digest(text: &str) -> Result<FileDigest> {
+    let mut parts = text.split_whitespace();
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(len), Some(sha), None) => Ok(FileDigest {
+            len: len
+                .parse()
+                .with_context(|| format!("bad length in {text:?}"))?,
+            sha256: sha.to_string(),
+        }),
+        _ => bail!("unexpected digest line {text:?}"),
+    }
+}

@@ -1,0 +1,293 @@
+//! Driving the `ftpct` CLI inside a lab namespace.
+//!
+//! The CLI is expected to accept `--pin-root DIR` on `attach`, `detach` and
+//! `status`, so that each lab's pinned objects live in their own bpffs
+//! directory and parallel labs do not see each other.
+
+use std::collections::BTreeMap;
+use std::env;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use anyhow::{Context, Result, bail};
+
+use crate::netns::{Netns, unique_token};
+
+/// Prefix of per-lab pin roots under the bpffs mount.
+const PIN_ROOT_PREFIX: &str = "/sys/fs/bpf/ftpct-test-";
+
+/// The workspace root (parent of this crate's directory).
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// The ftpct binary: `FTPCT_BIN`, else `<workspace>/target/release/ftpct`.
+pub fn ftpct_bin() -> PathBuf {
+    env::var_os("FTPCT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/release/ftpct"))
+}
+
+/// A fresh, unique pin root path `/sys/fs/bpf/ftpct-test-<pid>-<n>` (not
+/// created).
+pub fn unique_pin_root() -> PathBuf {
+    PathBuf::from(format!("{PIN_ROOT_PREFIX}{}", unique_token()))
+}
+
+/// Removes `pin_root` and everything pinned below it, if it exists.
+pub fn remove_pin_root(pin_root: &Path) {
+    if pin_root.exists() {
+        if let Err(e) = fs::remove_dir_all(pin_root) {
+            eprintln!("warning: removing {}: {e}", pin_root.display());
+        }
+    }
+}
+
+/// Removes pin roots of test processes that no longer exist.
+pub fn sweep_stale_pin_roots() {
+    let Ok(entries) = fs::read_dir("/sys/fs/bpf") else {
+        return;
+    };
+    let prefix = Path::new(PIN_ROOT_PREFIX)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            remove_pin_root(&entry.path());
+        }
+    }
+}
+
+/// ftpct attached to an interface of a namespace; dropping it runs
+/// `ftpct detach` (errors ignored) and removes the pin root.
+pub struct Ftpct<'a> {
+    ns: &'a Netns,
+    iface: String,
+    pin_root: PathBuf,
+    attached: bool,
+    attach_stdout: String,
+}
+
+impl<'a> Ftpct<'a> {
+    /// Runs `ftpct attach IFACE --pin-root PIN_ROOT EXTRA_ARGS...` in `ns`
+    /// (e.g. `extra_args = ["--data-ports", "40000-40099"]`).
+    pub fn attach(
+        ns: &'a Netns,
+        iface: &str,
+        extra_args: &[&str],
+        pin_root: &Path,
+    ) -> Result<Self> {
+        let mut argv = vec![ftpct_bin().into_os_string(), "attach".into(), iface.into()];
+        argv.push("--pin-root".into());
+        argv.push(pin_root.as_os_str().to_owned());
+        argv.extend(extra_args.iter().map(OsString::from));
+        // Construct the guard first so a partial attach is cleaned up too.
+        let mut guard = Self {
+            ns,
+            iface: iface.to_string(),
+            pin_root: pin_root.to_path_buf(),
+            attached: true,
+            attach_stdout: String::new(),
+        };
+        match ns.run_ok(&argv) {
+            Ok(out) => {
+                guard.attach_stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                Ok(guard)
+            }
+            Err(e) => {
+                guard.cleanup();
+                Err(e.context(format!("ftpct attach {iface} in {}", ns.name())))
+            }
+        }
+    }
+
+    /// What `ftpct attach` printed on stdout (trimmed).
+    pub fn attach_output(&self) -> &str {
+        &self.attach_stdout
+    }
+
+    /// The namespace ftpct was attached in.
+    pub fn netns(&self) -> &Netns {
+        self.ns
+    }
+
+    /// This interface's pin directory, `<pin root>/<iface>`.
+    pub fn pin_dir(&self) -> PathBuf {
+        self.pin_root.join(&self.iface)
+    }
+
+    /// Runs `ftpct SUBCOMMAND ARGS... --pin-root PIN_ROOT` in the namespace;
+    /// a non-zero exit status is returned, not an error.
+    pub fn cli(&self, subcommand: &str, args: &[&str]) -> Result<Output> {
+        self.ns.run(&self.base_argv(subcommand, args))
+    }
+
+    /// Like [`Ftpct::cli`], but fails unless the command succeeds; returns
+    /// stdout.
+    pub fn cli_ok(&self, subcommand: &str, args: &[&str]) -> Result<String> {
+        let out = self.ns.run_ok(&self.base_argv(subcommand, args))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `ftpct expectations --json`, parsed (an array of objects).
+    pub fn expectations_json(&self) -> Result<Vec<serde_json::Value>> {
+        self.json_array("expectations")
+    }
+
+    /// `ftpct flows --json`, parsed (an array of objects).
+    pub fn flows_json(&self) -> Result<Vec<serde_json::Value>> {
+        self.json_array("flows")
+    }
+
+    /// The counters of this interface from `ftpct status --json`.
+    pub fn counters(&self) -> Result<Counters> {
+        let status = self.status_json()?;
+        let entry = status
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["iface"] == self.iface.as_str()))
+            .with_context(|| format!("{} missing from ftpct status: {status}", self.iface))?;
+        Counters::from_status(entry)
+    }
+
+    /// Runs `ftpct detach IFACE` now and returns its output, leaving the pin
+    /// root in place (so a test can check what detach itself removed). The
+    /// guard will not detach again.
+    pub fn detach_now(&mut self) -> Result<Output> {
+        self.attached = false;
+        let argv = self.base_argv("detach", &[&self.iface]);
+        self.ns.run(&argv)
+    }
+
+    fn json_array(&self, subcommand: &str) -> Result<Vec<serde_json::Value>> {
+        let text = self.cli_ok(subcommand, &["--json"])?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("parsing ftpct {subcommand} --json output: {text}"))?;
+        match value {
+            serde_json::Value::Array(rows) => Ok(rows),
+            other => bail!("ftpct {subcommand} --json: expected an array, got {other}"),
+        }
+    }
+
+    /// The interface ftpct is attached to.
+    pub fn iface(&self) -> &str {
+        &self.iface
+    }
+
+    /// The pin root in use.
+    pub fn pin_root(&self) -> &Path {
+        &self.pin_root
+    }
+
+    /// `ftpct status --json`, parsed.
+    pub fn status_json(&self) -> Result<serde_json::Value> {
+        let out = self.ns.run_ok(&self.base_argv("status", &["--json"]))?;
+        serde_json::from_slice(&out.stdout).with_context(|| {
+            format!(
+                "parsing ftpct status output: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// Runs `ftpct detach IFACE` now, reporting errors (drop would ignore
+    /// them).
+    pub fn detach(mut self) -> Result<()> {
+        self.attached = false;
+        let argv = self.base_argv("detach", &[&self.iface]);
+        let result = self.ns.run_ok(&argv).map(drop);
+        remove_pin_root(&self.pin_root);
+        result
+    }
+
+    /// `ftpct SUBCOMMAND ARGS... --pin-root PIN_ROOT`.
+    fn base_argv(&self, subcommand: &str, args: &[&str]) -> Vec<OsString> {
+        let mut argv = vec![ftpct_bin().into_os_string(), subcommand.into()];
+        argv.extend(args.iter().map(OsString::from));
+        argv.push("--pin-root".into());
+        argv.push(self.pin_root.as_os_str().to_owned());
+        argv
+    }
+
+    fn cleanup(&mut self) {
+        if self.attached {
+            self.attached = false;
+            let argv = self.base_argv("detach", &[&self.iface]);
+            let _ = self.ns.run(&argv);
+        }
+        remove_pin_root(&self.pin_root);
+    }
+}
+
+impl Drop for Ftpct<'_> {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+/// Runs the ftpct binary with `args` (exactly as given) inside `ns`; a
+/// non-zero exit status is returned, not an error.
+pub fn ftpct_run<S: AsRef<OsStr>>(ns: &Netns, args: &[S]) -> Result<Output> {
+    let mut argv = vec![ftpct_bin().into_os_string()];
+    argv.extend(args.iter().map(|a| a.as_ref().to_os_string()));
+    ns.run(&argv)
+}
+
+/// Named counters from one interface's `ftpct status --json` entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters(pub BTreeMap<String, u64>);
+
+impl Counters {
+    /// Parses the `counters` field (`[["name", N], ...]`) of a status entry.
+    pub fn from_status(entry: &serde_json::Value) -> Result<Self> {
+        let list = entry["counters"]
+            .as_array()
+            .with_context(|| format!("no counters array in {entry}"))?;
+        let mut map = BTreeMap::new();
+        for pair in list {
+            let (Some(name), Some(value)) = (pair[0].as_str(), pair[1].as_u64()) else {
+                bail!("bad counter entry {pair} in {entry}");
+            };
+            map.insert(name.to_string(), value);
+        }
+        Ok(Self(map))
+    }
+
+    /// The value of counter `name` (0 if ftpct does not report it).
+    pub fn get(&self, name: &str) -> u64 {
+        self.0.get(name).copied().unwrap_or(0)
+    }
+
+    /// Whether ftpct reports a counter called `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// How much counter `name` grew since `earlier` (saturating).
+    pub fn since(&self, earlier: &Counters, name: &str) -> u64 {
+        self.get(name).saturating_sub(earlier.get(name))
+    }
+}
+
+impl fmt::Display for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .filter(|(_, v)| **v != 0)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        write!(f, "{}", parts.join(" "))
+    }
+}

@@ -1,0 +1,845 @@
+//! End-to-end tests of ftpct guarding an FTP server host: ftpct is attached
+//! to `eth0` of the lab's server namespace (with the lab's own pin root)
+//! while real servers and clients transfer files, and an intruder tries to
+//! connect to data ports that were announced to somebody else.
+//!
+//! Every hostile check first shows that the attack works without ftpct, so
+//! a TimedOut with ftpct attached means ftpct dropped it.
+//!
+//! Needs root and a built ftpct (`FTPCT_BIN`, default
+//! `target/release/ftpct`). Run:
+//! `cargo test -p ftpct-e2e --test host_mode -- --test-threads=2`.
+
+use std::net::IpAddr;
+use std::process::{Command, Output};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use ftpct_e2e::clients::{curl_download, lftp_download, lftp_list, lftp_upload, tcp_connect};
+use ftpct_e2e::fixtures::{FileDigest, pseudo_random_bytes};
+use ftpct_e2e::process::run_with_timeout;
+use ftpct_e2e::{
+    BIG_FILE, CLIENT, ConnectResult, Counters, EchoClient, EchoServer, Family, FtpServer,
+    FtpSession, Ftpct, LAB_IFACE, Lab, Netns, Proftpd, PureFtpd, Pyftpdlib, SERVER, SMALL_FILE,
+    TransferMode, Vsftpd, ftpct_bin, ftpct_run,
+};
+use serde_json::Value;
+
+/// How long a probe waits before calling a connection attempt dropped.
+const PROBE: Duration = Duration::from_secs(2);
+
+/// Timeout of the long-lived echo connections.
+const ECHO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A port inside the lab servers' passive range that no FTP server uses in
+/// the tests that listen on it.
+const UNANNOUNCED_PORT: u16 = 40050;
+
+/// Attaches ftpct with default options to the server's `eth0`.
+fn attach(lab: &Lab) -> Result<Ftpct<'_>> {
+    Ftpct::attach(lab.server(), LAB_IFACE, &[], lab.pin_root())
+}
+
+/// `addr:port` as ftpct prints endpoints (IPv6 in brackets).
+fn endpoint(addr: IpAddr, port: u16) -> String {
+    match addr {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
+/// The expectation row letting `src` connect to `dst:port`, if any.
+fn find_expectation(rows: &[Value], src: IpAddr, dst: IpAddr, port: u16) -> Option<&Value> {
+    let src = src.to_string();
+    let dst = endpoint(dst, port);
+    rows.iter()
+        .find(|r| r["src"] == src.as_str() && r["dst"] == dst.as_str())
+}
+
+/// The announcement an FTP client sends on the wire for `mode` over
+/// `family` (curl and ftplib use EPSV/EPRT on IPv6 whatever is asked).
+fn passive_kind(family: Family, mode: TransferMode) -> &'static str {
+    match (family, mode) {
+        (Family::V4, TransferMode::Pasv) => "pasv",
+        _ => "epsv",
+    }
+}
+
+/// The counter that grows when a local client's `PORT`/`EPRT` is accepted.
+fn active_counter(family: Family, mode: TransferMode) -> &'static str {
+    match (family, mode) {
+        (Family::V4, TransferMode::Port) => "expect_created_port",
+        _ => "expect_created_eprt",
+    }
+}
+
+/// Whether an XDP program is attached to `eth0` of `ns`.
+fn xdp_attached(ns: &Netns) -> Result<bool> {
+    let out = ns.run_ok(&["ip", "-d", "link", "show", "dev", LAB_IFACE])?;
+    Ok(String::from_utf8_lossy(&out.stdout).contains("prog/xdp"))
+}
+
+/// Checks that a failed ftpct command exited with `code`, printed exactly
+/// one line on stderr starting `ftpct: ` (for `code` 1) that contains
+/// `needle`, and did not panic.
+fn assert_cli_error(what: &str, out: &Output, code: i32, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}: exit status; stderr: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{what}: panic: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{what}: want {needle:?} in {stderr:?}"
+    );
+    if code == 1 {
+        let lines: Vec<&str> = stderr.trim().lines().collect();
+        assert_eq!(lines.len(), 1, "{what}: want one line: {stderr:?}");
+        assert!(lines[0].starts_with("ftpct: "), "{what}: {stderr:?}");
+    }
+}
+
+/// Checks that a failed attach left nothing behind in this lab.
+fn assert_nothing_attached(what: &str, lab: &Lab) -> Result<()> {
+    let dir = lab.pin_root().join(LAB_IFACE);
+    ensure!(!dir.exists(), "{what}: {} left behind", dir.display());
+    ensure!(
+        !xdp_attached(lab.server())?,
+        "{what}: an XDP program is attached"
+    );
+    Ok(())
+}
+
+/// Polls `cond` every 100 ms until it holds or `timeout` passes.
+fn wait_until(timeout: Duration, mut cond: impl FnMut() -> Result<bool>) -> Result<bool> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond()? {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. Legitimate transfers in every mode, both families.
+
+#[test]
+fn curl_all_modes_both_families_pass_through_ftpct() -> Result<()> {
+    let lab = Lab::new()?;
+    let server = Vsftpd::start(lab.server())?;
+    let fw = attach(&lab)?;
+    let small = server.tree().digest(SMALL_FILE)?;
+    let start = fw.counters()?;
+    for family in Family::ALL {
+        let target = server.target(SERVER.ip(family));
+        for mode in TransferMode::ALL {
+            let what = format!("curl {mode:?} over {family:?}");
+            // The only big transfer of this file: a long flow of data.
+            let (file, expected) = if (family, mode) == (Family::V4, TransferMode::Epsv) {
+                (BIG_FILE, server.tree().digest(BIG_FILE)?)
+            } else {
+                (SMALL_FILE, small.clone())
+            };
+            let before = fw.counters()?;
+            let got = curl_download(lab.client(), &target, file, mode).context(what.clone())?;
+            assert_eq!(got, expected, "{what}");
+            let after = fw.counters()?;
+            if mode.is_passive() {
+                let kind = format!("expect_created_{}", passive_kind(family, mode));
+                assert!(after.since(&before, &kind) >= 1, "{what}: {kind}: {after}");
+                assert!(after.since(&before, "syn_admitted") >= 1, "{what}: {after}");
+            } else {
+                // The server connects out to the client: an outbound flow.
+                assert!(
+                    after.since(&before, "flows_outbound") >= 1,
+                    "{what}: {after}"
+                );
+            }
+        }
+    }
+    let end = fw.counters()?;
+    for name in ["syn_dropped", "untracked_dropped"] {
+        assert_eq!(
+            end.since(&start, name),
+            0,
+            "legitimate traffic dropped: {end}"
+        );
+    }
+    assert!(end.get("control_packets") > 0, "{end}");
+    assert!(end.get("commands") > 0 && end.get("replies") > 0, "{end}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 2. lftp: listing, upload, download.
+
+#[test]
+fn lftp_list_upload_download_passive_through_ftpct() -> Result<()> {
+    let lab = Lab::new()?;
+    let server = Vsftpd::start(lab.server())?;
+    let fw = attach(&lab)?;
+    let small = server.tree().digest(SMALL_FILE)?;
+    for (i, family) in Family::ALL.into_iter().enumerate() {
+        let target = server.target(SERVER.ip(family));
+        let listing = lftp_list(lab.client(), &target, "/", true)?;
+        assert!(
+            listing.contains(SMALL_FILE) && listing.contains(BIG_FILE),
+            "{family:?}: {listing}"
+        );
+        let data = pseudo_random_bytes(150_000, 40 + i as u64);
+        let remote = format!("upload/lftp-{i}.bin");
+        lftp_upload(lab.client(), &target, &data, &remote, true)?;
+        assert_eq!(
+            server.tree().digest(&remote)?,
+            FileDigest::of(&data),
+            "{family:?} upload"
+        );
+        assert_eq!(
+            lftp_download(lab.client(), &target, &remote, true)?,
+            FileDigest::of(&data),
+            "{family:?} download of the upload"
+        );
+        assert_eq!(
+            lftp_download(lab.client(), &target, SMALL_FILE, true)?,
+            small,
+            "{family:?}"
+        );
+    }
+    let c = fw.counters()?;
+    assert!(
+        c.get("expect_created_pasv") + c.get("expect_created_epsv") >= 8,
+        "{c}"
+    );
+    assert_eq!(c.get("syn_dropped"), 0, "{c}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 3. Unannounced connections to guarded ports.
+
+#[test]
+fn unannounced_syn_is_dropped() -> Result<()> {
+    let lab = Lab::new()?;
+    let _server = Vsftpd::start(lab.server())?;
+    let listener = EchoServer::start(lab.server(), "::", UNANNOUNCED_PORT)?;
+    let closed_port = UNANNOUNCED_PORT + 1;
+    let srv4 = SERVER.ip(Family::V4);
+    let srv6 = SERVER.ip(Family::V6);
+
+    // Without ftpct the intruder reaches the listener, and a closed port
+    // answers with a RST.
+    for addr in [srv4, srv6] {
+        let r = tcp_connect(lab.intruder(), addr, listener.port(), PROBE)?;
+        assert_eq!(r, ConnectResult::Connected, "without ftpct, {addr}");
+    }
+    let r = tcp_connect(lab.intruder(), srv4, closed_port, PROBE)?;
+    assert_eq!(r, ConnectResult::Refused, "without ftpct, closed port");
+
+    let fw = attach(&lab)?;
+    let before = fw.counters()?;
+    for addr in [srv4, srv6] {
+        let r = tcp_connect(lab.intruder(), addr, listener.port(), PROBE)?;
+        assert_eq!(r, ConnectResult::TimedOut, "with ftpct, {addr}");
+    }
+    let r = tcp_connect(lab.intruder(), srv4, closed_port, PROBE)?;
+    assert_eq!(r, ConnectResult::TimedOut, "with ftpct, closed port");
+    // The legitimate client gets no exception without an announcement.
+    let r = tcp_connect(lab.client(), srv4, listener.port(), PROBE)?;
+    assert_eq!(r, ConnectResult::TimedOut, "with ftpct, client");
+    let after = fw.counters()?;
+    assert!(after.since(&before, "syn_dropped") >= 4, "{after}");
+    assert_eq!(after.since(&before, "syn_admitted"), 0, "{after}");
+
+    // The control port stays open to everybody.
+    let r = tcp_connect(lab.intruder(), srv4, 21, PROBE)?;
+    assert_eq!(r, ConnectResult::Connected, "control port with ftpct");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 4. An announced port only admits the client it was announced to.
+
+/// (family, mode) cases of the data-port theft tests.
+const THEFT_CASES: [(Family, TransferMode); 3] = [
+    (Family::V4, TransferMode::Pasv),
+    (Family::V4, TransferMode::Epsv),
+    (Family::V6, TransferMode::Epsv),
+];
+
+#[test]
+fn announced_port_is_refused_to_intruder_and_admits_client() -> Result<()> {
+    let lab = Lab::new()?;
+    let server = Vsftpd::start(lab.server())?;
+    let small = server.tree().digest(SMALL_FILE)?;
+
+    // Without ftpct the theft works (see also lab_smoke's
+    // vsftpd_intruder_reaches_announced_port_without_firewall).
+    for (family, mode) in THEFT_CASES {
+        let server_ip = SERVER.ip(family);
+        let mut session = FtpSession::open(lab.client(), &server.target(server_ip))?;
+        let port = session.prepare(mode)?;
+        let r = tcp_connect(lab.intruder(), server_ip, port, PROBE)?;
+        assert_eq!(
+            r,
+            ConnectResult::Connected,
+            "without ftpct: {mode:?} {family:?}"
+        );
+        session.quit()?;
+    }
+
+    let fw = attach(&lab)?;
+    for (family, mode) in THEFT_CASES {
+        let what = format!("{mode:?} over {family:?}");
+        let server_ip = SERVER.ip(family);
+        let client_ip = CLIENT.ip(family);
+        let mut session = FtpSession::open(lab.client(), &server.target(server_ip))?;
+        let port = session.prepare(mode)?;
+        let rows = fw.expectations_json()?;
+        let row = find_expectation(&rows, client_ip, server_ip, port)
+            .with_context(|| format!("{what}: no expectation for port {port}: {rows:?}"))?;
+        assert_eq!(row["kind"], passive_kind(family, mode), "{what}: {row}");
+        assert_eq!(row["iface"], LAB_IFACE, "{what}: {row}");
+        assert!(
+            row["expires_in_secs"].as_f64().is_some_and(|s| s > 0.0),
+            "{what}: {row}"
+        );
+
+        let before = fw.counters()?;
+        let r = tcp_connect(lab.intruder(), server_ip, port, PROBE)?;
+        assert_eq!(r, ConnectResult::TimedOut, "{what}: intruder");
+        let after = fw.counters()?;
+        assert!(after.since(&before, "syn_dropped") >= 1, "{what}: {after}");
+        assert_eq!(after.since(&before, "syn_admitted"), 0, "{what}: {after}");
+        // The intruder's attempt did not use up the client's announcement.
+        let rows = fw.expectations_json()?;
+        assert!(
+            find_expectation(&rows, client_ip, server_ip, port).is_some(),
+            "{what}: expectation gone after the intruder's attempt: {rows:?}"
+        );
+
+        session.connect().context(what.clone())?;
+        assert_eq!(session.retr(SMALL_FILE)?, small, "{what}");
+        session.quit()?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 5. Expectations are one-shot.
+
+#[test]
+fn expectation_is_consumed_by_first_connection() -> Result<()> {
+    let lab = Lab::new()?;
+    let server = Vsftpd::start(lab.server())?;
+    let small = server.tree().digest(SMALL_FILE)?;
+    let server_ip = SERVER.ip(Family::V4);
+    let client_ip = CLIENT.ip(Family::V4);
+    let target = server.target(server_ip);
+
+    // Without ftpct a second connection to the announced port completes
+    // too: vsftpd's data listener stays open (connections wait in its
+    // accept queue) until the transfer command.
+    {
+        let mut session = FtpSession::open(lab.client(), &target)?;
+        let port = session.pasv()?;
+        session.connect()?;
+        let r = tcp_connect(lab.client(), server_ip, port, PROBE)?;
+        assert_eq!(
+            r,
+            ConnectResult::Connected,
+            "second connection without ftpct"
+        );
+        assert_eq!(session.retr(SMALL_FILE)?, small);
+        session.quit()?;
+    }
+
+    let fw = attach(&lab)?;
+    let mut session = FtpSession::open(lab.client(), &target)?;
+    let port = session.pasv()?;
+    let rows = fw.expectations_json()?;
+    let matching: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["dst"] == endpoint(server_ip, port).as_str())
+        .collect();
+    assert_eq!(
+        matching.len(),
+        1,
+        "one expectation for port {port}: {rows:?}"
+    );
+    assert_eq!(matching[0]["src"], client_ip.to_string().as_str());
+
+    let before = fw.counters()?;
+    session.connect()?;
+    let admitted = fw.counters()?;
+    assert_eq!(
+        admitted.since(&before, "syn_admitted"),
+        1,
+        "first connection: {admitted}"
+    );
+    let rows = fw.expectations_json()?;
+    assert!(
+        find_expectation(&rows, client_ip, server_ip, port).is_none(),
+        "expectation still present after its connection: {rows:?}"
+    );
+    let flows = fw.flows_json()?;
+    assert!(
+        flows
+            .iter()
+            .any(|f| f["local"] == endpoint(server_ip, port).as_str() && f["origin"] == "admitted"),
+        "no admitted flow to port {port}: {flows:?}"
+    );
+
+    let r = tcp_connect(lab.client(), server_ip, port, PROBE)?;
+    assert_eq!(r, ConnectResult::TimedOut, "second connection with ftpct");
+    let after = fw.counters()?;
+    assert!(after.since(&admitted, "syn_dropped") >= 1, "{after}");
+    assert_eq!(after.since(&admitted, "syn_admitted"), 0, "{after}");
+
+    // The admitted connection carries the transfer.
+    assert_eq!(session.retr(SMALL_FILE)?, small);
+    session.quit()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 6. The guarded host's own outgoing connections.
+
+#[test]
+fn server_host_outbound_connections_work() -> Result<()> {
+    let lab = Lab::new()?;
+    // An FTP server and an echo listener on the *client* host; the guarded
+    // host is the client here.
+    let remote = Vsftpd::start(lab.client())?;
+    let echo = EchoServer::start(lab.client(), &CLIENT.v4.to_string(), 5555)?;
+    let fw = attach(&lab)?;
+    let start = fw.counters()?;
+
+    let mut conn = EchoClient::connect(
+        lab.server(),
+        CLIENT.ip(Family::V4),
+        echo.port(),
+        ECHO_TIMEOUT,
+    )?;
+    for text in ["hello", "again"] {
+        assert_eq!(conn.exchange(text)?, text);
+    }
+    drop(conn);
+    let after_echo = fw.counters()?;
+    assert!(
+        after_echo.since(&start, "flows_outbound") >= 1,
+        "{after_echo}"
+    );
+
+    let small = remote.tree().digest(SMALL_FILE)?;
+    for (family, mode) in [
+        (Family::V4, TransferMode::Pasv),
+        (Family::V4, TransferMode::Port),
+        (Family::V6, TransferMode::Epsv),
+        (Family::V6, TransferMode::Eprt),
+    ] {
+        let what = format!("server host downloads with {mode:?} over {family:?}");
+        let target = remote.target(CLIENT.ip(family));
+        let before = fw.counters()?;
+        let got = curl_download(lab.server(), &target, SMALL_FILE, mode).context(what.clone())?;
+        assert_eq!(got, small, "{what}");
+        let after = fw.counters()?;
+        assert!(
+            after.since(&before, "flows_outbound") >= 1,
+            "{what}: {after}"
+        );
+        if !mode.is_passive() {
+            // The remote server connects back: announced by our PORT/EPRT.
+            let counter = active_counter(family, mode);
+            assert!(after.since(&before, counter) >= 1, "{what}: {after}");
+            assert!(after.since(&before, "syn_admitted") >= 1, "{what}: {after}");
+        }
+    }
+    let end = fw.counters()?;
+    assert_eq!(end.since(&start, "syn_dropped"), 0, "{end}");
+    assert_eq!(end.since(&start, "untracked_dropped"), 0, "{end}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 7. Connections established before attach keep working.
+
+#[test]
+fn established_connections_survive_attach() -> Result<()> {
+    let lab = Lab::new()?;
+    let server = Vsftpd::start(lab.server())?;
+    let small = server.tree().digest(SMALL_FILE)?;
+    let listener = EchoServer::start(lab.server(), "::", 45000)?;
+    let target = server.target(SERVER.ip(Family::V4));
+
+    let mut session = FtpSession::open(lab.client(), &target)?;
+    let mut echo4 = EchoClient::connect(
+        lab.client(),
+        SERVER.ip(Family::V4),
+        listener.port(),
+        ECHO_TIMEOUT,
+    )?;
+    let mut echo6 = EchoClient::connect(
+        lab.client(),
+        SERVER.ip(Family::V6),
+        listener.port(),
+        ECHO_TIMEOUT,
+    )?;
+    assert_eq!(echo4.exchange("before v4")?, "before v4");
+    assert_eq!(echo6.exchange("before v6")?, "before v6");
+
+    let fw = attach(&lab)?;
+    let flows = fw.flows_json()?;
+    let seeded = flows
+        .iter()
+        .filter(|f| {
+            f["origin"] == "seeded"
+                && f["local"]
+                    .as_str()
+                    .is_some_and(|l| l.ends_with(&format!(":{}", listener.port())))
+        })
+        .count();
+    assert!(seeded >= 2, "echo connections not seeded: {flows:?}");
+
+    for round in 0..3 {
+        let text = format!("after attach {round}");
+        assert_eq!(echo4.exchange(&text)?, text, "v4");
+        assert_eq!(echo6.exchange(&text)?, text, "v6");
+    }
+    // The old FTP control connection is still parsed: PASV and EPSV made
+    // on it after attach open data connections.
+    session.pasv()?;
+    assert_eq!(session.retr(SMALL_FILE)?, small, "PASV after attach");
+    session.epsv()?;
+    assert_eq!(session.retr(SMALL_FILE)?, small, "EPSV after attach");
+    session.quit()?;
+
+    // ...while a *new* connection to the echo port is not let in.
+    let r = tcp_connect(lab.client(), SERVER.ip(Family::V4), listener.port(), PROBE)?;
+    assert_eq!(r, ConnectResult::TimedOut, "new connection after attach");
+    let c = fw.counters()?;
+    assert!(c.get("expect_created_pasv") >= 1, "{c}");
+    assert!(c.get("expect_created_epsv") >= 1, "{c}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 8. Detach.
+
+#[test]
+fn detach_restores_unprotected_behaviour() -> Result<()> {
+    let lab = Lab::new()?;
+    let server = Vsftpd::start(lab.server())?;
+    let listener = EchoServer::start(lab.server(), "::", UNANNOUNCED_PORT)?;
+    let server_ip = SERVER.ip(Family::V4);
+    let mut fw = attach(&lab)?;
+    assert!(xdp_attached(lab.server())?, "no XDP program after attach");
+    let status = fw.status_json()?;
+    let prog_id = status[0]["ingress_prog_id"]
+        .as_u64()
+        .with_context(|| format!("no ingress_prog_id in {status}"))?;
+
+    let mut session = FtpSession::open(lab.client(), &server.target(server_ip))?;
+    let port = session.pasv()?;
+    for p in [listener.port(), port] {
+        let r = tcp_connect(lab.intruder(), server_ip, p, PROBE)?;
+        assert_eq!(r, ConnectResult::TimedOut, "port {p} while attached");
+    }
+
+    let out = fw.detach_now()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "detach: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("detached"), "{stdout}");
+    assert!(
+        !fw.pin_dir().exists(),
+        "{} still exists",
+        fw.pin_dir().display()
+    );
+    let link = lab
+        .server()
+        .run_ok(&["ip", "-d", "link", "show", "dev", LAB_IFACE])?;
+    let link = String::from_utf8_lossy(&link.stdout);
+    assert!(!link.contains("prog/xdp"), "XDP still attached: {link}");
+    let net = lab
+        .server()
+        .run_ok(&["bpftool", "net", "show", "dev", LAB_IFACE])?;
+    let net = String::from_utf8_lossy(&net.stdout);
+    assert!(!net.contains("ftpct"), "programs still attached: {net}");
+    // Nothing holds the programs any more, so the kernel frees them.
+    let id = prog_id.to_string();
+    let gone = wait_until(Duration::from_secs(5), || {
+        let out = lab.server().run(&["bpftool", "prog", "show", "id", &id])?;
+        Ok(!out.status.success())
+    })?;
+    assert!(gone, "ingress program {prog_id} still loaded after detach");
+
+    // The ports are reachable again, also the one announced while attached.
+    for p in [listener.port(), port] {
+        let r = tcp_connect(lab.intruder(), server_ip, p, PROBE)?;
+        assert_eq!(r, ConnectResult::Connected, "port {p} after detach");
+    }
+    let status = ftpct_run(
+        lab.server(),
+        &[
+            "status".as_ref(),
+            "--json".as_ref(),
+            "--pin-root".as_ref(),
+            lab.pin_root().as_os_str(),
+        ],
+    )?;
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "status after detach: {text}");
+    let value: Value = serde_json::from_str(&text).context(text.to_string())?;
+    assert_eq!(value, Value::Array(Vec::new()), "status after detach");
+    drop(session);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 9. Pinned objects are readable with bpftool, with field names.
+
+#[test]
+fn bpftool_shows_pinned_maps_with_field_names() -> Result<()> {
+    let lab = Lab::new()?;
+    let server = Vsftpd::start(lab.server())?;
+    let fw = attach(&lab)?;
+    let dir = fw.pin_dir();
+    let pinned = |name: &str| dir.join(name).display().to_string();
+    let bpftool = |args: &[&str]| -> Result<String> {
+        let out = lab.server().run_ok(args)?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+
+    let mut session = FtpSession::open(lab.client(), &server.target(SERVER.ip(Family::V4)))?;
+    let port = session.epsv()?;
+    let expect = bpftool(&["bpftool", "map", "dump", "pinned", &pinned("FTPCT_EXPECT")])?;
+    for field in ["\"dport\"", "\"expires_ns\"", "\"src\"", "\"dst\""] {
+        assert!(expect.contains(field), "{field} missing: {expect}");
+    }
+    assert!(
+        expect.contains(&port.to_string()),
+        "port {port} missing: {expect}"
+    );
+    let policy = bpftool(&["bpftool", "map", "dump", "pinned", &pinned("FTPCT_POLICY")])?;
+    for field in ["\"expect_timeout_ns\"", "\"flow_timeout_ns\""] {
+        assert!(policy.contains(field), "{field} missing: {policy}");
+    }
+    let ingress = bpftool(&["bpftool", "prog", "show", "pinned", &pinned("prog_ingress")])?;
+    assert!(ingress.contains("xdp"), "{ingress}");
+    let egress = bpftool(&["bpftool", "prog", "show", "pinned", &pinned("prog_egress")])?;
+    assert!(egress.contains("sched_cls"), "{egress}");
+    for name in [
+        "FTPCT_PORTS",
+        "FTPCT_FLOWS",
+        "FTPCT_CONTROL",
+        "FTPCT_COUNTERS",
+        "link_ingress",
+        "link_egress",
+    ] {
+        assert!(
+            dir.join(name).exists(),
+            "{name} not pinned in {}",
+            dir.display()
+        );
+    }
+    session.quit()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 10. CLI errors.
+
+/// `ftpct ARGS... --pin-root <lab pin root>` in the server namespace.
+fn ftpct_in(lab: &Lab, args: &[&str]) -> Result<Output> {
+    let mut argv: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+    argv.push("--pin-root".as_ref());
+    argv.push(lab.pin_root().as_os_str());
+    ftpct_run(lab.server(), &argv)
+}
+
+#[test]
+fn cli_rejects_bad_arguments_and_leaves_nothing() -> Result<()> {
+    let lab = Lab::new()?;
+    let cases: [(&[&str], &str); 6] = [
+        (&["attach", "nosuch0"], "no such interface"),
+        (
+            &["attach", LAB_IFACE, "--data-ports", "5-1"],
+            "--data-ports takes LO-HI",
+        ),
+        (
+            &["attach", LAB_IFACE, "--data-ports", "abc"],
+            "--data-ports takes LO-HI",
+        ),
+        (
+            &["attach", LAB_IFACE, "--allow-ports", "70000"],
+            "--allow-ports",
+        ),
+        (&["detach", LAB_IFACE], "not attached"),
+        (&["detach", "nosuch0"], "not attached"),
+    ];
+    for (args, needle) in cases {
+        let what = args.join(" ");
+        let out = ftpct_in(&lab, args)?;
+        assert_cli_error(&what, &out, 1, needle);
+        assert_nothing_attached(&what, &lab)?;
+        assert!(
+            !lab.pin_root().exists(),
+            "{what}: {} created",
+            lab.pin_root().display()
+        );
+    }
+    // A clap usage error.
+    let out = ftpct_in(&lab, &["attach", LAB_IFACE, "--no-such-flag"])?;
+    assert_cli_error("unknown flag", &out, 2, "--no-such-flag");
+    assert_nothing_attached("unknown flag", &lab)?;
+    Ok(())
+}
+
+#[test]
+fn cli_needs_root() -> Result<()> {
+    let lab = Lab::new()?;
+    let bin = ftpct_bin().display().to_string();
+    let root = lab.pin_root().display().to_string();
+    let unprivileged = |args: &[&str]| -> Result<Output> {
+        let mut argv = vec![
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            &bin,
+        ];
+        argv.extend_from_slice(args);
+        argv.extend_from_slice(&["--pin-root", &root]);
+        lab.server().run(&argv)
+    };
+    let out = unprivileged(&["attach", LAB_IFACE])?;
+    assert_cli_error("attach as nobody", &out, 1, "needs root");
+    assert_nothing_attached("attach as nobody", &lab)?;
+    assert!(!lab.pin_root().exists(), "pin root created by nobody");
+
+    // Detach as nobody does not remove a real attachment.
+    let fw = attach(&lab)?;
+    let out = unprivileged(&["detach", LAB_IFACE])?;
+    assert_cli_error("detach as nobody", &out, 1, "needs root");
+    assert!(fw.pin_dir().exists(), "pins removed by nobody");
+    assert!(xdp_attached(lab.server())?, "detached by nobody");
+    fw.detach()?;
+    Ok(())
+}
+
+#[test]
+fn cli_refuses_second_attach_and_double_detach() -> Result<()> {
+    let lab = Lab::new()?;
+    let mut fw = attach(&lab)?;
+    assert!(
+        fw.attach_output()
+            .starts_with(&format!("ftpct: guarding {LAB_IFACE}")),
+        "{}",
+        fw.attach_output()
+    );
+    let status = fw.status_json()?;
+    let ids = (
+        status[0]["ingress_prog_id"].clone(),
+        status[0]["egress_prog_id"].clone(),
+    );
+
+    let out = ftpct_in(&lab, &["attach", LAB_IFACE])?;
+    assert_cli_error("second attach", &out, 1, "already attached");
+    // The first attachment is untouched.
+    assert!(xdp_attached(lab.server())?);
+    let status = fw.status_json()?;
+    assert_eq!(
+        (
+            status[0]["ingress_prog_id"].clone(),
+            status[0]["egress_prog_id"].clone()
+        ),
+        ids,
+        "{status}"
+    );
+
+    let out = fw.detach_now()?;
+    assert!(out.status.success(), "first detach: {out:?}");
+    let out = ftpct_in(&lab, &["detach", LAB_IFACE])?;
+    assert_cli_error("second detach", &out, 1, "not attached");
+    assert_nothing_attached("after detach", &lab)?;
+    Ok(())
+}
+
+#[test]
+fn cli_refuses_ip_netns_exec_with_default_pin_root() -> Result<()> {
+    let lab = Lab::new()?;
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", lab.server().name()])
+        .arg(ftpct_bin())
+        .args(["attach", LAB_IFACE])
+        .env_remove("FTPCT_PIN_ROOT");
+    let out = run_with_timeout(cmd, Duration::from_secs(30))?;
+    assert_cli_error("ip netns exec attach", &out, 1, "ip netns exec");
+    assert_cli_error("ip netns exec attach", &out, 1, "nsenter");
+    ensure!(
+        !xdp_attached(lab.server())?,
+        "XDP attached from ip netns exec"
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 11. Other servers.
+
+/// One passive and one active IPv4 download through ftpct.
+fn other_server<S: FtpServer>(lab: &Lab, server: &S) -> Result<()> {
+    let fw = attach(lab)?;
+    let name = server.name();
+    let small = server.tree().digest(SMALL_FILE)?;
+    let target = server.target(SERVER.ip(Family::V4));
+    for mode in [TransferMode::Pasv, TransferMode::Port] {
+        let before = fw.counters()?;
+        let got = curl_download(lab.client(), &target, SMALL_FILE, mode)
+            .with_context(|| format!("{name} {mode:?}"))?;
+        assert_eq!(got, small, "{name} {mode:?}");
+        let after = fw.counters()?;
+        let counter = if mode.is_passive() {
+            "expect_created_pasv"
+        } else {
+            "flows_outbound"
+        };
+        assert!(
+            after.since(&before, counter) >= 1,
+            "{name} {mode:?}: {counter}: {after}"
+        );
+    }
+    let c: Counters = fw.counters()?;
+    assert_eq!(c.get("syn_dropped"), 0, "{name}: {c}");
+    Ok(())
+}
+
+#[test]
+fn pure_ftpd_through_ftpct() -> Result<()> {
+    let lab = Lab::new()?;
+    let server = PureFtpd::start(lab.server())?;
+    other_server(&lab, &server)
+}
+
+#[test]
+fn proftpd_through_ftpct() -> Result<()> {
+    let lab = Lab::new()?;
+    let server = Proftpd::start(lab.server())?;
+    other_server(&lab, &server)
+}
+
+#[test]
+fn pyftpdlib_through_ftpct() -> Result<()> {
+    let lab = Lab::new()?;
+    let server = Pyftpdlib::start(lab.server())?;
+    other_server(&lab, &server)
+}

@@ -1,0 +1,292 @@
+"""FTP/TCP helper for the ftpct test lab (run with /usr/bin/python3 -c).
+
+Every socket operation has a timeout; nothing here can block forever.
+
+Subcommands:
+  banner HOST PORT TIMEOUT
+      Exit 0 if HOST:PORT answers with a "220" line within TIMEOUT seconds.
+  connect HOST PORT TIMEOUT
+      Try one TCP connect; print connected | refused | timeout | error:MSG.
+  download HOST PORT USER PASS PATH MODE
+      Log in, RETR PATH using MODE (pasv, epsv, port, eprt), print
+      "LEN SHA256".
+  session HOST PORT USER PASS
+      Log in, print "ready", then serve one command per stdin line, one
+      reply line each ("ok ..." or "err ..."):
+        pasv | epsv       -> ok PORT        (announced data port)
+        connect           -> ok             (connect to the announced port)
+        port | eprt       -> ok PORT        (listen locally, announce it)
+        retr PATH         -> ok LEN SHA256  (transfer over the prepared data
+                                             connection)
+        quit              -> ok             (then exit)
+      The session also ends after IDLE_TIMEOUT seconds without input.
+  echo-server HOST PORT
+      Listen on HOST:PORT, print "listening", then echo every accepted
+      connection's bytes back (one thread per connection) until killed.
+      Accepted connections stay open until the peer closes them.
+  echo-client HOST PORT TIMEOUT
+      Connect once; print "connected" (or "err MSG" and exit), then for
+      every stdin line send it plus a newline and print "echo LINE" with the
+      line read back (or "err MSG"). Ends at EOF or after IDLE_TIMEOUT.
+"""
+
+import ftplib
+import hashlib
+import os
+import select
+import socket
+import sys
+import threading
+
+IO_TIMEOUT = 10.0
+IDLE_TIMEOUT = 120.0
+
+
+def banner(host, port, timeout):
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            line = s.makefile("rb").readline()
+            return 0 if line.startswith(b"220") else 1
+    except OSError:
+        return 1
+
+
+def connect(host, port, timeout):
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return "connected"
+    except ConnectionRefusedError:
+        return "refused"
+    except socket.timeout:
+        return "timeout"
+    except OSError as e:
+        return "error:%s" % e
+
+
+class Session:
+    """One logged-in control connection and at most one pending data channel."""
+
+    def __init__(self, host, port, user, password):
+        self.ftp = ftplib.FTP(timeout=IO_TIMEOUT)
+        self.ftp.connect(host, port)
+        self.ftp.login(user, password)
+        self.ftp.voidcmd("TYPE I")
+        self.peer = self.ftp.sock.getpeername()[0]
+        self.port = None
+        self.data = None
+        self.listener = None
+
+    def reset(self):
+        for s in (self.data, self.listener):
+            if s is not None:
+                s.close()
+        self.port = self.data = self.listener = None
+
+    def pasv(self):
+        self.reset()
+        _, self.port = ftplib.parse227(self.ftp.sendcmd("PASV"))
+        return self.port
+
+    def epsv(self):
+        self.reset()
+        _, self.port = ftplib.parse229(self.ftp.sendcmd("EPSV"), self.ftp.sock.getpeername())
+        return self.port
+
+    def connect_data(self):
+        if self.port is None:
+            raise RuntimeError("no passive port announced")
+        self.data = socket.create_connection((self.peer, self.port), timeout=IO_TIMEOUT)
+
+    def active(self, extended):
+        self.reset()
+        local = self.ftp.sock.getsockname()[0]
+        family = self.ftp.sock.family
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.bind((local, 0))
+        listener.listen(1)
+        listener.settimeout(IO_TIMEOUT)
+        self.listener = listener
+        port = listener.getsockname()[1]
+        if extended:
+            proto = 1 if family == socket.AF_INET else 2
+            self.ftp.voidcmd("EPRT |%d|%s|%d|" % (proto, local, port))
+        else:
+            if family != socket.AF_INET:
+                raise RuntimeError("PORT needs IPv4")
+            parts = local.split(".") + [str(port >> 8), str(port & 0xFF)]
+            self.ftp.voidcmd("PORT " + ",".join(parts))
+        return port
+
+    def retr(self, path):
+        if self.listener is None and self.data is None:
+            self.connect_data()
+        self.ftp.putcmd("RETR " + path)
+        resp = self.ftp.getresp()
+        if not resp.startswith("1"):
+            raise ftplib.error_reply(resp)
+        if self.listener is not None:
+            conn, _ = self.listener.accept()
+        else:
+            conn = self.data
+            self.data = None
+        conn.settimeout(IO_TIMEOUT)
+        digest = hashlib.sha256()
+        total = 0
+        with conn:
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                digest.update(chunk)
+                total += len(chunk)
+        self.reset()
+        self.ftp.voidresp()
+        return "%d %s" % (total, digest.hexdigest())
+
+    def quit(self):
+        self.reset()
+        try:
+            self.ftp.quit()
+        except (OSError, ftplib.Error):
+            self.ftp.close()
+
+
+def download(host, port, user, password, path, mode):
+    session = Session(host, port, user, password)
+    if mode == "pasv":
+        session.pasv()
+    elif mode == "epsv":
+        session.epsv()
+    elif mode in ("port", "eprt"):
+        session.active(mode == "eprt")
+    else:
+        raise SystemExit("unknown mode %r" % mode)
+    print(session.retr(path), flush=True)
+    session.quit()
+
+
+def stdin_lines():
+    """Yield stdin lines; stop at EOF or after IDLE_TIMEOUT without input."""
+    fd = sys.stdin.fileno()
+    buf = b""
+    while True:
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            yield line.decode().strip()
+        ready, _, _ = select.select([fd], [], [], IDLE_TIMEOUT)
+        if not ready:
+            return
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return
+        buf += chunk
+
+
+def session_loop(host, port, user, password):
+    try:
+        session = Session(host, port, user, password)
+    except (OSError, ftplib.Error) as e:
+        print("err login: %s" % e, flush=True)
+        return 1
+    print("ready", flush=True)
+    for line in stdin_lines():
+        cmd, _, arg = line.partition(" ")
+        try:
+            if cmd == "pasv":
+                reply = "ok %d" % session.pasv()
+            elif cmd == "epsv":
+                reply = "ok %d" % session.epsv()
+            elif cmd == "connect":
+                session.connect_data()
+                reply = "ok"
+            elif cmd == "port":
+                reply = "ok %d" % session.active(False)
+            elif cmd == "eprt":
+                reply = "ok %d" % session.active(True)
+            elif cmd == "retr":
+                reply = "ok " + session.retr(arg)
+            elif cmd == "quit":
+                session.quit()
+                print("ok", flush=True)
+                return 0
+            else:
+                reply = "err unknown command %r" % cmd
+        except (OSError, ftplib.Error, RuntimeError, EOFError) as e:
+            reply = "err %s: %s" % (type(e).__name__, str(e).replace("\n", " "))
+        print(reply, flush=True)
+    session.quit()
+    return 0
+
+
+def echo_server(host, port):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        # "::" also accepts IPv4 (v4-mapped).
+        listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    listener.bind((host, port))
+    listener.listen(16)
+    print("listening", flush=True)
+
+    def serve(conn):
+        with conn:
+            while True:
+                try:
+                    chunk = conn.recv(65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                conn.sendall(chunk)
+
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+
+def echo_client(host, port, timeout):
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as e:
+        print("err connect: %s" % e, flush=True)
+        return 1
+    sock.settimeout(timeout)
+    reader = sock.makefile("rb")
+    print("connected", flush=True)
+    for line in stdin_lines():
+        try:
+            sock.sendall(line.encode() + b"\n")
+            back = reader.readline()
+            if not back:
+                print("err connection closed", flush=True)
+                continue
+            print("echo " + back.decode().rstrip("\n"), flush=True)
+        except OSError as e:
+            print("err %s: %s" % (type(e).__name__, e), flush=True)
+    sock.close()
+    return 0
+
+
+def main(argv):
+    cmd, args = argv[0], argv[1:]
+    if cmd == "banner":
+        return banner(args[0], int(args[1]), float(args[2]))
+    if cmd == "connect":
+        print(connect(args[0], int(args[1]), float(args[2])), flush=True)
+        return 0
+    if cmd == "download":
+        download(args[0], int(args[1]), args[2], args[3], args[4], args[5])
+        return 0
+    if cmd == "session":
+        return session_loop(args[0], int(args[1]), args[2], args[3])
+    if cmd == "echo-server":
+        return echo_server(args[0], int(args[1]))
+    if cmd == "echo-client":
+        return echo_client(args[0], int(args[1]), float(args[2]))
+    raise SystemExit("unknown subcommand %r" % cmd)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,130 @@
+//! ProFTPD: a user from an `AuthUserFile`, chrooted to the served tree.
+
+use std::fs;
+
+use anyhow::{Context, Result};
+
+use super::{
+    CONTROL_PORT, Credentials, FtpServer, LAB_PASSWORD_HASH, LAB_USER, NOBODY, ServerOptions,
+    ServerProcess, require_file, server_binary,
+};
+use crate::fixtures::{ServedTree, set_mode};
+use crate::netns::Netns;
+
+/// ProFTPD serving a [`ServedTree`] to the lab user.
+///
+/// The binary comes from Debian's `proftpd-core` (`proftpd-basic` is a
+/// dummy). Run as `proftpd -n -c FILE` (foreground, standalone). Config
+/// choices: `UseIPv6 on` (one dual-stack listener), `AuthOrder
+/// mod_auth_file.c` with `AuthUserFile`/`AuthGroupFile` in the work dir
+/// (user `ftpct`, uid/gid `nobody`, home = the tree), `DefaultRoot ~`,
+/// `RequireValidShell off`, `PassivePorts LO HI`, `UseReverseDNS off`,
+/// `DelayTable none`, `WtmpLog off`, pid/scoreboard/log files in the work
+/// dir. No module has to be loaded, so `/etc/proftpd` is not used.
+pub struct Proftpd {
+    process: ServerProcess,
+    tree: ServedTree,
+    credentials: Credentials,
+    options: ServerOptions,
+}
+
+impl Proftpd {
+    /// Starts ProFTPD in `ns` with default options.
+    pub fn start(ns: &Netns) -> Result<Self> {
+        Self::start_with(ns, ServerOptions::default())
+    }
+
+    /// Starts ProFTPD in `ns` with `options`.
+    pub fn start_with(ns: &Netns, options: ServerOptions) -> Result<Self> {
+        let binary = server_binary("proftpd");
+        require_file(&binary)?;
+        let tree = ServedTree::create(NOBODY)?;
+        let work = tree.work_dir();
+        let passwd = work.join("passwd");
+        let group = work.join("group");
+        fs::write(
+            &passwd,
+            format!(
+                "{LAB_USER}:{LAB_PASSWORD_HASH}:{}:{}::{}:/bin/false\n",
+                NOBODY.0,
+                NOBODY.1,
+                tree.root().display()
+            ),
+        )
+        .context("writing proftpd AuthUserFile")?;
+        fs::write(&group, format!("nogroup:x:{}:\n", NOBODY.1))
+            .context("writing proftpd AuthGroupFile")?;
+        set_mode(&passwd, 0o600)?;
+        set_mode(&group, 0o600)?;
+
+        let config = work.join("proftpd.conf");
+        let text = format!(
+            "\
+ServerType standalone
+ServerName \"ftpct-lab\"
+DefaultServer on
+UseIPv6 on
+Port {CONTROL_PORT}
+User nobody
+Group nogroup
+PidFile {work}/proftpd.pid
+ScoreboardFile {work}/proftpd.scoreboard
+DelayTable none
+WtmpLog off
+UseReverseDNS off
+PassivePorts {lo} {hi}
+RequireValidShell off
+AuthOrder mod_auth_file.c
+AuthUserFile {passwd}
+AuthGroupFile {group}
+DefaultRoot ~
+SystemLog {work}/proftpd-system.log
+TransferLog {work}/proftpd-xfer.log
+Umask 022
+AllowOverwrite on
+",
+            work = work.display(),
+            lo = options.pasv_ports.start(),
+            hi = options.pasv_ports.end(),
+            passwd = passwd.display(),
+            group = group.display(),
+        );
+        fs::write(&config, text).context("writing proftpd.conf")?;
+        let argv = [
+            binary.display().to_string(),
+            "-n".into(),
+            "-c".into(),
+            config.display().to_string(),
+        ];
+        let log = work.join("proftpd.log");
+        let process = ServerProcess::start("proftpd", ns, &argv, &log)?;
+        Ok(Self {
+            process,
+            tree,
+            credentials: Credentials::lab_user(),
+            options,
+        })
+    }
+}
+
+impl FtpServer for Proftpd {
+    fn name(&self) -> &'static str {
+        "proftpd"
+    }
+
+    fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    fn tree(&self) -> &ServedTree {
+        &self.tree
+    }
+
+    fn options(&self) -> &ServerOptions {
+        &self.options
+    }
+
+    fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+}

@@ -1,0 +1,73 @@
+//! pyftpdlib: a small Python server script (`py/pyftpd_server.py`).
+
+use anyhow::Result;
+
+use super::{CONTROL_PORT, Credentials, FtpServer, ServerOptions, ServerProcess};
+use crate::clients::python::PYTHON;
+use crate::fixtures::ServedTree;
+use crate::netns::Netns;
+
+/// The server script, passed to the interpreter with `-c`.
+const SCRIPT: &str = include_str!("../py/pyftpd_server.py");
+
+/// pyftpdlib serving a [`ServedTree`] to anonymous users (with write
+/// permission), on one dual-stack `::` socket, run by Debian's
+/// `/usr/bin/python3` as root.
+pub struct Pyftpdlib {
+    process: ServerProcess,
+    tree: ServedTree,
+    credentials: Credentials,
+    options: ServerOptions,
+}
+
+impl Pyftpdlib {
+    /// Starts pyftpdlib in `ns` with default options.
+    pub fn start(ns: &Netns) -> Result<Self> {
+        Self::start_with(ns, ServerOptions::default())
+    }
+
+    /// Starts pyftpdlib in `ns` with `options`.
+    pub fn start_with(ns: &Netns, options: ServerOptions) -> Result<Self> {
+        let tree = ServedTree::create((0, 0))?;
+        let argv = [
+            PYTHON.to_string(),
+            "-u".into(),
+            "-c".into(),
+            SCRIPT.into(),
+            tree.root().display().to_string(),
+            CONTROL_PORT.to_string(),
+            options.pasv_ports.start().to_string(),
+            options.pasv_ports.end().to_string(),
+        ];
+        let log = tree.work_dir().join("pyftpdlib.log");
+        let process = ServerProcess::start("pyftpdlib", ns, &argv, &log)?;
+        Ok(Self {
+            process,
+            tree,
+            credentials: Credentials::anonymous(),
+            options,
+        })
+    }
+}
+
+impl FtpServer for Pyftpdlib {
+    fn name(&self) -> &'static str {
+        "pyftpdlib"
+    }
+
+    fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    fn tree(&self) -> &ServedTree {
+        &self.tree
+    }
+
+    fn options(&self) -> &ServerOptions {
+        &self.options
+    }
+
+    fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+}

@@ -1,0 +1,117 @@
+//! vsftpd: anonymous, one dual-stack listener.
+
+use std::fs;
+
+use anyhow::{Context, Result};
+
+use super::{
+    CONTROL_PORT, Credentials, FtpServer, ServerOptions, ServerProcess, require_file,
+    server_binary, system_user,
+};
+use crate::fixtures::ServedTree;
+use crate::netns::Netns;
+
+/// The system user vsftpd maps anonymous logins to. vsftpd needs its home
+/// directory to exist, even though `anon_root` overrides it.
+const ANON_USER: &str = "ftp";
+
+/// vsftpd serving a [`ServedTree`] to anonymous users.
+///
+/// Configuration choices: `listen=NO` + `listen_ipv6=YES` (one socket, IPv4
+/// arrives v4-mapped), `anon_root` = the tree, `anon_upload_enable` with
+/// `upload/` owned by the `ftp` user, `anon_umask=022` so uploads can be
+/// downloaded again, `port_enable=YES` with `connect_from_port_20=NO`,
+/// `seccomp_sandbox=NO` and `isolate_network=NO` (no per-session network
+/// namespace), `background=NO` so the guard owns the process.
+pub struct Vsftpd {
+    process: ServerProcess,
+    tree: ServedTree,
+    credentials: Credentials,
+    options: ServerOptions,
+}
+
+impl Vsftpd {
+    /// Starts vsftpd in `ns` with default options.
+    pub fn start(ns: &Netns) -> Result<Self> {
+        Self::start_with(ns, ServerOptions::default())
+    }
+
+    /// Starts vsftpd in `ns` with `options`.
+    pub fn start_with(ns: &Netns, options: ServerOptions) -> Result<Self> {
+        let binary = server_binary("vsftpd");
+        require_file(&binary)?;
+        let anon = system_user(ANON_USER)?;
+        require_file(&anon.home).context("home directory of the `ftp` user")?;
+        let tree = ServedTree::create((anon.uid, anon.gid))?;
+        let work = tree.work_dir();
+        let empty = work.join("empty");
+        fs::create_dir(&empty).context("creating secure_chroot_dir")?;
+        let config = work.join("vsftpd.conf");
+        let log = work.join("vsftpd.log");
+        let text = format!(
+            "\
+listen=NO
+listen_ipv6=YES
+listen_port={CONTROL_PORT}
+background=NO
+anonymous_enable=YES
+local_enable=NO
+no_anon_password=YES
+ftp_username={ANON_USER}
+anon_root={root}
+write_enable=YES
+anon_upload_enable=YES
+anon_mkdir_write_enable=YES
+anon_umask=022
+secure_chroot_dir={empty}
+seccomp_sandbox=NO
+isolate_network=NO
+pasv_enable=YES
+pasv_min_port={lo}
+pasv_max_port={hi}
+port_enable=YES
+connect_from_port_20=NO
+xferlog_enable=YES
+vsftpd_log_file={xferlog}
+dual_log_enable=NO
+log_ftp_protocol=YES
+",
+            root = tree.root().display(),
+            empty = empty.display(),
+            lo = options.pasv_ports.start(),
+            hi = options.pasv_ports.end(),
+            xferlog = work.join("vsftpd-xfer.log").display(),
+        );
+        fs::write(&config, text).context("writing vsftpd.conf")?;
+        let argv = [binary.display().to_string(), config.display().to_string()];
+        let process = ServerProcess::start("vsftpd", ns, &argv, &log)?;
+        Ok(Self {
+            process,
+            tree,
+            credentials: Credentials::anonymous(),
+            options,
+        })
+    }
+}
+
+impl FtpServer for Vsftpd {
+    fn name(&self) -> &'static str {
+        "vsftpd"
+    }
+
+    fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    fn tree(&self) -> &ServedTree {
+        &self.tree
+    }
+
+    fn options(&self) -> &ServerOptions {
+        &self.options
+    }
+
+    fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+}

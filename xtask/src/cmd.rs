@@ -1,0 +1,51 @@
+//! Running commands with the tool cache on PATH, failing with context.
+
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{setup, workspace_root};
+
+/// PATH with the tool cache (bpf-linker, cargo-fuzz) first.
+pub fn path_with_tools() -> String {
+    let tools = setup::tools_dir().join("bin");
+    match std::env::var("PATH") {
+        Ok(path) => format!("{}:{path}", tools.display()),
+        Err(_) => tools.display().to_string(),
+    }
+}
+
+/// Runs a command to completion; a non-zero exit is an error naming it.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    cmd.env("PATH", path_with_tools());
+    let shown = format!("{cmd:?}");
+    eprintln!("xtask: {shown}");
+    let status = cmd.status().with_context(|| format!("starting {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed with {status}");
+    }
+    Ok(())
+}
+
+/// `cargo ARGS` in the workspace root.
+pub fn cargo(args: &[&str]) -> Result<()> {
+    cargo_env(args, &[])
+}
+
+/// `cargo ARGS` in the workspace root with extra environment.
+pub fn cargo_env(args: &[&str], env: &[(&str, String)]) -> Result<()> {
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(workspace_root()).args(args);
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    run(&mut cmd)
+}
+
+/// Output of a command, trimmed, if it ran and succeeded.
+pub fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
