@@ -60,6 +60,41 @@ pub struct AttachConfig {
     pub log_level: u8,
 }
 
+impl AttachConfig {
+    /// The configuration `ftpct attach IFACE` uses without options.
+    pub fn with_defaults(iface: &str) -> Self {
+        use ftp_ebpf_common::policy::{
+            DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORTS, DEFAULT_EXPECT_TIMEOUT_SECS,
+            DEFAULT_FLOW_TIMEOUT_SECS,
+        };
+        Self {
+            iface: iface.to_string(),
+            control_ports: vec![DEFAULT_CONTROL_PORT],
+            data_ports: PortRange {
+                lo: DEFAULT_DATA_PORTS.0,
+                hi: DEFAULT_DATA_PORTS.1,
+            },
+            allow_ports: Vec::new(),
+            expect_timeout_secs: DEFAULT_EXPECT_TIMEOUT_SECS,
+            flow_timeout_secs: DEFAULT_FLOW_TIMEOUT_SECS,
+            allow_low_ports: false,
+            max_expectations: 65_536,
+            max_flows: 262_144,
+            pin_root: PathBuf::from(pins::DEFAULT_PIN_ROOT),
+            log_level: 0,
+        }
+    }
+}
+
+/// Loads the programs and writes the policy without attaching or pinning
+/// anything: what tests and benchmarks drive with `BPF_PROG_TEST_RUN`.
+pub fn load_configured(cfg: &AttachConfig) -> Result<Ebpf> {
+    let mut ebpf = load(cfg)?;
+    let classes = portspec::classify(&cfg.control_ports, cfg.data_ports, &cfg.allow_ports);
+    configure(&mut ebpf, cfg, &classes)?;
+    Ok(ebpf)
+}
+
 /// Loads, configures, attaches and pins. On error everything created is
 /// removed again. Returns the loaded object (for `ftpct run`'s logs).
 pub fn attach(cfg: &AttachConfig) -> Result<Ebpf> {

@@ -1,14 +1,5 @@
 //! `ftpct`: a stateful FTP firewall in XDP/TC. See `ftpct --help`.
 
-mod attach;
-mod pins;
-mod portspec;
-mod privileges;
-mod run;
-mod seed;
-mod status;
-mod tables;
-
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Result, bail};
@@ -18,7 +9,10 @@ use ftp_ebpf_common::policy::{
     DEFAULT_FLOW_TIMEOUT_SECS,
 };
 
-use crate::attach::AttachConfig;
+use ftp_userspace::{
+    attach::{self, AttachConfig},
+    pins, portspec, run, status, tables,
+};
 
 /// Stateful FTP firewall: only data connections announced on an FTP control
 /// connection may reach the guarded ports.

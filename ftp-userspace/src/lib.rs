@@ -1,0 +1,12 @@
+//! The library behind `ftpct`: loading, attaching and pinning the programs,
+//! reading their tables, and the pure logic (port specs, socket-table seeding)
+//! the CLI and the tests share.
+
+pub mod attach;
+pub mod pins;
+pub mod portspec;
+pub mod privileges;
+pub mod run;
+pub mod seed;
+pub mod status;
+pub mod tables;

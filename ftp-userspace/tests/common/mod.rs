@@ -1,0 +1,202 @@
+//! Shared by the kernel-level tests: crafted frames and a harness that runs the
+//! loaded (not attached) programs on them with `BPF_PROG_TEST_RUN`.
+#![allow(dead_code)]
+
+use std::net::IpAddr;
+
+use aya::{
+    Ebpf,
+    maps::{HashMap, MapData, PerCpuArray},
+    programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
+};
+use ftp_ebpf_common::{
+    counters::Counter,
+    flow::{ExpectKey, ExpectValue},
+    map_names, program_names,
+};
+use ftp_userspace::attach::{AttachConfig, load_configured};
+
+pub const FIN: u8 = 0x01;
+pub const SYN: u8 = 0x02;
+pub const RST: u8 = 0x04;
+pub const PSH: u8 = 0x08;
+pub const ACK: u8 = 0x10;
+
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+
+/// A TCP segment to frame.
+#[derive(Clone, Debug)]
+pub struct Segment {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub seq: u32,
+    pub flags: u8,
+    pub payload: Vec<u8>,
+    /// 802.1Q/802.1ad tags to insert (outermost first).
+    pub vlans: Vec<u16>,
+}
+
+impl Segment {
+    pub fn new(src: &str, sport: u16, dst: &str, dport: u16) -> Self {
+        Self {
+            src: src.parse().expect("test address"),
+            dst: dst.parse().expect("test address"),
+            sport,
+            dport,
+            seq: 1000,
+            flags: ACK | PSH,
+            payload: Vec::new(),
+            vlans: Vec::new(),
+        }
+    }
+    pub fn flags(mut self, flags: u8) -> Self {
+        self.flags = flags;
+        self
+    }
+    pub fn seq(mut self, seq: u32) -> Self {
+        self.seq = seq;
+        self
+    }
+    pub fn payload(mut self, payload: &[u8]) -> Self {
+        self.payload = payload.to_vec();
+        self
+    }
+    pub fn vlans(mut self, tags: &[u16]) -> Self {
+        self.vlans = tags.to_vec();
+        self
+    }
+
+    /// Ethernet frame bytes (checksums left zero: the programs do not check them).
+    pub fn frame(&self) -> Vec<u8> {
+        let mut tcp = Vec::new();
+        tcp.extend_from_slice(&self.sport.to_be_bytes());
+        tcp.extend_from_slice(&self.dport.to_be_bytes());
+        tcp.extend_from_slice(&self.seq.to_be_bytes());
+        tcp.extend_from_slice(&0u32.to_be_bytes());
+        tcp.push(5 << 4);
+        tcp.push(self.flags);
+        tcp.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
+        tcp.extend_from_slice(&self.payload);
+        let mut frame = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2];
+        for (i, tag) in self.vlans.iter().enumerate() {
+            // QinQ: the outer tag is 802.1ad, inner (or single) tags 802.1Q.
+            let tpid = if i == 0 && self.vlans.len() > 1 {
+                [0x88, 0xa8]
+            } else {
+                [0x81, 0x00]
+            };
+            frame.extend_from_slice(&tpid);
+            frame.extend_from_slice(&tag.to_be_bytes());
+        }
+        match (self.src, self.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                frame.extend_from_slice(&[0x08, 0x00]);
+                let total = (20 + tcp.len()) as u16;
+                frame.extend_from_slice(&[0x45, 0]);
+                frame.extend_from_slice(&total.to_be_bytes());
+                frame.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
+                frame.extend_from_slice(&s.octets());
+                frame.extend_from_slice(&d.octets());
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                frame.extend_from_slice(&[0x86, 0xdd]);
+                frame.extend_from_slice(&[0x60, 0, 0, 0]);
+                frame.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
+                frame.extend_from_slice(&[6, 64]);
+                frame.extend_from_slice(&s.octets());
+                frame.extend_from_slice(&d.octets());
+            }
+            _ => panic!("mixed address families in a test segment"),
+        }
+        frame.extend_from_slice(&tcp);
+        frame
+    }
+}
+
+/// The programs loaded with the default policy, run with `BPF_PROG_TEST_RUN`.
+pub struct Harness {
+    pub ebpf: Ebpf,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Self::with(AttachConfig::with_defaults("lo"))
+    }
+
+    pub fn with(cfg: AttachConfig) -> Self {
+        let ebpf = load_configured(&cfg).expect("loading the programs (are we root?)");
+        Self { ebpf }
+    }
+
+    /// Runs the XDP program on a frame; returns the XDP action.
+    pub fn ingress(&self, frame: &[u8]) -> u32 {
+        let prog: &Xdp = self
+            .ebpf
+            .program(program_names::INGRESS)
+            .expect("ingress program")
+            .try_into()
+            .expect("xdp");
+        let mut out = vec![0u8; frame.len() + 256];
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..Default::default()
+        };
+        prog.test_run(opts).expect("test run").return_value
+    }
+
+    /// Runs the TC program on a frame; returns the TC action.
+    pub fn egress(&self, frame: &[u8]) -> u32 {
+        let prog: &SchedClassifier = self
+            .ebpf
+            .program(program_names::EGRESS)
+            .expect("egress program")
+            .try_into()
+            .expect("tc");
+        let mut out = vec![0u8; frame.len() + 256];
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..Default::default()
+        };
+        prog.test_run(opts).expect("test run").return_value
+    }
+
+    pub fn expectations(&self) -> Vec<(ExpectKey, ExpectValue)> {
+        let map: HashMap<&MapData, ExpectKey, ExpectValue> =
+            HashMap::try_from(self.ebpf.map(map_names::EXPECTATIONS).expect("map"))
+                .expect("hash map");
+        map.iter().map(|r| r.expect("entry")).collect()
+    }
+
+    pub fn counter(&self, counter: Counter) -> u64 {
+        let map: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(self.ebpf.map(map_names::COUNTERS).expect("map"))
+                .expect("per-cpu array");
+        map.get(&(counter as u32), 0).expect("counter").iter().sum()
+    }
+}
+
+/// Expectation key in the map's layout.
+pub fn expect_key(src: &str, dst: &str, port: u16) -> ExpectKey {
+    let (family, src, dst) = match (src.parse().unwrap(), dst.parse().unwrap()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let (mut a, mut b) = ([0u8; 16], [0u8; 16]);
+            a[..4].copy_from_slice(&s.octets());
+            b[..4].copy_from_slice(&d.octets());
+            (4, a, b)
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => (6, s.octets(), d.octets()),
+        _ => panic!("mixed families"),
+    };
+    ExpectKey {
+        family,
+        _pad: 0,
+        dport: port,
+        src,
+        dst,
+    }
+}

@@ -1,0 +1,292 @@
+//! The compiled programs, loaded into this kernel (so the verifier accepts
+//! them) and driven with `BPF_PROG_TEST_RUN` on crafted frames: control
+//! sequences in both directions, split and retransmitted lines, and the
+//! admission decisions that follow. Needs root.
+
+mod common;
+
+use common::{ACK, Harness, RST, SYN, Segment, XDP_DROP, XDP_PASS, expect_key};
+use ftp_ebpf_common::{counters::Counter, flow::expect_kind};
+
+const SERVER: &str = "198.18.0.1";
+const CLIENT: &str = "198.18.0.2";
+const INTRUDER: &str = "198.18.0.3";
+const CPORT: u16 = 50_000;
+
+/// A control connection between CLIENT:CPORT and SERVER:21 (the local server)
+/// that keeps both directions' sequence numbers.
+struct Control<'a> {
+    h: &'a Harness,
+    c2s: u32,
+    s2c: u32,
+}
+
+impl<'a> Control<'a> {
+    fn new(h: &'a Harness) -> Self {
+        Self {
+            h,
+            c2s: 100,
+            s2c: 1,
+        }
+    }
+    /// Client → server (arrives on ingress); returns the XDP action.
+    fn command(&mut self, text: &[u8]) -> u32 {
+        let frame = Segment::new(CLIENT, CPORT, SERVER, 21)
+            .seq(self.c2s)
+            .payload(text)
+            .frame();
+        self.c2s += text.len() as u32;
+        self.h.ingress(&frame)
+    }
+    /// Server → client (leaves through egress).
+    fn reply(&mut self, text: &[u8]) {
+        let frame = Segment::new(SERVER, 21, CLIENT, CPORT)
+            .seq(self.s2c)
+            .payload(text)
+            .frame();
+        self.s2c += text.len() as u32;
+        self.h.egress(&frame);
+    }
+}
+
+#[test]
+fn verifier_accepts_both_programs() {
+    // Loading is verification; Harness::new panics with the verifier's words.
+    let h = Harness::new();
+    assert_eq!(h.counter(Counter::IngressPackets), 0);
+}
+
+#[test]
+fn split_pasv_reply_creates_one_shot_expectation() {
+    let h = Harness::new();
+    let mut c = Control::new(&h);
+    // Banner from the local server creates the control state.
+    c.reply(b"220 ready\r\n");
+    c.command(b"USER anonymous\r\nPASS x\r\n");
+    c.reply(b"331 ok\r\n230 in\r\n");
+    c.command(b"PASV\r\n");
+    // 227 split in the middle of a number; the first part retransmitted.
+    let first = b"227 Entering Passive Mode (198,18,0,1,15";
+    let at = c.s2c;
+    c.reply(first);
+    h.egress(
+        &Segment::new(SERVER, 21, CLIENT, CPORT)
+            .seq(at)
+            .payload(first)
+            .frame(),
+    );
+    assert!(
+        h.expectations().is_empty(),
+        "no expectation before the line ends"
+    );
+    c.reply(b"6,64).\r\n");
+    let port = 156 * 256 + 64;
+    let entries = h.expectations();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].0, expect_key(CLIENT, SERVER, port));
+    assert_eq!(entries[0].1.kind, expect_kind::PASV);
+    assert_eq!(h.counter(Counter::ControlRetransmits), 1);
+
+    let syn = |src: &str, sport| Segment::new(src, sport, SERVER, port).flags(SYN).frame();
+    assert_eq!(h.ingress(&syn(INTRUDER, 40_000)), XDP_DROP, "other client");
+    assert_eq!(
+        h.ingress(&syn(CLIENT, 40_001)),
+        XDP_PASS,
+        "announced client"
+    );
+    assert_eq!(
+        h.ingress(&syn(CLIENT, 40_001)),
+        XDP_PASS,
+        "its retransmitted SYN"
+    );
+    assert_eq!(
+        h.ingress(&syn(CLIENT, 40_002)),
+        XDP_DROP,
+        "consumed: one-shot"
+    );
+    let data = Segment::new(CLIENT, 40_001, SERVER, port)
+        .flags(ACK)
+        .frame();
+    assert_eq!(h.ingress(&data), XDP_PASS, "tracked flow");
+    assert!(h.expectations().is_empty());
+    assert_eq!(h.counter(Counter::SynAdmitted), 1);
+}
+
+#[test]
+fn pipelined_commands_correlate_in_order() {
+    let h = Harness::new();
+    let mut c = Control::new(&h);
+    c.reply(b"220 ready\r\n");
+    c.command(b"TYPE I\r\nEPSV\r\n");
+    // The 200 answers TYPE; the 229 answers EPSV.
+    c.reply(b"200 Switching to Binary mode.\r\n229 Entering Extended Passive Mode (|||40123|)\r\n");
+    let entries = h.expectations();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].0, expect_key(CLIENT, SERVER, 40_123));
+    assert_eq!(entries[0].1.kind, expect_kind::EPSV);
+}
+
+#[test]
+fn reply_without_request_or_with_foreign_address_creates_nothing() {
+    let h = Harness::new();
+    let mut c = Control::new(&h);
+    c.reply(b"220 ready\r\n");
+    // No PASV was sent.
+    c.reply(b"227 Entering Passive Mode (198,18,0,1,156,64).\r\n");
+    assert_eq!(h.counter(Counter::RefusedUncorrelated), 1);
+    // PASV sent, but the reply names another host.
+    c.command(b"PASV\r\n");
+    c.reply(b"227 Entering Passive Mode (198,18,0,9,156,64).\r\n");
+    assert_eq!(h.counter(Counter::RefusedAddressMismatch), 1);
+    // A reply that merely starts with 227 never drops control traffic.
+    assert_eq!(c.command(b"PASV\r\n"), XDP_PASS);
+    c.reply(b"227 Logout.\r\n");
+    assert_eq!(c.command(b"NOOP\r\n"), XDP_PASS);
+    assert_eq!(h.counter(Counter::RefusedNoAddress), 1);
+    assert!(h.expectations().is_empty());
+}
+
+#[test]
+fn forged_reply_from_outside_creates_nothing() {
+    let h = Harness::new();
+    // A "server" the host never talked to sends a 227 to a guarded local port.
+    let forged = Segment::new(INTRUDER, 21, SERVER, 45_000)
+        .payload(b"227 Entering Passive Mode (198,18,0,3,156,64).\r\n")
+        .frame();
+    assert_eq!(
+        h.ingress(&forged),
+        XDP_DROP,
+        "untracked packet to a guarded port"
+    );
+    assert!(h.expectations().is_empty());
+    assert_eq!(h.counter(Counter::UntrackedDropped), 1);
+}
+
+#[test]
+fn local_client_port_needs_the_servers_200() {
+    let h = Harness::new();
+    let remote = "198.18.0.9";
+    let out = |p: &[u8], seq| {
+        Segment::new(CLIENT, CPORT, remote, 21)
+            .seq(seq)
+            .payload(p)
+            .frame()
+    };
+    let inc = |p: &[u8], seq| {
+        Segment::new(remote, 21, CLIENT, CPORT)
+            .seq(seq)
+            .payload(p)
+            .frame()
+    };
+    // The local client opens the control connection: its SYN leaves on egress.
+    h.egress(
+        &Segment::new(CLIENT, CPORT, remote, 21)
+            .seq(99)
+            .flags(SYN)
+            .frame(),
+    );
+    assert_eq!(
+        h.ingress(&inc(b"220 hi\r\n", 1)),
+        XDP_PASS,
+        "reply to our own connection"
+    );
+    h.egress(&out(b"PORT 198,18,0,2,156,64\r\n", 100));
+    assert!(h.expectations().is_empty(), "not before the 200");
+    h.ingress(&inc(b"200 PORT command successful.\r\n", 9));
+    let entries = h.expectations();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].0, expect_key(remote, CLIENT, 40_000));
+    assert_eq!(entries[0].1.kind, expect_kind::PORT);
+    let syn = Segment::new(remote, 20, CLIENT, 40_000).flags(SYN).frame();
+    assert_eq!(h.ingress(&syn), XDP_PASS);
+    // Bounce: PORT naming another host.
+    h.egress(&out(b"PORT 198,18,0,3,156,65\r\n", 124));
+    h.ingress(&inc(b"200 ok\r\n", 40));
+    assert_eq!(h.counter(Counter::RefusedBounce), 1);
+    assert!(h.expectations().is_empty());
+}
+
+#[test]
+fn ipv6_epsv_behind_two_vlan_tags() {
+    let h = Harness::new();
+    let (srv, cli) = ("2001:db8::1", "2001:db8::2");
+    let tags = [100, 200];
+    let out = |p: &[u8], seq| {
+        Segment::new(srv, 21, cli, CPORT)
+            .seq(seq)
+            .payload(p)
+            .vlans(&tags)
+            .frame()
+    };
+    let inc = |p: &[u8], seq| {
+        Segment::new(cli, CPORT, srv, 21)
+            .seq(seq)
+            .payload(p)
+            .vlans(&tags)
+            .frame()
+    };
+    h.egress(&out(b"220-Welcome\r\n220 ready\r\n", 1));
+    h.ingress(&inc(b"epsv\r\n", 100));
+    h.egress(&out(
+        b"229 Entering Extended Passive Mode (!!!40124!)\r\n",
+        25,
+    ));
+    let entries = h.expectations();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].0, expect_key(cli, srv, 40_124));
+    let syn = Segment::new(cli, 40_500, srv, 40_124)
+        .flags(SYN)
+        .vlans(&tags)
+        .frame();
+    assert_eq!(h.ingress(&syn), XDP_PASS);
+}
+
+#[test]
+fn rst_on_the_control_connection_forgets_it() {
+    let h = Harness::new();
+    let mut c = Control::new(&h);
+    c.reply(b"220 ready\r\n");
+    h.ingress(
+        &Segment::new(CLIENT, CPORT, SERVER, 21)
+            .seq(100)
+            .flags(RST | ACK)
+            .frame(),
+    );
+    c.command(b"PASV\r\n");
+    c.reply(b"227 Entering Passive Mode (198,18,0,1,156,64).\r\n");
+    // The 227 packet recreated the state (local server payload) but no PASV
+    // was seen on it, so nothing is expected.
+    assert!(h.expectations().is_empty());
+}
+
+#[test]
+fn open_ports_and_non_tcp_pass() {
+    let h = Harness::new();
+    let ssh = Segment::new(INTRUDER, 40_000, SERVER, 22)
+        .flags(SYN)
+        .frame();
+    assert_eq!(h.ingress(&ssh), XDP_PASS);
+    let arp = [
+        vec![0xff; 6],
+        vec![2, 0, 0, 0, 0, 3],
+        vec![0x08, 0x06],
+        vec![0; 28],
+    ]
+    .concat();
+    assert_eq!(h.ingress(&arp), XDP_PASS);
+    let truncated = &Segment::new(INTRUDER, 1, SERVER, 40_000).flags(SYN).frame()[..40];
+    assert_eq!(
+        h.ingress(truncated),
+        XDP_PASS,
+        "the kernel drops truncated frames itself"
+    );
+    let three_tags = Segment::new(INTRUDER, 1, SERVER, 40_000)
+        .flags(SYN)
+        .vlans(&[1, 2, 3])
+        .frame();
+    assert_eq!(
+        h.ingress(&three_tags),
+        XDP_DROP,
+        "cannot be classified: dropped"
+    );
+}
