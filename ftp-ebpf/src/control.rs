@@ -14,7 +14,7 @@ use ftp_ebpf_common::{
     control::{ControlKey, ControlState, PENDING_SLOTS, Pending, control_flags},
     counters::Counter,
     family,
-    flow::{ExpectKey, ExpectValue, expect_kind},
+    flow::expect_kind,
     parser::{Direction, LineKind, ParsedLine, Status, Verb},
     policy::{POLICY_ALLOW_LOW_PORTS, Policy},
 };
@@ -238,13 +238,16 @@ extern "C" fn feed_byte(index: u64, ctx: *mut c_void) -> i64 {
         ftpct_feed_reply(parser, byte, max_line)
     };
     if done != 0 {
-        let parser = &state.parsers[d];
-        let line = *parser.parsed();
-        // SAFETY: key and policy point to the caller's stack and a map value.
-        let (key, policy) = unsafe { (&*ctx.key, &*ctx.policy) };
+        // Read the result in place (no copy on the stack); the handlers touch
+        // only the correlation fields of `state`, never the parser.
+        let line: *const ParsedLine = state.parsers[d].parsed();
+        // SAFETY: `line` points into the same map value as `state`, disjoint
+        // from the fields the handlers write; key and policy point to the
+        // caller's stack and a map value.
+        let (line, key, policy) = unsafe { (&*line, &*ctx.key, &*ctx.policy) };
         match line.kind {
-            LineKind::Command => on_command(state, key, policy, &line),
-            LineKind::Reply => on_reply(state, key, policy, &line),
+            LineKind::Command => on_command(state, key, policy, line),
+            LineKind::Reply => on_reply(state, key, policy, line),
             LineKind::None => {}
         }
     }
@@ -255,26 +258,24 @@ extern "C" fn feed_byte(index: u64, ctx: *mut c_void) -> i64 {
 #[inline(always)]
 fn on_command(state: &mut ControlState, key: &ControlKey, policy: &Policy, line: &ParsedLine) {
     count(Counter::Commands);
-    let mut pending = Pending {
-        seq: state.pushed,
-        verb: Verb::Other as u8,
-        _pad: 0,
-        port: 0,
-        addr: [0; 16],
-    };
+    let seq = state.pushed;
+    // Written in place: the slot is in map memory, not on the small stack.
+    let slot: &mut Pending = &mut state.pending[seq as usize & (PENDING_SLOTS - 1)];
+    slot.seq = seq;
+    slot.verb = Verb::Other as u8;
+    slot.port = 0;
     match line.verb {
-        Verb::Pasv | Verb::Epsv | Verb::AuthTls => pending.verb = line.verb as u8,
+        Verb::Pasv | Verb::Epsv | Verb::AuthTls => slot.verb = line.verb as u8,
         Verb::Port | Verb::Eprt => {
             if active_endpoint_ok(key, policy, line) {
-                pending.verb = line.verb as u8;
-                pending.port = line.endpoint.port;
-                pending.addr = line.endpoint.addr;
+                slot.verb = line.verb as u8;
+                slot.port = line.endpoint.port;
+                slot.addr = line.endpoint.addr;
             }
         }
         _ => {}
     }
-    state.pending[state.pushed as usize & (PENDING_SLOTS - 1)] = pending;
-    state.pushed = state.pushed.wrapping_add(1);
+    state.pushed = seq.wrapping_add(1);
 }
 
 /// Validates a `PORT`/`EPRT` endpoint against the control connection (no
@@ -325,7 +326,10 @@ fn on_reply(state: &mut ControlState, key: &ControlKey, policy: &Policy, line: &
         return;
     }
     let seq = state.popped;
-    let pending = state.pending[seq as usize & (PENDING_SLOTS - 1)];
+    let pending: *const Pending = &state.pending[seq as usize & (PENDING_SLOTS - 1)];
+    // SAFETY: points into the map value `state` lives in; nothing below writes
+    // the pending slots.
+    let pending = unsafe { &*pending };
     state.popped = seq.wrapping_add(1);
     // A slot overwritten by a newer command (queue overflow) answers nothing.
     let verb = if pending.seq == seq {
@@ -416,24 +420,31 @@ fn addr_words(a: &Addr) -> [u64; 2] {
     [u64::from_ne_bytes(lo), u64::from_ne_bytes(hi)]
 }
 
-/// Records that `src` may open one connection to `dst`:`port`.
+/// Records that `src` may open one connection to `dst`:`port`. The key and
+/// value are built in scratch memory: this runs deep in the parser's call chain.
 #[inline(always)]
 fn expect(key: &ControlKey, src: &Addr, dst: &Addr, port: u16, kind: u8, policy: &Policy) {
-    let expect_key = ExpectKey {
-        family: key.family,
-        _pad: 0,
-        dport: port,
-        src: *src,
-        dst: *dst,
+    let Some(scratch) = FTPCT_SCRATCH.get_ptr_mut(0) else {
+        return;
     };
-    let value = ExpectValue {
-        expires_ns: unsafe { bpf_ktime_get_ns() }.wrapping_add(policy.expect_timeout_ns),
-        kind,
-        _pad: [0; 3],
-        ctrl_client_port: key.client_port,
-        ctrl_server_port: key.server_port,
-    };
-    if FTPCT_EXPECT.insert(&expect_key, &value, BPF_ANY).is_err() {
+    // SAFETY: per-CPU scratch from a successful lookup, used by this CPU only.
+    let scratch = unsafe { &mut *scratch };
+    let k = &mut scratch.expect_key;
+    k.family = key.family;
+    k._pad = 0;
+    k.dport = port;
+    k.src = *src;
+    k.dst = *dst;
+    let v = &mut scratch.expect_value;
+    v.expires_ns = unsafe { bpf_ktime_get_ns() }.wrapping_add(policy.expect_timeout_ns);
+    v.kind = kind;
+    v._pad = [0; 3];
+    v.ctrl_client_port = key.client_port;
+    v.ctrl_server_port = key.server_port;
+    if FTPCT_EXPECT
+        .insert(&scratch.expect_key, &scratch.expect_value, BPF_ANY)
+        .is_err()
+    {
         count(Counter::RefusedExpectFull);
         return;
     }

@@ -1,6 +1,7 @@
 //! The XDP program's body.
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use aya_log_ebpf::debug;
 use ftp_ebpf_common::{counters::Counter, parser::Direction, policy::PortClass};
 
 use crate::{
@@ -55,9 +56,36 @@ pub fn run(ctx: &XdpContext) -> u32 {
         count(Counter::PassedOther);
         return xdp_action::XDP_PASS;
     }
-    match conntrack::inbound(&info, policy) {
+    let verdict = conntrack::inbound(&info, policy);
+    if info.is_syn() {
+        log_syn(ctx, &info, &verdict);
+    }
+    match verdict {
         Verdict::Pass => xdp_action::XDP_PASS,
         Verdict::Drop => xdp_action::XDP_DROP,
+    }
+}
+
+/// Debug log of a SYN verdict (`ftpct run`); off unless the log level is set.
+/// Not inlined: the log record's buffers stay out of the main frame, whose
+/// stack adds up with the parser's call chain against the 512-byte limit.
+#[inline(never)]
+fn log_syn(ctx: &XdpContext, info: &PacketInfo, verdict: &Verdict) {
+    let action = match verdict {
+        Verdict::Pass => "admitted",
+        Verdict::Drop => "dropped",
+    };
+    if info.family == ftp_ebpf_common::family::V4 {
+        let src = [info.src[0], info.src[1], info.src[2], info.src[3]];
+        debug!(
+            ctx,
+            "{} SYN {:i}:{} -> port {}", action, src, info.sport, info.dport
+        );
+    } else {
+        debug!(
+            ctx,
+            "{} SYN [{:i}]:{} -> port {}", action, info.src, info.sport, info.dport
+        );
     }
 }
 

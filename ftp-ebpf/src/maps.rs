@@ -42,12 +42,17 @@ pub static FTPCT_CONTROL: LruHashMap<ControlKey, ControlState, CONTROL_ENTRIES> 
 #[btf_map]
 pub static FTPCT_COUNTERS: PerCpuArray<u64, { COUNTER_COUNT as usize }> = PerCpuArray::new();
 
-/// Per-CPU scratch space: a payload chunk for the parser, and an all-zero
-/// control state to insert new entries from (too big for the 512-byte stack).
+/// Per-CPU scratch space for what is too big for the 512-byte stack, which the
+/// main program and the parser's call chain share: a payload chunk, an all-zero
+/// control state to insert new entries from, and the expectation being
+/// created. XDP and TC never interleave on one CPU (both run with bottom
+/// halves disabled and to completion), so one region serves both.
 #[repr(C)]
 pub struct Scratch {
     pub chunk: [u8; CHUNK],
     pub zero_control: ControlState,
+    pub expect_key: ExpectKey,
+    pub expect_value: ExpectValue,
 }
 
 #[btf_map]

@@ -128,10 +128,16 @@ impl AttachArgs {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp(None)
+    let cli = Cli::parse();
+    // `run` shows the programs' debug records (target `ftp_ebpf::*`).
+    let filter = match cli.command {
+        Command::Run(_) => "info,ftp_ebpf=debug",
+        _ => "info",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(filter))
+        .format_timestamp_millis()
         .init();
-    match dispatch(Cli::parse()) {
+    match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("ftpct: {err:#}");
