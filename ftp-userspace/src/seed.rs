@@ -30,6 +30,8 @@ pub struct Socket {
 }
 
 const TCP_ESTABLISHED: u8 = 1;
+const TCP_SYN_SENT: u8 = 2;
+const TCP_SYN_RECV: u8 = 3;
 const TCP_CLOSE: u8 = 7;
 const TCP_LISTEN: u8 = 10;
 
@@ -111,10 +113,17 @@ pub fn flows(sockets: &[Socket], classes: &[PortClass], now_ns: u64) -> Vec<(Flo
                 src: s.remote,
                 dst: s.local,
             };
+            // FIN_WAIT, TIME_WAIT, CLOSE_WAIT, LAST_ACK, CLOSING: only the
+            // closing handshake is left, so the short closing timeout applies.
+            let open = matches!(s.state, TCP_ESTABLISHED | TCP_SYN_SENT | TCP_SYN_RECV);
             let value = FlowValue {
                 last_seen_ns: now_ns,
                 origin: flow_origin::SEEDED,
-                state: flow_state::OPEN,
+                state: if open {
+                    flow_state::OPEN
+                } else {
+                    flow_state::CLOSING
+                },
                 _pad: [0; 6],
             };
             (key, value)
@@ -207,9 +216,12 @@ mod tests {
             sock(22, 5555, TCP_ESTABLISHED),
             sock(21, 6000, TCP_ESTABLISHED),
             sock(40001, 21, TCP_ESTABLISHED),
+            sock(40000, 5556, 6),
         ];
         let flows = flows(&sockets, &classes, 7);
-        assert_eq!(flows.len(), 1);
+        assert_eq!(flows.len(), 2);
+        assert_eq!(flows[0].1.state, flow_state::OPEN);
+        assert_eq!(flows[1].1.state, flow_state::CLOSING, "TIME_WAIT");
         assert_eq!(flows[0].0.dport, 40000);
         assert_eq!(flows[0].0.sport, 5555);
         let controls = controls(&sockets, &classes);
