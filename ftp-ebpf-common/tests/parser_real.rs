@@ -514,3 +514,10 @@ fn parsed_is_cleared_after_the_next_byte() {
     assert!(!p.feed(b'P', C2S, 0));
     assert_eq!(p.parsed().kind, LineKind::None);
 }
+
+#[test]
+fn new_is_the_all_zero_default_and_small() {
+    let fresh = format!("{:?}", LineParser::new());
+    assert_eq!(fresh, format!("{:?}", LineParser::default()));
+    assert!(std::mem::size_of::<LineParser>() <= 96);
+}

@@ -41,7 +41,7 @@ fn inbound_key(info: &PacketInfo) -> FlowKey {
 pub fn inbound(info: &PacketInfo, policy: &Policy) -> Verdict {
     let key = inbound_key(info);
     let now = unsafe { bpf_ktime_get_ns() };
-    if let Some(flow) = FTPCT_FLOWS.get_ptr_mut(&key) {
+    if let Some(flow) = FTPCT_FLOWS.get_ptr_mut(key) {
         // SAFETY: pointer from a successful lookup; concurrent updates of these
         // plain integers by another CPU are benign (last writer wins).
         let flow = unsafe { &mut *flow };
@@ -61,7 +61,7 @@ pub fn inbound(info: &PacketInfo, policy: &Policy) -> Verdict {
             return Verdict::Pass;
         }
         // Idle too long: forget it and judge the packet as new.
-        let _ = FTPCT_FLOWS.remove(&key);
+        let _ = FTPCT_FLOWS.remove(key);
     }
     if !info.is_syn() {
         let odd = info.flags & tcp_flags::SYN != 0 || info.flags == 0;
@@ -86,12 +86,12 @@ fn admit_syn(info: &PacketInfo, key: &FlowKey, now: u64) -> Verdict {
         dst: info.dst,
     };
     // SAFETY: read-only copy of a value from a successful lookup.
-    let Some(expires) = (unsafe { FTPCT_EXPECT.get(&expect_key) }).map(|v| v.expires_ns) else {
+    let Some(expires) = (unsafe { FTPCT_EXPECT.get(expect_key) }).map(|v| v.expires_ns) else {
         count(Counter::SynDropped);
         return Verdict::Drop;
     };
     // Removing is the claim: if another CPU removed it first, this SYN lost.
-    if FTPCT_EXPECT.remove(&expect_key).is_err() {
+    if FTPCT_EXPECT.remove(expect_key).is_err() {
         count(Counter::SynDropped);
         return Verdict::Drop;
     }

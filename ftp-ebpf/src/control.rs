@@ -51,7 +51,7 @@ pub enum Origin {
 pub fn on_packet<P: Packet>(pkt: &P, info: &PacketInfo, dir: Direction, origin: Origin) {
     count(Counter::ControlPackets);
     let key = control_key(info, dir);
-    let state = match FTPCT_CONTROL.get_ptr_mut(&key) {
+    let state = match FTPCT_CONTROL.get_ptr_mut(key) {
         Some(state) => state,
         None => match create(&key, info, origin) {
             Some(state) => state,
@@ -63,7 +63,7 @@ pub fn on_packet<P: Packet>(pkt: &P, info: &PacketInfo, dir: Direction, origin: 
     let state = unsafe { &mut *state };
     state.last_seen_ns = unsafe { bpf_ktime_get_ns() };
     if info.flags & tcp_flags::RST != 0 {
-        let _ = FTPCT_CONTROL.remove(&key);
+        let _ = FTPCT_CONTROL.remove(key);
         return;
     }
     let d = dir as usize & 1;
@@ -266,12 +266,10 @@ fn on_command(state: &mut ControlState, key: &ControlKey, policy: &Policy, line:
     slot.port = 0;
     match line.verb {
         Verb::Pasv | Verb::Epsv | Verb::AuthTls => slot.verb = line.verb as u8,
-        Verb::Port | Verb::Eprt => {
-            if active_endpoint_ok(key, policy, line) {
-                slot.verb = line.verb as u8;
-                slot.port = line.endpoint.port;
-                slot.addr = line.endpoint.addr;
-            }
+        Verb::Port | Verb::Eprt if active_endpoint_ok(key, policy, line) => {
+            slot.verb = line.verb as u8;
+            slot.port = line.endpoint.port;
+            slot.addr = line.endpoint.addr;
         }
         _ => {}
     }
@@ -342,16 +340,17 @@ fn on_reply(state: &mut ControlState, key: &ControlKey, policy: &Policy, line: &
     } else if line.code == 234 && verb == Verb::AuthTls as u8 {
         state.flags |= control_flags::TLS;
         count(Counter::ControlTls);
-    } else if line.code == 200 && (verb == Verb::Port as u8 || verb == Verb::Eprt as u8) {
-        if state.flags & control_flags::LOCAL_CLIENT != 0 {
-            let kind = if verb == Verb::Port as u8 {
-                expect_kind::PORT
-            } else {
-                expect_kind::EPRT
-            };
-            // The server connects from its own address to the client's port.
-            expect(key, &key.server, &pending.addr, pending.port, kind, policy);
-        }
+    } else if line.code == 200
+        && (verb == Verb::Port as u8 || verb == Verb::Eprt as u8)
+        && state.flags & control_flags::LOCAL_CLIENT != 0
+    {
+        let kind = if verb == Verb::Port as u8 {
+            expect_kind::PORT
+        } else {
+            expect_kind::EPRT
+        };
+        // The server connects from its own address to the client's port.
+        expect(key, &key.server, &pending.addr, pending.port, kind, policy);
     }
 }
 
@@ -441,10 +440,10 @@ fn expect(key: &ControlKey, src: &Addr, dst: &Addr, port: u16, kind: u8, policy:
     v._pad = [0; 3];
     v.ctrl_client_port = key.client_port;
     v.ctrl_server_port = key.server_port;
-    if FTPCT_EXPECT
-        .insert(&scratch.expect_key, &scratch.expect_value, BPF_ANY)
-        .is_err()
-    {
+    // By reference on purpose: by value they would be copied onto the stack.
+    #[allow(clippy::needless_borrows_for_generic_args)]
+    let inserted = FTPCT_EXPECT.insert(&scratch.expect_key, &scratch.expect_value, BPF_ANY);
+    if inserted.is_err() {
         count(Counter::RefusedExpectFull);
         return;
     }

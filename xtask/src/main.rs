@@ -68,10 +68,7 @@ fn main() -> Result<()> {
             setup::all()?;
             test(!no_e2e)
         }
-        Task::Fuzz { seconds } => {
-            setup::toolchain()?;
-            fuzz(seconds)
-        }
+        Task::Fuzz { seconds } => fuzz(seconds),
     }
 }
 
@@ -101,19 +98,41 @@ fn demo() -> Result<()> {
 
 fn test(e2e: bool) -> Result<()> {
     cmd::cargo(&["fmt", "--all", "--check"])?;
+    // Host crates (default members), then the eBPF crate for its own target.
     cmd::cargo(&[
         "clippy",
-        "--workspace",
-        "--all-targets",
         "--release",
+        "--all-targets",
         "--",
         "-D",
         "warnings",
     ])?;
+    cmd::run(
+        std::process::Command::new("cargo")
+            .current_dir(workspace_root().join("ftp-ebpf"))
+            .args([
+                "+nightly",
+                "clippy",
+                "--release",
+                "--target",
+                "bpfel-unknown-none",
+            ])
+            .args(["-Z", "build-std=core", "--", "-D", "warnings"]),
+    )?;
     build()?;
-    let bin = ftpct_bin().display().to_string();
-    // Unit and property tests of everything but the namespace tests.
-    cmd::cargo(&["test", "--release", "--workspace", "--exclude", "ftpct-e2e"])?;
+    // Parser unit/property tests, CLI logic, and the kernel tests (verifier
+    // acceptance, BPF_PROG_TEST_RUN).
+    cmd::cargo(&[
+        "test",
+        "--release",
+        "-p",
+        "ftp-ebpf-common",
+        "-p",
+        "ftp-userspace",
+        "-p",
+        "xtask",
+    ])?;
+    fuzz(FUZZ_SECONDS_IN_TESTS)?;
     if e2e {
         cmd::cargo_env(
             &[
@@ -124,28 +143,31 @@ fn test(e2e: bool) -> Result<()> {
                 "--",
                 "--test-threads=2",
             ],
-            &[("FTPCT_BIN", bin)],
+            &[("FTPCT_BIN", ftpct_bin().display().to_string())],
         )?;
     }
     Ok(())
 }
 
+/// The bounded fuzzer run that is part of `cargo xtask test`.
+const FUZZ_SECONDS_IN_TESTS: u64 = 30;
+
 fn fuzz(seconds: u64) -> Result<()> {
     setup::cargo_fuzz()?;
-    let root = workspace_root().join("ftp-ebpf-common/fuzz");
-    std::fs::create_dir_all(root.join("corpus/parser"))?;
+    let crate_dir = workspace_root().join("ftp-ebpf-common");
+    std::fs::create_dir_all(crate_dir.join("fuzz/corpus/parser"))?;
     cmd::run(
         std::process::Command::new("cargo")
-            .current_dir(&root)
+            .current_dir(&crate_dir)
             .args([
                 "+nightly",
                 "fuzz",
                 "run",
                 "parser",
-                "corpus/parser",
-                "seeds/parser",
-                "--",
+                "fuzz/corpus/parser",
+                "fuzz/seeds/parser",
             ])
+            .arg("--")
             .arg(format!("-max_total_time={seconds}")),
     )
 }

@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result, bail};
 use crate::{cmd, workspace_root};
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
-const CARGO_FUZZ_VERSION: &str = "0.13.1";
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 /// Cache for built tools: `$FTPCT_CACHE`, else `~/.cache/ftpct`.
 pub fn cache_dir() -> PathBuf {
@@ -102,10 +102,14 @@ fn bpf_linker() -> Result<()> {
     Ok(())
 }
 
-/// cargo-fuzz, for `cargo xtask fuzz`.
+/// cargo-fuzz (any install will do; otherwise into the tool cache).
 pub fn cargo_fuzz() -> Result<()> {
-    let bin = tools_dir().join("bin/cargo-fuzz");
-    if bin.exists() {
+    let installed = cmd::output(
+        Command::new("cargo")
+            .env("PATH", cmd::path_with_tools())
+            .args(["fuzz", "--version"]),
+    );
+    if installed.is_some() {
         return Ok(());
     }
     cmd::run(
