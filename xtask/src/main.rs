@@ -156,7 +156,11 @@ fn fuzz(seconds: u64) -> Result<()> {
     setup::cargo_fuzz()?;
     let crate_dir = workspace_root().join("ftp-ebpf-common");
     std::fs::create_dir_all(crate_dir.join("fuzz/corpus/parser"))?;
-    cmd::run(
+    // libFuzzer reports progress on stderr many times a second: keep it in a
+    // log and show the summary (or the whole log when it finds something).
+    let log_path = workspace_root().join("target/fuzz-parser.log");
+    let log = std::fs::File::create(&log_path)?;
+    let result = cmd::run(
         std::process::Command::new("cargo")
             .current_dir(&crate_dir)
             .args([
@@ -168,6 +172,22 @@ fn fuzz(seconds: u64) -> Result<()> {
                 "fuzz/seeds/parser",
             ])
             .arg("--")
-            .arg(format!("-max_total_time={seconds}")),
-    )
+            .arg(format!("-max_total_time={seconds}"))
+            .stderr(log),
+    );
+    let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let shown: Vec<&str> = match result {
+        Ok(()) => text
+            .lines()
+            .rev()
+            .take(2)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect(),
+        Err(_) => text.lines().collect(),
+    };
+    eprintln!("{}", shown.join("\n"));
+    eprintln!("xtask: fuzzer log in {}", log_path.display());
+    result
 }
