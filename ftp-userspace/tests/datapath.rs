@@ -290,3 +290,54 @@ fn open_ports_and_non_tcp_pass() {
         "cannot be classified: dropped"
     );
 }
+
+#[test]
+fn auth_tls_accepted_stops_parsing() {
+    let h = Harness::new();
+    let mut c = Control::new(&h);
+    c.reply(b"220 ready\r\n");
+    c.command(b"AUTH TLS\r\n");
+    c.reply(b"234 Proceed with negotiation.\r\n");
+    assert_eq!(h.counter(Counter::ControlTls), 1);
+    // From here on the bytes are TLS records; plaintext that looks like FTP
+    // must not be believed.
+    c.command(b"PASV\r\n");
+    c.reply(b"227 Entering Passive Mode (198,18,0,1,156,64).\r\n");
+    assert!(h.expectations().is_empty());
+    assert_eq!(h.counter(Counter::Commands), 1, "only AUTH was parsed");
+}
+
+#[test]
+fn auth_tls_refused_keeps_parsing() {
+    let h = Harness::new();
+    let mut c = Control::new(&h);
+    c.reply(b"220 ready\r\n");
+    c.command(b"AUTH TLS\r\n");
+    c.reply(b"530 Please login with USER and PASS.\r\n");
+    c.command(b"PASV\r\n");
+    c.reply(b"227 Entering Passive Mode (198,18,0,1,156,64).\r\n");
+    assert_eq!(h.counter(Counter::ControlTls), 0);
+    assert_eq!(h.expectations().len(), 1);
+}
+
+#[test]
+fn reply_split_in_three_with_overlapping_retransmission() {
+    let h = Harness::new();
+    let mut c = Control::new(&h);
+    c.reply(b"220 ready\r\n");
+    c.command(b"EPSV\r\n");
+    let start = c.s2c;
+    c.reply(b"229 Entering Exte");
+    c.reply(b"nded Passive Mode (|||4");
+    // A retransmission covering old and new bytes at once.
+    let whole = b"229 Entering Extended Passive Mode (|||40125|)\r\n";
+    h.egress(
+        &Segment::new(SERVER, 21, CLIENT, CPORT)
+            .seq(start)
+            .payload(whole)
+            .frame(),
+    );
+    let entries = h.expectations();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].0, expect_key(CLIENT, SERVER, 40_125));
+}
