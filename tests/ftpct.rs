@@ -142,12 +142,12 @@ impl<'a> Ftpct<'a> {
     }
 
     /// `ftpct expectations --json`, parsed (an array of objects).
-    pub fn expectations_json(&self) -> Result<Vec<serde_json::Value>> {
+    pub fn expectations_json(&self) -> Result<Rows> {
         self.json_array("expectations")
     }
 
     /// `ftpct flows --json`, parsed (an array of objects).
-    pub fn flows_json(&self) -> Result<Vec<serde_json::Value>> {
+    pub fn flows_json(&self) -> Result<Rows> {
         self.json_array("flows")
     }
 
@@ -170,12 +170,12 @@ impl<'a> Ftpct<'a> {
         self.ns.run(&argv)
     }
 
-    fn json_array(&self, subcommand: &str) -> Result<Vec<serde_json::Value>> {
+    fn json_array(&self, subcommand: &str) -> Result<Rows> {
         let text = self.cli_ok(subcommand, &["--json"])?;
         let value: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("parsing ftpct {subcommand} --json output: {text}"))?;
         match value {
-            serde_json::Value::Array(rows) => Ok(rows),
+            serde_json::Value::Array(rows) => Ok(Rows(rows)),
             other => bail!("ftpct {subcommand} --json: expected an array, got {other}"),
         }
     }
@@ -242,6 +242,31 @@ pub fn ftpct_run<S: AsRef<OsStr>>(ns: &Netns, args: &[S]) -> Result<Output> {
     let mut argv = vec![ftpct_bin().into_os_string()];
     argv.extend(args.iter().map(|a| a.as_ref().to_os_string()));
     ns.run(&argv)
+}
+
+/// Rows of `ftpct expectations --json` or `ftpct flows --json`; displayed
+/// as compact JSON, one row per line.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rows(pub Vec<serde_json::Value>);
+
+impl std::ops::Deref for Rows {
+    type Target = [serde_json::Value];
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl fmt::Display for Rows {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return write!(f, "(no rows)");
+        }
+        for row in &self.0 {
+            write!(f, "\n  {row}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Named counters from one interface's `ftpct status --json` entry.

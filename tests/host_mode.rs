@@ -19,6 +19,7 @@ use anyhow::{Context, Result, ensure};
 use ftpct_e2e::clients::{curl_download, lftp_download, lftp_list, lftp_upload, tcp_connect};
 use ftpct_e2e::fixtures::{FileDigest, pseudo_random_bytes};
 use ftpct_e2e::process::run_with_timeout;
+use ftpct_e2e::servers::ServerOptions;
 use ftpct_e2e::{
     BIG_FILE, CLIENT, ConnectResult, Counters, EchoClient, EchoServer, Family, FtpServer,
     FtpSession, Ftpct, LAB_IFACE, Lab, Netns, Proftpd, PureFtpd, Pyftpdlib, SERVER, SMALL_FILE,
@@ -263,6 +264,70 @@ fn unannounced_syn_is_dropped() -> Result<()> {
     Ok(())
 }
 
+/// Sends one bare ACK (no connection behind it) from `ns` to `dst:port`
+/// with scapy; returns whether a RST came back within 1.5 s.
+fn bare_ack_gets_rst(ns: &Netns, dst: IpAddr, port: u16) -> Result<bool> {
+    const SCRIPT: &str = r#"
+import socket
+import subprocess
+import sys
+from scapy.all import IP, IPv6, TCP, Ether, conf, srp1
+conf.verb = 0
+dst, port = sys.argv[1], int(sys.argv[2])
+# Let the kernel resolve the server's MAC (scapy's own IPv6 neighbour
+# discovery fails here): one connect to the discard port, which is closed.
+try:
+    socket.create_connection((dst, 9), timeout=2).close()
+except OSError:
+    pass
+neigh = subprocess.run(["ip", "neigh", "show", dst, "dev", "eth0"],
+                       capture_output=True, text=True, timeout=5).stdout.split()
+mac = neigh[neigh.index("lladdr") + 1]
+l3 = IPv6(dst=dst) if ":" in dst else IP(dst=dst)
+ans = srp1(Ether(dst=mac) / l3 / TCP(sport=33333, dport=port, flags="A", seq=1000, ack=2000),
+           timeout=1.5, iface="eth0")
+if ans is None:
+    print("none")
+elif ans.haslayer(TCP) and ans[TCP].flags & 0x04:
+    print("rst")
+else:
+    print("other " + ans.summary())
+"#;
+    let out = ns.run_ok(&[
+        ftpct_e2e::clients::python::python(),
+        "-c".into(),
+        SCRIPT.into(),
+        dst.to_string(),
+        port.to_string(),
+    ])?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    match text.as_str() {
+        "rst" => Ok(true),
+        "none" => Ok(false),
+        other => anyhow::bail!("unexpected answer to a bare ACK: {other}"),
+    }
+}
+
+#[test]
+fn untracked_non_syn_is_dropped() -> Result<()> {
+    let lab = Lab::new()?;
+    let listener = EchoServer::start(lab.server(), "::", UNANNOUNCED_PORT)?;
+    // Without ftpct the server's TCP answers a stray ACK with a RST.
+    for family in Family::ALL {
+        let rst = bare_ack_gets_rst(lab.intruder(), SERVER.ip(family), listener.port())?;
+        assert!(rst, "without ftpct, {family:?}: no RST");
+    }
+    let fw = attach(&lab)?;
+    let before = fw.counters()?;
+    for family in Family::ALL {
+        let rst = bare_ack_gets_rst(lab.intruder(), SERVER.ip(family), listener.port())?;
+        assert!(!rst, "with ftpct, {family:?}: the ACK reached the server");
+    }
+    let after = fw.counters()?;
+    assert!(after.since(&before, "untracked_dropped") >= 2, "{after}");
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------
 // 4. An announced port only admits the client it was announced to.
 
@@ -303,7 +368,7 @@ fn announced_port_is_refused_to_intruder_and_admits_client() -> Result<()> {
         let port = session.prepare(mode)?;
         let rows = fw.expectations_json()?;
         let row = find_expectation(&rows, client_ip, server_ip, port)
-            .with_context(|| format!("{what}: no expectation for port {port}: {rows:?}"))?;
+            .with_context(|| format!("{what}: no expectation for port {port}: {rows}"))?;
         assert_eq!(row["kind"], passive_kind(family, mode), "{what}: {row}");
         assert_eq!(row["iface"], LAB_IFACE, "{what}: {row}");
         assert!(
@@ -321,7 +386,7 @@ fn announced_port_is_refused_to_intruder_and_admits_client() -> Result<()> {
         let rows = fw.expectations_json()?;
         assert!(
             find_expectation(&rows, client_ip, server_ip, port).is_some(),
-            "{what}: expectation gone after the intruder's attempt: {rows:?}"
+            "{what}: expectation gone after the intruder's attempt: {rows}"
         );
 
         session.connect().context(what.clone())?;
@@ -368,11 +433,7 @@ fn expectation_is_consumed_by_first_connection() -> Result<()> {
         .iter()
         .filter(|r| r["dst"] == endpoint(server_ip, port).as_str())
         .collect();
-    assert_eq!(
-        matching.len(),
-        1,
-        "one expectation for port {port}: {rows:?}"
-    );
+    assert_eq!(matching.len(), 1, "one expectation for port {port}: {rows}");
     assert_eq!(matching[0]["src"], client_ip.to_string().as_str());
 
     let before = fw.counters()?;
@@ -386,14 +447,14 @@ fn expectation_is_consumed_by_first_connection() -> Result<()> {
     let rows = fw.expectations_json()?;
     assert!(
         find_expectation(&rows, client_ip, server_ip, port).is_none(),
-        "expectation still present after its connection: {rows:?}"
+        "expectation still present after its connection: {rows}"
     );
     let flows = fw.flows_json()?;
     assert!(
         flows
             .iter()
             .any(|f| f["local"] == endpoint(server_ip, port).as_str() && f["origin"] == "admitted"),
-        "no admitted flow to port {port}: {flows:?}"
+        "no admitted flow to port {port}: {flows}"
     );
 
     let r = tcp_connect(lab.client(), server_ip, port, PROBE)?;
@@ -505,7 +566,7 @@ fn established_connections_survive_attach() -> Result<()> {
                     .is_some_and(|l| l.ends_with(&format!(":{}", listener.port())))
         })
         .count();
-    assert!(seeded >= 2, "echo connections not seeded: {flows:?}");
+    assert!(seeded >= 2, "echo connections not seeded: {flows}");
 
     for round in 0..3 {
         let text = format!("after attach {round}");
@@ -540,10 +601,26 @@ fn detach_restores_unprotected_behaviour() -> Result<()> {
     let server_ip = SERVER.ip(Family::V4);
     let mut fw = attach(&lab)?;
     assert!(xdp_attached(lab.server())?, "no XDP program after attach");
+    // Kernel objects that must all be gone after detach: both programs and
+    // both links (the tcx egress link is only visible through its id).
     let status = fw.status_json()?;
-    let prog_id = status[0]["ingress_prog_id"]
-        .as_u64()
-        .with_context(|| format!("no ingress_prog_id in {status}"))?;
+    let id = |v: &Value| {
+        v.as_u64()
+            .filter(|&id| id != 0)
+            .with_context(|| format!("bad id in {status}"))
+    };
+    let objects = [
+        ("prog", id(&status[0]["ingress_prog_id"])?),
+        ("prog", id(&status[0]["egress_prog_id"])?),
+        ("link", id(&status[0]["link_ids"][0])?),
+        ("link", id(&status[0]["link_ids"][1])?),
+    ];
+    for (kind, id) in objects {
+        let out = lab
+            .server()
+            .run(&["bpftool", kind, "show", "id", &id.to_string()])?;
+        assert!(out.status.success(), "{kind} {id} not found while attached");
+    }
 
     let mut session = FtpSession::open(lab.client(), &server.target(server_ip))?;
     let port = session.pasv()?;
@@ -570,18 +647,16 @@ fn detach_restores_unprotected_behaviour() -> Result<()> {
         .run_ok(&["ip", "-d", "link", "show", "dev", LAB_IFACE])?;
     let link = String::from_utf8_lossy(&link.stdout);
     assert!(!link.contains("prog/xdp"), "XDP still attached: {link}");
-    let net = lab
-        .server()
-        .run_ok(&["bpftool", "net", "show", "dev", LAB_IFACE])?;
-    let net = String::from_utf8_lossy(&net.stdout);
-    assert!(!net.contains("ftpct"), "programs still attached: {net}");
-    // Nothing holds the programs any more, so the kernel frees them.
-    let id = prog_id.to_string();
-    let gone = wait_until(Duration::from_secs(5), || {
-        let out = lab.server().run(&["bpftool", "prog", "show", "id", &id])?;
-        Ok(!out.status.success())
-    })?;
-    assert!(gone, "ingress program {prog_id} still loaded after detach");
+    // Nothing holds the links and programs any more, so the kernel frees
+    // them (programs asynchronously, hence the bounded wait).
+    for (kind, id) in objects {
+        let id = id.to_string();
+        let gone = wait_until(Duration::from_secs(5), || {
+            let out = lab.server().run(&["bpftool", kind, "show", "id", &id])?;
+            Ok(!out.status.success())
+        })?;
+        assert!(gone, "{kind} {id} still exists after detach");
+    }
 
     // The ports are reachable again, also the one announced while attached.
     for p in [listener.port(), port] {
@@ -794,10 +869,143 @@ fn cli_refuses_ip_netns_exec_with_default_pin_root() -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------
+// Attach options: data range, allowed ports, expectation lifetime.
+
+#[test]
+fn attach_options_take_effect() -> Result<()> {
+    let lab = Lab::new()?;
+    let options = ServerOptions {
+        pasv_ports: 40020..=40029,
+    };
+    let server = Vsftpd::start_with(lab.server(), options)?;
+    let small = server.tree().digest(SMALL_FILE)?;
+    let guarded = EchoServer::start(lab.server(), "::", 40030)?;
+    let allowed = EchoServer::start(lab.server(), "::", 40010)?;
+    let outside = EchoServer::start(lab.server(), "::", 40070)?;
+    let fw = Ftpct::attach(
+        lab.server(),
+        LAB_IFACE,
+        &[
+            "--data-ports",
+            "40000-40049",
+            "--allow-ports",
+            "40010",
+            "--expect-timeout",
+            "1",
+        ],
+        lab.pin_root(),
+    )?;
+    let status = fw.status_json()?;
+    let entry = &status[0];
+    assert_eq!(entry["expect_timeout_secs"], 1, "{entry}");
+    let ranges = entry["guarded_ports"].as_str().unwrap_or_default();
+    assert!(
+        ranges.contains("40000-40009") && ranges.contains("40011-40049"),
+        "guarded_ports: {entry}"
+    );
+    assert!(!ranges.contains("65535"), "guarded_ports: {entry}");
+
+    let server_ip = SERVER.ip(Family::V4);
+    for (listener, want) in [
+        (&allowed, ConnectResult::Connected),
+        (&outside, ConnectResult::Connected),
+        (&guarded, ConnectResult::TimedOut),
+    ] {
+        let r = tcp_connect(lab.intruder(), server_ip, listener.port(), PROBE)?;
+        assert_eq!(r, want, "port {}", listener.port());
+    }
+
+    // An announcement expires after one second.
+    let mut session = FtpSession::open(lab.client(), &server.target(server_ip))?;
+    let port = session.pasv()?;
+    let rows = fw.expectations_json()?;
+    let row = find_expectation(&rows, CLIENT.ip(Family::V4), server_ip, port)
+        .with_context(|| format!("no expectation for {port}: {rows}"))?;
+    let expires = row["expires_in_secs"].as_f64().unwrap_or(-1.0);
+    assert!(expires > 0.0 && expires <= 1.0, "{row}");
+    thread::sleep(Duration::from_millis(2000));
+    let before = fw.counters()?;
+    let r = tcp_connect(lab.client(), server_ip, port, PROBE)?;
+    assert_eq!(r, ConnectResult::TimedOut, "expired announcement");
+    let after = fw.counters()?;
+    assert!(
+        after.since(&before, "syn_dropped_expired") >= 1,
+        "expired announcement: {after}"
+    );
+    // A fresh announcement used at once works.
+    session.pasv()?;
+    assert_eq!(session.retr(SMALL_FILE)?, small);
+    session.quit()?;
+    Ok(())
+}
+
+/// Expired, never used announcements must not use up the expectation
+/// table: once they have expired, new announcements still get in.
+#[test]
+fn expired_expectations_do_not_fill_the_table() -> Result<()> {
+    let lab = Lab::new()?;
+    let server = Vsftpd::start(lab.server())?;
+    let small = server.tree().digest(SMALL_FILE)?;
+    let server_ip = SERVER.ip(Family::V4);
+    let fw = Ftpct::attach(
+        lab.server(),
+        LAB_IFACE,
+        &["--max-expectations", "4", "--expect-timeout", "1"],
+        lab.pin_root(),
+    )?;
+    // Four distinct announcements the client never uses.
+    let mut session = FtpSession::open(lab.client(), &server.target(server_ip))?;
+    let mut ports = Vec::new();
+    for _ in 0..40 {
+        let port = session.pasv()?;
+        if !ports.contains(&port) {
+            ports.push(port);
+        }
+        if ports.len() == 4 {
+            break;
+        }
+    }
+    assert_eq!(ports.len(), 4, "vsftpd kept announcing {ports:?}");
+    assert_eq!(fw.expectations_json()?.len(), 4);
+    thread::sleep(Duration::from_millis(2000));
+
+    // A fresh announcement, used at once.
+    let mut fresh = None;
+    for _ in 0..40 {
+        let port = session.pasv()?;
+        if !ports.contains(&port) {
+            fresh = Some(port);
+            break;
+        }
+    }
+    let port = fresh.context("vsftpd announced no new port")?;
+    let rows = fw.expectations_json()?;
+    let counters = fw.counters()?;
+    assert!(
+        find_expectation(&rows, CLIENT.ip(Family::V4), server_ip, port).is_some(),
+        "no expectation for the new port {port} while the table holds only expired \
+         entries: {rows}; {counters}"
+    );
+    session.connect()?;
+    assert_eq!(session.retr(SMALL_FILE)?, small);
+    session.quit()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
 // 11. Other servers.
 
+/// Where a server's active-mode data connections come from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ActiveSource {
+    /// An ephemeral (guarded) port: ftpct tracks an outbound flow.
+    Ephemeral,
+    /// Port 20, which is not guarded: its packets pass as `passed_other`.
+    Port20,
+}
+
 /// One passive and one active IPv4 download through ftpct.
-fn other_server<S: FtpServer>(lab: &Lab, server: &S) -> Result<()> {
+fn other_server<S: FtpServer>(lab: &Lab, server: &S, active: ActiveSource) -> Result<()> {
     let fw = attach(lab)?;
     let name = server.name();
     let small = server.tree().digest(SMALL_FILE)?;
@@ -808,10 +1016,10 @@ fn other_server<S: FtpServer>(lab: &Lab, server: &S) -> Result<()> {
             .with_context(|| format!("{name} {mode:?}"))?;
         assert_eq!(got, small, "{name} {mode:?}");
         let after = fw.counters()?;
-        let counter = if mode.is_passive() {
-            "expect_created_pasv"
-        } else {
-            "flows_outbound"
+        let counter = match (mode.is_passive(), active) {
+            (true, _) => "expect_created_pasv",
+            (false, ActiveSource::Ephemeral) => "flows_outbound",
+            (false, ActiveSource::Port20) => "passed_other",
         };
         assert!(
             after.since(&before, counter) >= 1,
@@ -820,6 +1028,7 @@ fn other_server<S: FtpServer>(lab: &Lab, server: &S) -> Result<()> {
     }
     let c: Counters = fw.counters()?;
     assert_eq!(c.get("syn_dropped"), 0, "{name}: {c}");
+    assert_eq!(c.get("untracked_dropped"), 0, "{name}: {c}");
     Ok(())
 }
 
@@ -827,19 +1036,20 @@ fn other_server<S: FtpServer>(lab: &Lab, server: &S) -> Result<()> {
 fn pure_ftpd_through_ftpct() -> Result<()> {
     let lab = Lab::new()?;
     let server = PureFtpd::start(lab.server())?;
-    other_server(&lab, &server)
+    // pure-ftpd opens active data connections from port 20.
+    other_server(&lab, &server, ActiveSource::Port20)
 }
 
 #[test]
 fn proftpd_through_ftpct() -> Result<()> {
     let lab = Lab::new()?;
     let server = Proftpd::start(lab.server())?;
-    other_server(&lab, &server)
+    other_server(&lab, &server, ActiveSource::Ephemeral)
 }
 
 #[test]
 fn pyftpdlib_through_ftpct() -> Result<()> {
     let lab = Lab::new()?;
     let server = Pyftpdlib::start(lab.server())?;
-    other_server(&lab, &server)
+    other_server(&lab, &server, ActiveSource::Ephemeral)
 }

@@ -92,8 +92,10 @@ counters! {
     RefusedFamilyMismatch = "refused_family_mismatch",
     /// Refused: `227`/`229` that answers no `PASV`/`EPSV`.
     RefusedUncorrelated = "refused_uncorrelated",
-    /// Refused: the expectation table is full.
+    /// Refused: the expectation table is full (even after sweeping).
     RefusedExpectFull = "refused_expect_map_full",
+    /// The expectation table was full and swept of expired entries.
+    ExpectSwept = "expect_table_swept",
     /// Inbound SYNs admitted by an expectation.
     SynAdmitted = "syn_admitted",
     /// Inbound SYNs to guarded ports dropped: no expectation.

@@ -51,4 +51,8 @@ pub mod program_names {
     pub const INGRESS: &str = "ftpct_ingress";
     /// TC program on egress.
     pub const EGRESS: &str = "ftpct_egress";
+    /// Benchmark reference: an XDP program that only passes.
+    pub const BENCH_PASS: &str = "bench_xdp_pass";
+    /// Benchmark reference: stateless drop of SYNs to the default data range.
+    pub const BENCH_SYN_FLOOR: &str = "bench_syn_floor";
 }

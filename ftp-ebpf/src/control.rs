@@ -8,13 +8,16 @@
 
 use core::ffi::c_void;
 
-use aya_ebpf::helpers::{bpf_ktime_get_ns, generated::bpf_loop};
+use aya_ebpf::helpers::{
+    bpf_ktime_get_ns,
+    generated::{bpf_for_each_map_elem, bpf_loop},
+};
 use ftp_ebpf_common::{
     Addr,
     control::{ControlKey, ControlState, PENDING_SLOTS, Pending, control_flags},
     counters::Counter,
     family,
-    flow::expect_kind,
+    flow::{ExpectKey, ExpectValue, expect_kind},
     parser::{Direction, LineKind, ParsedLine, Status, Verb},
     policy::{POLICY_ALLOW_LOW_PORTS, Policy},
 };
@@ -22,7 +25,7 @@ use ftp_ebpf_common::{
 use crate::{
     counters::count,
     headers::{PacketInfo, tcp_flags},
-    maps::{CHUNK, FTPCT_CONTROL, FTPCT_EXPECT, FTPCT_POLICY, FTPCT_SCRATCH},
+    maps::{CHUNK, FTPCT_CONTROL, FTPCT_EXPECT, FTPCT_POLICY, FTPCT_SCRATCH, Scratch},
     packet::Packet,
     parse_step::{ftpct_feed_command, ftpct_feed_reply},
 };
@@ -62,7 +65,9 @@ pub fn on_packet<P: Packet>(pkt: &P, info: &PacketInfo, dir: Direction, origin: 
     // direction's fields are written only by the program that sees it.
     let state = unsafe { &mut *state };
     state.last_seen_ns = unsafe { bpf_ktime_get_ns() };
-    if info.flags & tcp_flags::RST != 0 {
+    if info.flags & (tcp_flags::RST | tcp_flags::FIN) != 0 {
+        // The session is over (a FIN's last words, such as `221 Goodbye`,
+        // announce nothing).
         let _ = FTPCT_CONTROL.remove(key);
         return;
     }
@@ -440,12 +445,13 @@ fn expect(key: &ControlKey, src: &Addr, dst: &Addr, port: u16, kind: u8, policy:
     v._pad = [0; 3];
     v.ctrl_client_port = key.client_port;
     v.ctrl_server_port = key.server_port;
-    // By reference on purpose: by value they would be copied onto the stack.
-    #[allow(clippy::needless_borrows_for_generic_args)]
-    let inserted = FTPCT_EXPECT.insert(&scratch.expect_key, &scratch.expect_value, BPF_ANY);
-    if inserted.is_err() {
-        count(Counter::RefusedExpectFull);
-        return;
+    if insert_expectation(scratch).is_err() {
+        // Full: expired entries nobody consumed may be what fills it.
+        sweep_expired_expectations();
+        if insert_expectation(scratch).is_err() {
+            count(Counter::RefusedExpectFull);
+            return;
+        }
     }
     count(match kind {
         expect_kind::PASV => Counter::ExpectPasv,
@@ -453,4 +459,47 @@ fn expect(key: &ControlKey, src: &Addr, dst: &Addr, port: u16, kind: u8, policy:
         expect_kind::PORT => Counter::ExpectPort,
         _ => Counter::ExpectEprt,
     });
+}
+
+/// Inserts the expectation prepared in scratch memory.
+#[inline(always)]
+fn insert_expectation(scratch: &Scratch) -> Result<(), i32> {
+    // By reference on purpose: by value they would be copied onto the stack.
+    #[allow(clippy::needless_borrows_for_generic_args)]
+    FTPCT_EXPECT.insert(&scratch.expect_key, &scratch.expect_value, BPF_ANY)
+}
+
+/// Deletes every expired expectation. Runs only when the table is full, so
+/// its cost (one pass over the table) is paid rarely, and afterwards the
+/// table holds only live entries.
+#[inline(never)]
+fn sweep_expired_expectations() {
+    let mut now = unsafe { bpf_ktime_get_ns() };
+    let map: *mut c_void = core::ptr::from_ref(&FTPCT_EXPECT).cast_mut().cast();
+    // SAFETY: `map` is this program's map; the callback gets pointers to each
+    // key and value and to `now` on this stack frame.
+    unsafe {
+        bpf_for_each_map_elem(
+            map,
+            sweep_one as *mut c_void,
+            (&mut now as *mut u64).cast(),
+            0,
+        )
+    };
+    count(Counter::ExpectSwept);
+}
+
+/// `bpf_for_each_map_elem` callback: deletes the entry if it has expired.
+extern "C" fn sweep_one(
+    _map: *mut c_void,
+    key: *const ExpectKey,
+    value: *const ExpectValue,
+    now: *mut c_void,
+) -> i64 {
+    // SAFETY: the kernel passes valid key/value pointers and our `now`.
+    let (key, expires, now) = unsafe { (&*key, (*value).expires_ns, *(now as *const u64)) };
+    if now > expires {
+        let _ = FTPCT_EXPECT.remove(key);
+    }
+    0
 }

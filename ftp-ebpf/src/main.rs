@@ -16,6 +16,7 @@ mod ingress;
 mod maps;
 mod packet;
 mod parse_step;
+mod reference;
 
 use aya_ebpf::{
     macros::{classifier, xdp},
@@ -34,6 +35,18 @@ pub fn ftpct_ingress(ctx: XdpContext) -> u32 {
 #[classifier]
 pub fn ftpct_egress(ctx: TcContext) -> i32 {
     egress::run(&ctx)
+}
+
+/// Benchmark reference: XDP_PASS only.
+#[xdp]
+pub fn bench_xdp_pass(ctx: XdpContext) -> u32 {
+    reference::pass(&ctx)
+}
+
+/// Benchmark reference: stateless drop of SYNs to the guarded range.
+#[xdp]
+pub fn bench_syn_floor(ctx: XdpContext) -> u32 {
+    reference::syn_floor(&ctx)
 }
 
 #[cfg(not(test))]

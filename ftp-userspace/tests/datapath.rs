@@ -341,3 +341,38 @@ fn reply_split_in_three_with_overlapping_retransmission() {
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(entries[0].0, expect_key(CLIENT, SERVER, 40_125));
 }
+
+#[test]
+fn full_table_of_expired_expectations_is_swept() {
+    let mut cfg = ftp_userspace::attach::AttachConfig::with_defaults("lo");
+    cfg.max_expectations = 4;
+    cfg.expect_timeout_secs = 1;
+    let h = Harness::with(cfg);
+    let mut c = Control::new(&h);
+    c.reply(b"220 ready\r\n");
+    let mut pasv = |c: &mut Control, port: u16| {
+        c.command(b"PASV\r\n");
+        let text = format!(
+            "227 Entering Passive Mode (198,18,0,1,{},{}).\r\n",
+            port / 256,
+            port % 256
+        );
+        c.reply(text.as_bytes());
+    };
+    for port in 40_000..40_004 {
+        pasv(&mut c, port);
+    }
+    assert_eq!(h.expectations().len(), 4);
+    pasv(&mut c, 40_004);
+    assert_eq!(
+        h.counter(Counter::RefusedExpectFull),
+        1,
+        "full of live entries"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    pasv(&mut c, 40_005);
+    assert_eq!(h.counter(Counter::ExpectSwept), 2);
+    let entries = h.expectations();
+    assert_eq!(entries.len(), 1, "only the fresh one is left: {entries:?}");
+    assert_eq!(entries[0].0, expect_key(CLIENT, SERVER, 40_005));
+}
