@@ -350,7 +350,7 @@ fn full_table_of_expired_expectations_is_swept() {
     let h = Harness::with(cfg);
     let mut c = Control::new(&h);
     c.reply(b"220 ready\r\n");
-    let mut pasv = |c: &mut Control, port: u16| {
+    let pasv = |c: &mut Control, port: u16| {
         c.command(b"PASV\r\n");
         let text = format!(
             "227 Entering Passive Mode (198,18,0,1,{},{}).\r\n",
