@@ -7,5 +7,7 @@ fn main() {
             println!("cargo:warning=bpf-linker not found on PATH ({err}); run `cargo xtask setup`")
         }
     }
-    println!("cargo:rustc-link-arg-bins=--export=ftpct_feed_command,ftpct_feed_reply");
+    println!(
+        "cargo:rustc-link-arg-bins=--export=ftpct_feed_command,ftpct_feed_reply,ftpct_on_line"
+    );
 }

@@ -41,6 +41,22 @@ pub struct Pending {
 /// Number of outstanding commands remembered per control connection.
 pub const PENDING_SLOTS: usize = 4;
 
+/// An expectation a control connection created, remembered so the
+/// connection's own oldest can be replaced when it reaches its cap.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RecentExpect {
+    /// Announced port; 0 for an empty slot.
+    pub port: u16,
+    /// `flow::expect_kind::*`.
+    pub kind: u8,
+    /// Always 0.
+    pub _pad: u8,
+}
+
+/// Slots of `ControlState::recent` (the highest per-connection cap).
+pub const RECENT_SLOTS: usize = 8;
+
 /// `ControlState::flags` bits.
 pub mod control_flags {
     /// This host is the FTP server of the connection.
@@ -77,7 +93,11 @@ pub struct ControlState {
     /// `control_flags::*`.
     pub flags: u8,
     /// Always 0.
-    pub _pad: [u8; 7],
+    pub _pad: [u8; 3],
+    /// The `recent` slot the next expectation takes (wraps at the cap).
+    pub recent_next: u32,
+    /// The connection's most recent expectations.
+    pub recent: [RecentExpect; RECENT_SLOTS],
     /// Outstanding commands, indexed by `seq % PENDING_SLOTS`.
     pub pending: [Pending; PENDING_SLOTS],
     /// Parsers, client-to-server then server-to-client.

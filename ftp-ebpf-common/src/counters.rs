@@ -96,6 +96,10 @@ counters! {
     RefusedExpectFull = "refused_expect_map_full",
     /// The expectation table was full and swept of expired entries.
     ExpectSwept = "expect_table_swept",
+    /// An expectation replaced its control connection's oldest (per-connection cap).
+    ExpectReplaced = "expect_replaced_conn_limit",
+    /// Refused: the client address has too many live expectations.
+    RefusedClientLimit = "refused_client_limit",
     /// Inbound SYNs admitted by an expectation.
     SynAdmitted = "syn_admitted",
     /// Inbound SYNs to guarded ports dropped: no expectation.

@@ -51,8 +51,11 @@ pub struct ExpectValue {
     pub expires_ns: u64,
     /// `expect_kind::*`.
     pub kind: u8,
+    /// 1 when `src` of the key is the FTP client (`PASV`/`EPSV`), 0 when `dst`
+    /// is (`PORT`/`EPRT`): whose per-client count this entry is part of.
+    pub client_is_src: u8,
     /// Always 0.
-    pub _pad: [u8; 3],
+    pub _pad: [u8; 2],
     /// Port of the control connection's client side (for display).
     pub ctrl_client_port: u16,
     /// Port of the control connection's server side (for display).
@@ -117,4 +120,30 @@ pub struct FlowValue {
     pub state: u8,
     /// Always 0.
     pub _pad: [u8; 6],
+}
+
+/// A client for the per-client expectation cap: its address, or for IPv6 its
+/// /64 (one subscriber's worth of addresses).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ClientKey {
+    /// `family::V4` or `family::V6`.
+    pub family: u8,
+    /// Always 0.
+    pub _pad: [u8; 3],
+    /// The address (IPv6: lower 64 bits zeroed).
+    pub addr: Addr,
+}
+
+/// Live expectations of one client.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ClientValue {
+    /// When the client's last expectation was created: once `expect_timeout`
+    /// has passed since, none of its expectations can still be live.
+    pub last_create_ns: u64,
+    /// Expectations created and not yet consumed, replaced or swept.
+    pub outstanding: u32,
+    /// Always 0.
+    pub _pad: u32,
 }

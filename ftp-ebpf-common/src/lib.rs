@@ -41,8 +41,18 @@ pub mod map_names {
     pub const CONTROL: &str = "FTPCT_CONTROL";
     /// Per-CPU counters indexed by `counters::Counter`.
     pub const COUNTERS: &str = "FTPCT_COUNTERS";
+    /// Live expectations per client, for the per-client cap.
+    pub const CLIENTS: &str = "FTPCT_CLIENTS";
     /// Every map, in the order `ftpct` pins them.
-    pub const ALL: [&str; 6] = [PORTS, POLICY, EXPECTATIONS, FLOWS, CONTROL, COUNTERS];
+    pub const ALL: [&str; 7] = [
+        PORTS,
+        POLICY,
+        EXPECTATIONS,
+        FLOWS,
+        CONTROL,
+        COUNTERS,
+        CLIENTS,
+    ];
 }
 
 /// Names of the programs in the object file.

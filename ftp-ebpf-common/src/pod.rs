@@ -6,7 +6,7 @@
 
 use crate::{
     control::{ControlKey, ControlState},
-    flow::{ExpectKey, ExpectValue, FlowKey, FlowValue},
+    flow::{ClientKey, ClientValue, ExpectKey, ExpectValue, FlowKey, FlowValue},
     policy::Policy,
 };
 
@@ -26,3 +26,7 @@ unsafe impl aya::Pod for ControlKey {}
 unsafe impl aya::Pod for ControlState {}
 // SAFETY: see the module comment.
 unsafe impl aya::Pod for Policy {}
+// SAFETY: see the module comment.
+unsafe impl aya::Pod for ClientKey {}
+// SAFETY: see the module comment.
+unsafe impl aya::Pod for ClientValue {}

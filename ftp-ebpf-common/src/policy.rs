@@ -45,6 +45,13 @@ pub const DEFAULT_CLOSING_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_MAX_LINE: u16 = 512;
 /// Maximum number of control ports (the CLI accepts at most this many).
 pub const MAX_CONTROL_PORTS: usize = 8;
+/// Default cap on live expectations per control connection; a new one
+/// replaces the connection's oldest. Clients use one at a time.
+pub const DEFAULT_MAX_EXPECT_PER_CONN: u16 = 4;
+/// Highest per-connection cap (slots kept per control connection).
+pub const MAX_EXPECT_PER_CONN: u16 = 8;
+/// Default cap on live expectations per client address (IPv6: per /64).
+pub const DEFAULT_MAX_EXPECT_PER_CLIENT: u16 = 128;
 
 /// `Policy::flags` bit: in addition, drop new inbound TCP to every open port.
 pub const POLICY_STRICT: u32 = 1;
@@ -68,6 +75,12 @@ pub struct Policy {
     /// 0 until user space has written the policy; the programs pass everything
     /// while it is 0 so that a half-initialised attach never drops traffic.
     pub ready: u16,
+    /// Live expectations per control connection (1..=`MAX_EXPECT_PER_CONN`).
+    pub max_expect_per_conn: u16,
+    /// Live expectations per client address (IPv6: per /64).
+    pub max_expect_per_client: u16,
+    /// Always 0.
+    pub _pad: u32,
 }
 
 impl Policy {
@@ -80,6 +93,9 @@ impl Policy {
             flags: 0,
             max_line: DEFAULT_MAX_LINE,
             ready: 1,
+            max_expect_per_conn: DEFAULT_MAX_EXPECT_PER_CONN,
+            max_expect_per_client: DEFAULT_MAX_EXPECT_PER_CLIENT,
+            _pad: 0,
         }
     }
 }

@@ -10,8 +10,9 @@ use ftp_ebpf_common::{
 
 use crate::{
     counters::count,
+    expectations,
     headers::{PacketInfo, tcp_flags},
-    maps::{FTPCT_EXPECT, FTPCT_FLOWS},
+    maps::FTPCT_FLOWS,
 };
 
 /// `BPF_ANY`: create or update.
@@ -85,16 +86,10 @@ fn admit_syn(info: &PacketInfo, key: &FlowKey, now: u64) -> Verdict {
         src: info.src,
         dst: info.dst,
     };
-    // SAFETY: read-only copy of a value from a successful lookup.
-    let Some(expires) = (unsafe { FTPCT_EXPECT.get(expect_key) }).map(|v| v.expires_ns) else {
+    let Some(expires) = expectations::consume(&expect_key) else {
         count(Counter::SynDropped);
         return Verdict::Drop;
     };
-    // Removing is the claim: if another CPU removed it first, this SYN lost.
-    if FTPCT_EXPECT.remove(expect_key).is_err() {
-        count(Counter::SynDropped);
-        return Verdict::Drop;
-    }
     if now > expires {
         count(Counter::SynExpired);
         return Verdict::Drop;

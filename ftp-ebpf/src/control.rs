@@ -8,24 +8,22 @@
 
 use core::ffi::c_void;
 
-use aya_ebpf::helpers::{
-    bpf_ktime_get_ns,
-    generated::{bpf_for_each_map_elem, bpf_loop},
-};
+use aya_ebpf::helpers::{bpf_ktime_get_ns, generated::bpf_loop};
 use ftp_ebpf_common::{
     Addr,
     control::{ControlKey, ControlState, PENDING_SLOTS, Pending, control_flags},
     counters::Counter,
     family,
-    flow::{ExpectKey, ExpectValue, expect_kind},
+    flow::expect_kind,
     parser::{Direction, LineKind, ParsedLine, Status, Verb},
     policy::{POLICY_ALLOW_LOW_PORTS, Policy},
 };
 
 use crate::{
     counters::count,
+    expectations,
     headers::{PacketInfo, tcp_flags},
-    maps::{CHUNK, FTPCT_CONTROL, FTPCT_EXPECT, FTPCT_POLICY, FTPCT_SCRATCH, Scratch},
+    maps::{CHUNK, FTPCT_CONTROL, FTPCT_POLICY, FTPCT_SCRATCH},
     packet::Packet,
     parse_step::{ftpct_feed_command, ftpct_feed_reply},
 };
@@ -33,7 +31,6 @@ use crate::{
 /// Payload bytes parsed per segment at most (`CHUNK` × this); the rest of a
 /// longer segment is skipped and the parser resynchronised at the next line.
 const MAX_CHUNKS: usize = 8;
-const BPF_ANY: u64 = 0;
 const BPF_NOEXIST: u64 = 1;
 /// Lowest port an announcement may name unless policy allows lower ones.
 const FIRST_UNPRIVILEGED_PORT: u16 = 1024;
@@ -243,18 +240,41 @@ extern "C" fn feed_byte(index: u64, ctx: *mut c_void) -> i64 {
         ftpct_feed_reply(parser, byte, max_line)
     };
     if done != 0 {
-        // Read the result in place (no copy on the stack); the handlers touch
-        // only the correlation fields of `state`, never the parser.
-        let line: *const ParsedLine = state.parsers[d].parsed();
-        // SAFETY: `line` points into the same map value as `state`, disjoint
-        // from the fields the handlers write; key and policy point to the
-        // caller's stack and a map value.
-        let (line, key, policy) = unsafe { (&*line, &*ctx.key, &*ctx.policy) };
-        match line.kind {
-            LineKind::Command => on_command(state, key, policy, line),
-            LineKind::Reply => on_reply(state, key, policy, line),
-            LineKind::None => {}
-        }
+        ftpct_on_line(ctx.state, ctx.key, ctx.policy, d as u32);
+    }
+    0
+}
+
+/// Acts on a completed command or reply of direction `dir` (0: client to
+/// server). A global BPF function like the parser's step (see `parse_step`):
+/// verified once on its own, so the correlation and expectation logic does not
+/// multiply with every call site's states.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn ftpct_on_line(
+    state: *mut ControlState,
+    key: *const ControlKey,
+    policy: *const Policy,
+    dir: u32,
+) -> i32 {
+    // SAFETY: the verifier checks every access through these pointers against
+    // their BTF sizes; null pointers are handled.
+    let (Some(state), Some(key), Some(policy)) =
+        (unsafe { state.as_mut() }, unsafe { key.as_ref() }, unsafe {
+            policy.as_ref()
+        })
+    else {
+        return 0;
+    };
+    // Read the result in place (no copy on the stack); the handlers touch only
+    // the correlation fields of `state`, never the parser.
+    let line: *const ParsedLine = state.parsers[dir as usize & 1].parsed();
+    // SAFETY: `line` points into `state`, disjoint from what the handlers write.
+    let line = unsafe { &*line };
+    match line.kind {
+        LineKind::Command => on_command(state, key, policy, line),
+        LineKind::Reply => on_reply(state, key, policy, line),
+        LineKind::None => {}
     }
     0
 }
@@ -354,15 +374,16 @@ fn on_reply(state: &mut ControlState, key: &ControlKey, policy: &Policy, line: &
         } else {
             expect_kind::EPRT
         };
-        // The server connects from its own address to the client's port.
-        expect(key, &key.server, &pending.addr, pending.port, kind, policy);
+        // The server connects from its own address to the client's port
+        // (validated equal to the client's own address when queued).
+        expectations::create(state, key, pending.port, kind, policy);
     }
 }
 
 /// A `227`/`229` answering the popped command `verb`.
 #[inline(always)]
 fn passive_reply(
-    state: &ControlState,
+    state: &mut ControlState,
     key: &ControlKey,
     policy: &Policy,
     line: &ParsedLine,
@@ -400,7 +421,7 @@ fn passive_reply(
         return;
     }
     if state.flags & control_flags::LOCAL_SERVER != 0 {
-        expect(key, &key.client, &key.server, ep.port, kind, policy);
+        expectations::create(state, key, ep.port, kind, policy);
     }
 }
 
@@ -422,84 +443,4 @@ fn addr_words(a: &Addr) -> [u64; 2] {
     lo.copy_from_slice(&a[..8]);
     hi.copy_from_slice(&a[8..]);
     [u64::from_ne_bytes(lo), u64::from_ne_bytes(hi)]
-}
-
-/// Records that `src` may open one connection to `dst`:`port`. The key and
-/// value are built in scratch memory: this runs deep in the parser's call chain.
-#[inline(always)]
-fn expect(key: &ControlKey, src: &Addr, dst: &Addr, port: u16, kind: u8, policy: &Policy) {
-    let Some(scratch) = FTPCT_SCRATCH.get_ptr_mut(0) else {
-        return;
-    };
-    // SAFETY: per-CPU scratch from a successful lookup, used by this CPU only.
-    let scratch = unsafe { &mut *scratch };
-    let k = &mut scratch.expect_key;
-    k.family = key.family;
-    k._pad = 0;
-    k.dport = port;
-    k.src = *src;
-    k.dst = *dst;
-    let v = &mut scratch.expect_value;
-    v.expires_ns = unsafe { bpf_ktime_get_ns() }.wrapping_add(policy.expect_timeout_ns);
-    v.kind = kind;
-    v._pad = [0; 3];
-    v.ctrl_client_port = key.client_port;
-    v.ctrl_server_port = key.server_port;
-    if insert_expectation(scratch).is_err() {
-        // Full: expired entries nobody consumed may be what fills it.
-        sweep_expired_expectations();
-        if insert_expectation(scratch).is_err() {
-            count(Counter::RefusedExpectFull);
-            return;
-        }
-    }
-    count(match kind {
-        expect_kind::PASV => Counter::ExpectPasv,
-        expect_kind::EPSV => Counter::ExpectEpsv,
-        expect_kind::PORT => Counter::ExpectPort,
-        _ => Counter::ExpectEprt,
-    });
-}
-
-/// Inserts the expectation prepared in scratch memory.
-#[inline(always)]
-fn insert_expectation(scratch: &Scratch) -> Result<(), i32> {
-    // By reference on purpose: by value they would be copied onto the stack.
-    #[allow(clippy::needless_borrows_for_generic_args)]
-    FTPCT_EXPECT.insert(&scratch.expect_key, &scratch.expect_value, BPF_ANY)
-}
-
-/// Deletes every expired expectation. Runs only when the table is full, so
-/// its cost (one pass over the table) is paid rarely, and afterwards the
-/// table holds only live entries.
-#[inline(never)]
-fn sweep_expired_expectations() {
-    let mut now = unsafe { bpf_ktime_get_ns() };
-    let map: *mut c_void = core::ptr::from_ref(&FTPCT_EXPECT).cast_mut().cast();
-    // SAFETY: `map` is this program's map; the callback gets pointers to each
-    // key and value and to `now` on this stack frame.
-    unsafe {
-        bpf_for_each_map_elem(
-            map,
-            sweep_one as *mut c_void,
-            (&mut now as *mut u64).cast(),
-            0,
-        )
-    };
-    count(Counter::ExpectSwept);
-}
-
-/// `bpf_for_each_map_elem` callback: deletes the entry if it has expired.
-extern "C" fn sweep_one(
-    _map: *mut c_void,
-    key: *const ExpectKey,
-    value: *const ExpectValue,
-    now: *mut c_void,
-) -> i64 {
-    // SAFETY: the kernel passes valid key/value pointers and our `now`.
-    let (key, expires, now) = unsafe { (&*key, (*value).expires_ns, *(now as *const u64)) };
-    if now > expires {
-        let _ = FTPCT_EXPECT.remove(key);
-    }
-    0
 }

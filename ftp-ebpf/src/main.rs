@@ -7,10 +7,12 @@
 #![no_std]
 #![no_main]
 
+mod addr;
 mod conntrack;
 mod control;
 mod counters;
 mod egress;
+mod expectations;
 mod headers;
 mod ingress;
 mod maps;

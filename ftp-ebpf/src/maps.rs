@@ -8,7 +8,7 @@ use aya_ebpf::{
 use ftp_ebpf_common::{
     control::{ControlKey, ControlState},
     counters::COUNTER_COUNT,
-    flow::{ExpectKey, ExpectValue, FlowKey, FlowValue},
+    flow::{ClientKey, ClientValue, ExpectKey, ExpectValue, FlowKey, FlowValue},
     policy::{PORT_COUNT, Policy},
 };
 
@@ -20,6 +20,9 @@ pub const EXPECT_ENTRIES: usize = 65_536;
 pub const FLOW_ENTRIES: usize = 262_144;
 /// Default capacity of the control-connection table.
 pub const CONTROL_ENTRIES: usize = 16_384;
+/// Capacity of the per-client table. LRU: evicting a client only forgets its
+/// count, which can only make the cap more lenient for it, never stricter.
+pub const CLIENT_ENTRIES: usize = 65_536;
 
 /// Bytes of payload copied per parser pass.
 pub const CHUNK: usize = 256;
@@ -40,6 +43,9 @@ pub static FTPCT_FLOWS: LruHashMap<FlowKey, FlowValue, FLOW_ENTRIES> = LruHashMa
 pub static FTPCT_CONTROL: LruHashMap<ControlKey, ControlState, CONTROL_ENTRIES> = LruHashMap::new();
 
 #[btf_map]
+pub static FTPCT_CLIENTS: LruHashMap<ClientKey, ClientValue, CLIENT_ENTRIES> = LruHashMap::new();
+
+#[btf_map]
 pub static FTPCT_COUNTERS: PerCpuArray<u64, { COUNTER_COUNT as usize }> = PerCpuArray::new();
 
 /// Per-CPU scratch space for what is too big for the 512-byte stack, which the
@@ -53,6 +59,8 @@ pub struct Scratch {
     pub zero_control: ControlState,
     pub expect_key: ExpectKey,
     pub expect_value: ExpectValue,
+    pub client_key: ClientKey,
+    pub zero_client: ClientValue,
 }
 
 #[btf_map]

@@ -20,7 +20,7 @@ use ftp_ebpf_common::{
     control::{ControlKey, ControlState},
     flow::{FlowKey, FlowValue},
     map_names,
-    policy::{POLICY_ALLOW_LOW_PORTS, PORT_COUNT, Policy, PortClass},
+    policy::{POLICY_ALLOW_LOW_PORTS, POLICY_STRICT, PORT_COUNT, Policy, PortClass},
     program_names,
 };
 
@@ -50,6 +50,13 @@ pub struct AttachConfig {
     pub flow_timeout_secs: u64,
     /// Whether `PORT`/`EPRT`/`227`/`229` may name ports below 1024.
     pub allow_low_ports: bool,
+    /// Guard every port that is not a control port or allowed, not just the
+    /// data range.
+    pub strict: bool,
+    /// Live expectations per control connection.
+    pub max_expect_per_conn: u16,
+    /// Live expectations per client address (IPv6: per /64).
+    pub max_expect_per_client: u16,
     /// Capacity of the expectation table.
     pub max_expectations: u32,
     /// Capacity of the flow table.
@@ -65,7 +72,7 @@ impl AttachConfig {
     pub fn with_defaults(iface: &str) -> Self {
         use ftp_ebpf_common::policy::{
             DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORTS, DEFAULT_EXPECT_TIMEOUT_SECS,
-            DEFAULT_FLOW_TIMEOUT_SECS,
+            DEFAULT_FLOW_TIMEOUT_SECS, DEFAULT_MAX_EXPECT_PER_CLIENT, DEFAULT_MAX_EXPECT_PER_CONN,
         };
         Self {
             iface: iface.to_string(),
@@ -78,6 +85,9 @@ impl AttachConfig {
             expect_timeout_secs: DEFAULT_EXPECT_TIMEOUT_SECS,
             flow_timeout_secs: DEFAULT_FLOW_TIMEOUT_SECS,
             allow_low_ports: false,
+            strict: false,
+            max_expect_per_conn: DEFAULT_MAX_EXPECT_PER_CONN,
+            max_expect_per_client: DEFAULT_MAX_EXPECT_PER_CLIENT,
             max_expectations: 65_536,
             max_flows: 262_144,
             pin_root: PathBuf::from(pins::DEFAULT_PIN_ROOT),
@@ -86,11 +96,23 @@ impl AttachConfig {
     }
 }
 
+impl AttachConfig {
+    /// The class of every port under this configuration.
+    pub fn port_classes(&self) -> Vec<PortClass> {
+        let guarded = if self.strict {
+            PortRange { lo: 1, hi: 65535 }
+        } else {
+            self.data_ports
+        };
+        portspec::classify(&self.control_ports, guarded, &self.allow_ports)
+    }
+}
+
 /// Loads the programs and writes the policy without attaching or pinning
 /// anything: what tests and benchmarks drive with `BPF_PROG_TEST_RUN`.
 pub fn load_configured(cfg: &AttachConfig) -> Result<Ebpf> {
     let mut ebpf = load(cfg)?;
-    let classes = portspec::classify(&cfg.control_ports, cfg.data_ports, &cfg.allow_ports);
+    let classes = cfg.port_classes();
     configure(&mut ebpf, cfg, &classes)?;
     Ok(ebpf)
 }
@@ -121,7 +143,7 @@ fn attach_under_root(cfg: &AttachConfig, ifindex: u32) -> Result<Ebpf> {
         );
     }
     let mut ebpf = load(cfg)?;
-    let classes = portspec::classify(&cfg.control_ports, cfg.data_ports, &cfg.allow_ports);
+    let classes = cfg.port_classes();
     configure(&mut ebpf, cfg, &classes)?;
     fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
     match attach_and_pin(&mut ebpf, cfg, ifindex, &dir, &classes) {
@@ -223,6 +245,11 @@ fn configure(ebpf: &mut Ebpf, cfg: &AttachConfig, classes: &[PortClass]) -> Resu
     if cfg.allow_low_ports {
         policy.flags |= POLICY_ALLOW_LOW_PORTS;
     }
+    if cfg.strict {
+        policy.flags |= POLICY_STRICT;
+    }
+    policy.max_expect_per_conn = cfg.max_expect_per_conn;
+    policy.max_expect_per_client = cfg.max_expect_per_client;
     let mut map: Array<_, Policy> = Array::try_from(
         ebpf.map_mut(map_names::POLICY)
             .ok_or_else(|| anyhow!("map {} missing", map_names::POLICY))?,

@@ -6,7 +6,8 @@ use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 use ftp_ebpf_common::policy::{
     DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORTS, DEFAULT_EXPECT_TIMEOUT_SECS,
-    DEFAULT_FLOW_TIMEOUT_SECS,
+    DEFAULT_FLOW_TIMEOUT_SECS, DEFAULT_MAX_EXPECT_PER_CLIENT, DEFAULT_MAX_EXPECT_PER_CONN,
+    MAX_EXPECT_PER_CONN,
 };
 
 use ftp_userspace::{
@@ -91,6 +92,19 @@ struct AttachArgs {
     /// Accept PORT/EPRT/227/229 naming ports below 1024.
     #[arg(long)]
     allow_low_ports: bool,
+    /// Guard every port except the control ports and --allow-ports, not just
+    /// the data range.
+    #[arg(long)]
+    strict: bool,
+    /// Live expectations per control connection (1-8); a new one replaces
+    /// the connection's oldest.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_EXPECT_PER_CONN,
+          value_parser = clap::value_parser!(u16).range(1..=MAX_EXPECT_PER_CONN as i64))]
+    max_expect_per_conn: u16,
+    /// Live expectations per client address (IPv6: per /64).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_EXPECT_PER_CLIENT,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    max_expect_per_client: u16,
     /// Capacity of the expectation table.
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     max_expectations: u32,
@@ -119,6 +133,9 @@ impl AttachArgs {
             expect_timeout_secs: self.expect_timeout,
             flow_timeout_secs: self.flow_timeout,
             allow_low_ports: self.allow_low_ports,
+            strict: self.strict,
+            max_expect_per_conn: self.max_expect_per_conn,
+            max_expect_per_client: self.max_expect_per_client,
             max_expectations: self.max_expectations,
             max_flows: self.max_flows,
             pin_root: pins::resolve_root(self.pins.pin_root.as_deref()),

@@ -9,7 +9,7 @@ use aya::{
 };
 use ftp_ebpf_common::{
     map_names,
-    policy::{POLICY_ALLOW_LOW_PORTS, Policy, PortClass},
+    policy::{POLICY_ALLOW_LOW_PORTS, POLICY_STRICT, Policy, PortClass},
 };
 use serde::Serialize;
 
@@ -41,6 +41,12 @@ pub struct IfaceStatus {
     pub flow_timeout_secs: u64,
     /// Whether announcements may name ports below 1024.
     pub allow_low_ports: bool,
+    /// Whether every port but the control and allowed ones is guarded.
+    pub strict: bool,
+    /// Live expectations per control connection.
+    pub max_expect_per_conn: u16,
+    /// Live expectations per client address (IPv6: per /64).
+    pub max_expect_per_client: u16,
     /// Live expectations.
     pub expectations: usize,
     /// Live flows.
@@ -92,6 +98,9 @@ pub fn iface_status(root: &Path, iface: &str) -> Result<IfaceStatus> {
         expect_timeout_secs: policy.expect_timeout_ns / 1_000_000_000,
         flow_timeout_secs: policy.flow_timeout_ns / 1_000_000_000,
         allow_low_ports: policy.flags & POLICY_ALLOW_LOW_PORTS != 0,
+        strict: policy.flags & POLICY_STRICT != 0,
+        max_expect_per_conn: policy.max_expect_per_conn,
+        max_expect_per_client: policy.max_expect_per_client,
         expectations: tables::expectations(&dir, iface)?.len(),
         flows: tables::flows(&dir, iface)?.len(),
         control_connections: tables::control_count(&dir)?,
@@ -107,7 +116,11 @@ pub fn print_text(s: &IfaceStatus) {
         s.ingress_prog_id, s.link_ids.0, s.egress_prog_id, s.link_ids.1
     );
     println!("  control ports  {}", s.control_ports);
-    println!("  guarded ports  {}", s.guarded_ports);
+    println!(
+        "  guarded ports  {}{}",
+        s.guarded_ports,
+        if s.strict { " (strict)" } else { "" }
+    );
     println!(
         "  timeouts       expectation {}s, idle flow {}s{}",
         s.expect_timeout_secs,
@@ -117,6 +130,10 @@ pub fn print_text(s: &IfaceStatus) {
         } else {
             ""
         }
+    );
+    println!(
+        "  limits         {} expectations per control connection, {} per client",
+        s.max_expect_per_conn, s.max_expect_per_client
     );
     println!(
         "  tables         {} expectations, {} flows, {} control connections",

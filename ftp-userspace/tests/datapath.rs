@@ -17,21 +17,29 @@ const CPORT: u16 = 50_000;
 /// that keeps both directions' sequence numbers.
 struct Control<'a> {
     h: &'a Harness,
+    client: &'static str,
+    cport: u16,
     c2s: u32,
     s2c: u32,
 }
 
 impl<'a> Control<'a> {
     fn new(h: &'a Harness) -> Self {
+        Self::from(h, CLIENT, CPORT)
+    }
+    /// A control connection from another client address or port.
+    fn from(h: &'a Harness, client: &'static str, cport: u16) -> Self {
         Self {
             h,
+            client,
+            cport,
             c2s: 100,
             s2c: 1,
         }
     }
     /// Client → server (arrives on ingress); returns the XDP action.
     fn command(&mut self, text: &[u8]) -> u32 {
-        let frame = Segment::new(CLIENT, CPORT, SERVER, 21)
+        let frame = Segment::new(self.client, self.cport, SERVER, 21)
             .seq(self.c2s)
             .payload(text)
             .frame();
@@ -40,7 +48,7 @@ impl<'a> Control<'a> {
     }
     /// Server → client (leaves through egress).
     fn reply(&mut self, text: &[u8]) {
-        let frame = Segment::new(SERVER, 21, CLIENT, CPORT)
+        let frame = Segment::new(SERVER, 21, self.client, self.cport)
             .seq(self.s2c)
             .payload(text)
             .frame();
@@ -342,23 +350,74 @@ fn reply_split_in_three_with_overlapping_retransmission() {
     assert_eq!(entries[0].0, expect_key(CLIENT, SERVER, 40_125));
 }
 
+/// PASV on `c`, answered with `port`.
+fn pasv(c: &mut Control, port: u16) {
+    c.command(b"PASV\r\n");
+    let text = format!(
+        "227 Entering Passive Mode (198,18,0,1,{},{}).\r\n",
+        port / 256,
+        port % 256
+    );
+    c.reply(text.as_bytes());
+}
+
+#[test]
+fn a_connection_holds_at_most_its_cap_and_replaces_its_oldest() {
+    let h = Harness::new(); // default cap: 4 per control connection
+    let mut c = Control::new(&h);
+    c.reply(b"220 ready\r\n");
+    for port in 40_000..40_006 {
+        pasv(&mut c, port);
+    }
+    let mut ports: Vec<u16> = h.expectations().iter().map(|(k, _)| k.dport).collect();
+    ports.sort();
+    assert_eq!(ports, vec![40_002, 40_003, 40_004, 40_005]);
+    assert_eq!(h.counter(Counter::ExpectReplaced), 2);
+    // Another connection's expectations are its own business.
+    let mut other = Control::from(&h, CLIENT, CPORT + 1);
+    other.reply(b"220 ready\r\n");
+    pasv(&mut other, 41_000);
+    assert_eq!(h.expectations().len(), 5);
+}
+
+#[test]
+fn a_client_address_holds_at_most_its_cap() {
+    let mut cfg = ftp_userspace::attach::AttachConfig::with_defaults("lo");
+    cfg.max_expect_per_client = 3;
+    let h = Harness::with(cfg);
+    // One client, several control connections, one PASV each.
+    for (i, port) in (40_000..40_004).enumerate() {
+        let mut c = Control::from(&h, CLIENT, CPORT + i as u16);
+        c.reply(b"220 ready\r\n");
+        pasv(&mut c, port);
+    }
+    assert_eq!(h.expectations().len(), 3);
+    assert_eq!(h.counter(Counter::RefusedClientLimit), 1);
+    // Another client is not affected.
+    let mut other = Control::from(&h, INTRUDER, CPORT);
+    other.reply(b"220 ready\r\n");
+    pasv(&mut other, 41_000);
+    assert_eq!(h.expectations().len(), 4);
+    // Using an expectation gives the client its slot back.
+    let syn = Segment::new(CLIENT, 45_000, SERVER, 40_000)
+        .flags(SYN)
+        .frame();
+    assert_eq!(h.ingress(&syn), XDP_PASS);
+    let mut c = Control::from(&h, CLIENT, CPORT + 10);
+    c.reply(b"220 ready\r\n");
+    pasv(&mut c, 40_010);
+    assert_eq!(h.counter(Counter::RefusedClientLimit), 1, "slot was freed");
+}
+
 #[test]
 fn full_table_of_expired_expectations_is_swept() {
     let mut cfg = ftp_userspace::attach::AttachConfig::with_defaults("lo");
     cfg.max_expectations = 4;
     cfg.expect_timeout_secs = 1;
+    cfg.max_expect_per_conn = 8;
     let h = Harness::with(cfg);
     let mut c = Control::new(&h);
     c.reply(b"220 ready\r\n");
-    let pasv = |c: &mut Control, port: u16| {
-        c.command(b"PASV\r\n");
-        let text = format!(
-            "227 Entering Passive Mode (198,18,0,1,{},{}).\r\n",
-            port / 256,
-            port % 256
-        );
-        c.reply(text.as_bytes());
-    };
     for port in 40_000..40_004 {
         pasv(&mut c, port);
     }
@@ -375,4 +434,30 @@ fn full_table_of_expired_expectations_is_swept() {
     let entries = h.expectations();
     assert_eq!(entries.len(), 1, "only the fresh one is left: {entries:?}");
     assert_eq!(entries[0].0, expect_key(CLIENT, SERVER, 40_005));
+}
+
+#[test]
+fn strict_guards_every_port_but_control_and_allowed() {
+    let mut cfg = ftp_userspace::attach::AttachConfig::with_defaults("lo");
+    cfg.strict = true;
+    cfg.allow_ports = ftp_userspace::portspec::parse_list("22").expect("list");
+    let h = Harness::with(cfg);
+    let syn = |port| {
+        Segment::new(INTRUDER, 40_000, SERVER, port)
+            .flags(SYN)
+            .frame()
+    };
+    assert_eq!(h.ingress(&syn(80)), XDP_DROP, "low port, not allowed");
+    assert_eq!(h.ingress(&syn(22)), XDP_PASS, "allowed");
+    assert_eq!(h.ingress(&syn(21)), XDP_PASS, "control port");
+    // The host's own connections to low ports still get their replies.
+    h.egress(
+        &Segment::new(SERVER, 80, "198.18.0.9", 443)
+            .flags(SYN)
+            .frame(),
+    );
+    let reply = Segment::new("198.18.0.9", 443, SERVER, 80)
+        .flags(SYN | ACK)
+        .frame();
+    assert_eq!(h.ingress(&reply), XDP_PASS);
 }

@@ -1,0 +1,30 @@
+//! Address copies without `memcpy`.
+//!
+//! A 16-byte array with byte alignment is copied through compiler-builtins'
+//! `memcpy`, a byte loop the verifier walks iteration by iteration; deep in
+//! the parser's callbacks that multiplies its work past the limit. Four
+//! explicit 32-bit moves are straight-line code.
+
+use ftp_ebpf_common::Addr;
+
+/// `*dst = *src`.
+#[inline(always)]
+pub fn copy(dst: &mut Addr, src: &Addr) {
+    for i in 0..4 {
+        // SAFETY: i * 4 + 4 <= 16 for both arrays; the accesses are unaligned
+        // on purpose (the arrays have byte alignment).
+        unsafe {
+            let word = core::ptr::read_unaligned(src.as_ptr().add(i * 4).cast::<u32>());
+            core::ptr::write_unaligned(dst.as_mut_ptr().add(i * 4).cast::<u32>(), word);
+        }
+    }
+}
+
+/// Zeroes the lower 64 bits (an IPv6 address becomes its /64).
+#[inline(always)]
+pub fn clear_low64(addr: &mut Addr) {
+    for i in 2..4 {
+        // SAFETY: as in `copy`.
+        unsafe { core::ptr::write_unaligned(addr.as_mut_ptr().add(i * 4).cast::<u32>(), 0) };
+    }
+}

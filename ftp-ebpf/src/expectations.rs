@@ -1,0 +1,248 @@
+//! The expectation table's life cycle: creation under the per-connection and
+//! per-client caps, one-shot consumption, and sweeping expired entries when
+//! the table is full.
+//!
+//! An expectation's key follows from its control connection and kind: for
+//! `PASV`/`EPSV` the client connects to the server, for `PORT`/`EPRT` the
+//! server connects to the client (whose address `PORT` was checked to name).
+//!
+//! Keys and values are passed to the map helpers by reference throughout: they
+//! live in per-CPU scratch memory, and by value they would be copied onto the
+//! stack, which this call chain cannot spare.
+#![allow(clippy::needless_borrows_for_generic_args)]
+
+use core::ffi::c_void;
+
+use aya_ebpf::helpers::{bpf_ktime_get_ns, generated::bpf_for_each_map_elem};
+use ftp_ebpf_common::{
+    control::{ControlKey, ControlState, RECENT_SLOTS},
+    counters::Counter,
+    family,
+    flow::{ClientKey, ExpectKey, ExpectValue, expect_kind},
+    policy::Policy,
+};
+
+use crate::{
+    addr,
+    counters::count,
+    maps::{FTPCT_CLIENTS, FTPCT_EXPECT, FTPCT_SCRATCH, Scratch},
+};
+
+const BPF_ANY: u64 = 0;
+const BPF_NOEXIST: u64 = 1;
+const EEXIST: i32 = -17;
+
+/// Whether the FTP client is the connecting side for this kind.
+#[inline(always)]
+fn client_connects(kind: u8) -> bool {
+    kind == expect_kind::PASV || kind == expect_kind::EPSV
+}
+
+/// Fills `out` with the key of the expectation `ctrl` announces for `port`.
+#[inline(always)]
+fn fill_key(out: &mut ExpectKey, ctrl: &ControlKey, port: u16, kind: u8) {
+    let (src, dst) = if client_connects(kind) {
+        (&ctrl.client, &ctrl.server)
+    } else {
+        (&ctrl.server, &ctrl.client)
+    };
+    out.family = ctrl.family;
+    out._pad = 0;
+    out.dport = port;
+    addr::copy(&mut out.src, src);
+    addr::copy(&mut out.dst, dst);
+}
+
+/// Fills `out` with the per-client key of `addr` (IPv6 aggregated per /64).
+#[inline(always)]
+fn fill_client(out: &mut ClientKey, fam: u8, addr: &[u8; 16]) {
+    out.family = fam;
+    out._pad = [0; 3];
+    addr::copy(&mut out.addr, addr);
+    if fam == family::V6 {
+        addr::clear_low64(&mut out.addr);
+    }
+}
+
+/// Creates the expectation `ctrl` announced for `port`, within the caps. All
+/// keys and values are built in per-CPU scratch memory: this runs deep in the
+/// parser's call chain, where stack is scarce.
+#[inline(always)]
+pub fn create(state: &mut ControlState, ctrl: &ControlKey, port: u16, kind: u8, policy: &Policy) {
+    let Some(scratch) = FTPCT_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU scratch from a successful lookup, used by this CPU only.
+    let scratch = unsafe { &mut *scratch };
+    let now = unsafe { bpf_ktime_get_ns() };
+
+    // Per-client cap.
+    fill_client(&mut scratch.client_key, ctrl.family, &ctrl.client);
+    let client = match FTPCT_CLIENTS.get_ptr_mut(&scratch.client_key) {
+        Some(client) => client,
+        None => {
+            let zero = &scratch.zero_client;
+            // A failed insert only means another CPU created it first.
+            let _ = FTPCT_CLIENTS.insert(&scratch.client_key, zero, BPF_NOEXIST);
+            match FTPCT_CLIENTS.get_ptr_mut(&scratch.client_key) {
+                Some(client) => client,
+                None => return,
+            }
+        }
+    };
+    // SAFETY: pointer from a successful lookup; a racing update from another
+    // CPU can only make the count less exact, never unbounded.
+    let client = unsafe { &mut *client };
+    if now.wrapping_sub(client.last_create_ns) > policy.expect_timeout_ns {
+        // Nothing created in a whole lifetime: nothing of it can be live.
+        client.outstanding = 0;
+    }
+    if client.outstanding >= u32::from(policy.max_expect_per_client) {
+        count(Counter::RefusedClientLimit);
+        return;
+    }
+
+    // Per-connection cap: the slot this one takes may hold the connection's
+    // oldest live expectation, which it replaces.
+    let slot_index = state.recent_next as usize & (RECENT_SLOTS - 1);
+    let old = state.recent[slot_index];
+    if old.port != 0 && replace_own(scratch, ctrl, old.port, old.kind) {
+        client.outstanding = client.outstanding.saturating_sub(1);
+        count(Counter::ExpectReplaced);
+    }
+
+    fill_key(&mut scratch.expect_key, ctrl, port, kind);
+    let v = &mut scratch.expect_value;
+    v.expires_ns = now.wrapping_add(policy.expect_timeout_ns);
+    v.kind = kind;
+    v.client_is_src = client_connects(kind) as u8;
+    v._pad = [0; 2];
+    v.ctrl_client_port = ctrl.client_port;
+    v.ctrl_server_port = ctrl.server_port;
+    match insert(scratch, BPF_NOEXIST) {
+        Ok(()) => {}
+        // Announced again before use: refresh it, nothing new to count.
+        Err(EEXIST) => {
+            let _ = insert(scratch, BPF_ANY);
+            return;
+        }
+        Err(_) => {
+            // Full: expired entries nobody consumed may be what fills it.
+            sweep();
+            if insert(scratch, BPF_NOEXIST).is_err() {
+                count(Counter::RefusedExpectFull);
+                return;
+            }
+        }
+    }
+    state.recent[slot_index].port = port;
+    state.recent[slot_index].kind = kind;
+    // Wrap by comparison: a `%` would leave a divide-by-zero panic path the
+    // verifier rejects.
+    let next = state.recent_next.wrapping_add(1);
+    state.recent_next = if next >= u32::from(policy.max_expect_per_conn) {
+        0
+    } else {
+        next
+    };
+    client.outstanding = client.outstanding.saturating_add(1);
+    client.last_create_ns = now;
+    count(match kind {
+        expect_kind::PASV => Counter::ExpectPasv,
+        expect_kind::EPSV => Counter::ExpectEpsv,
+        expect_kind::PORT => Counter::ExpectPort,
+        _ => Counter::ExpectEprt,
+    });
+}
+
+/// Deletes the connection's earlier expectation for `port` if it is still
+/// there and still this connection's (the same key may since have been
+/// announced on another control connection of the same pair of hosts).
+#[inline(always)]
+fn replace_own(scratch: &mut Scratch, ctrl: &ControlKey, port: u16, kind: u8) -> bool {
+    fill_key(&mut scratch.expect_key, ctrl, port, kind);
+    // SAFETY: read-only look at a value from a successful lookup.
+    let Some(value) = (unsafe { FTPCT_EXPECT.get(&scratch.expect_key) }) else {
+        return false;
+    };
+    if value.ctrl_client_port != ctrl.client_port || value.ctrl_server_port != ctrl.server_port {
+        return false;
+    }
+    FTPCT_EXPECT.remove(&scratch.expect_key).is_ok()
+}
+
+/// Inserts the expectation prepared in scratch memory.
+#[inline(always)]
+fn insert(scratch: &Scratch, flags: u64) -> Result<(), i32> {
+    FTPCT_EXPECT.insert(&scratch.expect_key, &scratch.expect_value, flags)
+}
+
+/// Removes the expectation matching an inbound SYN (one-shot). Returns its
+/// deadline, or `None` if there was none or another CPU consumed it first.
+#[inline(always)]
+pub fn consume(key: &ExpectKey) -> Option<u64> {
+    // SAFETY: read-only copy of a value from a successful lookup.
+    let value = unsafe { FTPCT_EXPECT.get(key) }.copied()?;
+    // Removing is the claim.
+    FTPCT_EXPECT.remove(key).ok()?;
+    release_client(key, &value);
+    Some(value.expires_ns)
+}
+
+/// Takes an expectation off its client's count.
+#[inline(always)]
+fn release_client(key: &ExpectKey, value: &ExpectValue) {
+    let Some(scratch) = FTPCT_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU scratch from a successful lookup.
+    let scratch = unsafe { &mut *scratch };
+    let addr = if value.client_is_src != 0 {
+        &key.src
+    } else {
+        &key.dst
+    };
+    fill_client(&mut scratch.client_key, key.family, addr);
+    if let Some(client) = FTPCT_CLIENTS.get_ptr_mut(&scratch.client_key) {
+        // SAFETY: pointer from a successful lookup.
+        unsafe { (*client).outstanding = (*client).outstanding.saturating_sub(1) };
+    }
+}
+
+/// Deletes every expired expectation. Runs only when the table is full, so
+/// its cost (one pass over the table) is paid rarely, and afterwards the
+/// table holds only live entries.
+#[inline(never)]
+fn sweep() {
+    let mut now = unsafe { bpf_ktime_get_ns() };
+    let map: *mut c_void = core::ptr::from_ref(&FTPCT_EXPECT).cast_mut().cast();
+    // SAFETY: `map` is this program's map; the callback gets pointers to each
+    // key and value and to `now` on this stack frame.
+    unsafe {
+        bpf_for_each_map_elem(
+            map,
+            sweep_one as *mut c_void,
+            (&mut now as *mut u64).cast(),
+            0,
+        )
+    };
+    count(Counter::ExpectSwept);
+}
+
+/// `bpf_for_each_map_elem` callback: deletes the entry if it has expired.
+extern "C" fn sweep_one(
+    _map: *mut c_void,
+    key: *const ExpectKey,
+    value: *const ExpectValue,
+    now: *mut c_void,
+) -> i64 {
+    // SAFETY: the kernel passes valid key/value pointers and our `now`.
+    let (key, expires, now) = unsafe { (&*key, (*value).expires_ns, *(now as *const u64)) };
+    if now > expires {
+        // The client's count is not touched here (that per-entry work would
+        // multiply the verifier's effort); it resets itself once the client
+        // has created nothing for a whole expectation lifetime.
+        let _ = FTPCT_EXPECT.remove(key);
+    }
+    0
+}
