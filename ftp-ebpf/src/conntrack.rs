@@ -52,11 +52,16 @@ pub fn inbound(info: &PacketInfo, policy: &Policy) -> Verdict {
             policy.flow_timeout_ns
         };
         if now.wrapping_sub(flow.last_seen_ns) <= ttl {
-            if flow.state == flow_state::OPEN {
-                flow.last_seen_ns = now;
-                if info.flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
-                    flow.state = flow_state::CLOSING;
-                }
+            // Every packet keeps the flow alive. FIN or RST start the short
+            // closing timer; data after that means the connection lives on
+            // (a forged RST the kernel ignored), so it reopens. A flow stays
+            // as long as packets keep coming, and a closed one goes
+            // `closing_timeout` after its last packet.
+            flow.last_seen_ns = now;
+            if info.flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
+                flow.state = flow_state::CLOSING;
+            } else if info.payload_len > 0 {
+                flow.state = flow_state::OPEN;
             }
             count(Counter::FlowPackets);
             return Verdict::Pass;

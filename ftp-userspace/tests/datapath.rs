@@ -461,3 +461,27 @@ fn strict_guards_every_port_but_control_and_allowed() {
         .frame();
     assert_eq!(h.ingress(&reply), XDP_PASS);
 }
+
+#[test]
+fn forged_rst_does_not_end_a_live_flow() {
+    let mut cfg = ftp_userspace::attach::AttachConfig::with_defaults("lo");
+    cfg.flow_timeout_secs = 60;
+    let h = Harness::with(cfg);
+    let mut c = Control::new(&h);
+    c.reply(b"220 ready\r\n");
+    pasv(&mut c, 40_000);
+    let seg = |flags, payload: &[u8]| {
+        Segment::new(CLIENT, 45_000, SERVER, 40_000)
+            .flags(flags)
+            .payload(payload)
+            .frame()
+    };
+    assert_eq!(h.ingress(&seg(SYN, b"")), XDP_PASS);
+    // A forged RST passes to the kernel (which checks its sequence number)...
+    assert_eq!(h.ingress(&seg(RST, b"")), XDP_PASS);
+    // ...and the connection's data keeps flowing and reopens the flow.
+    assert_eq!(h.ingress(&seg(ACK, b"upload bytes")), XDP_PASS);
+    let flows = h.flows();
+    assert_eq!(flows.len(), 1);
+    assert_eq!(flows[0].1.state, ftp_ebpf_common::flow::flow_state::OPEN);
+}

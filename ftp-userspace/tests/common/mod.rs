@@ -11,7 +11,7 @@ use aya::{
 };
 use ftp_ebpf_common::{
     counters::Counter,
-    flow::{ExpectKey, ExpectValue},
+    flow::{ExpectKey, ExpectValue, FlowKey, FlowValue},
     map_names, program_names,
 };
 use ftp_userspace::attach::{AttachConfig, load_configured};
@@ -169,6 +169,12 @@ impl Harness {
         let map: HashMap<&MapData, ExpectKey, ExpectValue> =
             HashMap::try_from(self.ebpf.map(map_names::EXPECTATIONS).expect("map"))
                 .expect("hash map");
+        map.iter().map(|r| r.expect("entry")).collect()
+    }
+
+    pub fn flows(&self) -> Vec<(FlowKey, FlowValue)> {
+        let map: HashMap<&MapData, FlowKey, FlowValue> =
+            HashMap::try_from(self.ebpf.map(map_names::FLOWS).expect("map")).expect("lru map");
         map.iter().map(|r| r.expect("entry")).collect()
     }
 
