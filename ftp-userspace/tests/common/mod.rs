@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use aya::{
     Ebpf,
     maps::{HashMap, MapData, PerCpuArray},
-    programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
+    programs::{Program, TestRun, TestRunOptions},
 };
 use ftp_ebpf_common::{
     counters::Counter,
@@ -133,36 +133,27 @@ impl Harness {
 
     /// Runs the XDP program on a frame; returns the XDP action.
     pub fn ingress(&self, frame: &[u8]) -> u32 {
-        let prog: &Xdp = self
-            .ebpf
-            .program(program_names::INGRESS)
-            .expect("ingress program")
-            .try_into()
-            .expect("xdp");
-        let mut out = vec![0u8; frame.len() + 256];
-        let opts = TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            ..Default::default()
-        };
-        prog.test_run(opts).expect("test run").return_value
+        self.run(program_names::INGRESS, frame)
     }
 
     /// Runs the TC program on a frame; returns the TC action.
     pub fn egress(&self, frame: &[u8]) -> u32 {
-        let prog: &SchedClassifier = self
-            .ebpf
-            .program(program_names::EGRESS)
-            .expect("egress program")
-            .try_into()
-            .expect("tc");
+        self.run(program_names::EGRESS, frame)
+    }
+
+    fn run(&self, name: &str, frame: &[u8]) -> u32 {
         let mut out = vec![0u8; frame.len() + 256];
         let opts = TestRunOptions {
             data_in: Some(frame),
             data_out: Some(&mut out),
             ..Default::default()
         };
-        prog.test_run(opts).expect("test run").return_value
+        let result = match self.ebpf.program(name).expect("program in the object") {
+            Program::Xdp(p) => p.test_run(opts),
+            Program::SchedClassifier(p) => p.test_run(opts),
+            _ => panic!("{name} is neither XDP nor TC"),
+        };
+        result.expect("test run").return_value
     }
 
     pub fn expectations(&self) -> Vec<(ExpectKey, ExpectValue)> {
