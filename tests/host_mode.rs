@@ -1053,3 +1053,54 @@ fn pyftpdlib_through_ftpct() -> Result<()> {
     let server = Pyftpdlib::start(lab.server())?;
     other_server(&lab, &server, ActiveSource::Ephemeral)
 }
+
+// `ftpct run`: foreground mode.
+
+#[test]
+fn foreground_run_logs_verdicts_and_detaches_on_sigterm() -> Result<()> {
+    let lab = Lab::new()?;
+    let server = Vsftpd::start(lab.server())?;
+    let log = std::env::temp_dir().join(format!("ftpct-run-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let pin_root = lab.pin_root().to_path_buf();
+    let argv = [
+        ftpct_bin().into_os_string(),
+        "run".into(),
+        LAB_IFACE.into(),
+        "--pin-root".into(),
+        pin_root.clone().into_os_string(),
+    ];
+    let mut run = lab.server().spawn_logged(&argv, &log)?;
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let started = wait_until(Duration::from_secs(30), || {
+        Ok(read_log().contains("guarding"))
+    })?;
+    ensure!(started, "ftpct run did not start: {}", read_log());
+    let target = server.target(SERVER.ip(Family::V4));
+    let got = curl_download(lab.client(), &target, SMALL_FILE, TransferMode::Epsv)?;
+    assert_eq!(got, server.tree().digest(SMALL_FILE)?);
+    let r = tcp_connect(
+        lab.intruder(),
+        SERVER.ip(Family::V4),
+        UNANNOUNCED_PORT,
+        PROBE,
+    )?;
+    assert_eq!(r, ConnectResult::TimedOut);
+
+    ftpct_e2e::process::signal_pid(run.pid(), libc::SIGTERM);
+    let status = run
+        .wait_timeout(Duration::from_secs(15))?
+        .context("ftpct run did not exit after SIGTERM")?;
+    let text = read_log();
+    assert!(status.success(), "exit {status}: {text}");
+    assert!(text.contains("admitted SYN"), "{text}");
+    assert!(text.contains("dropped SYN"), "{text}");
+    assert!(text.contains("detached from"), "{text}");
+    assert!(!pin_root.join(LAB_IFACE).exists(), "pins left behind");
+    let link = lab
+        .server()
+        .run_ok(&["ip", "-d", "link", "show", LAB_IFACE])?;
+    assert!(!String::from_utf8_lossy(&link.stdout).contains("prog/xdp"));
+    let _ = std::fs::remove_file(&log);
+    Ok(())
+}
