@@ -136,8 +136,10 @@ pub fn print_text(s: &IfaceStatus) {
         s.max_expect_per_conn, s.max_expect_per_client
     );
     println!(
-        "  tables         {} expectations, {} flows, {} control connections",
-        s.expectations, s.flows, s.control_connections
+        "  tables         {}, {}, {}",
+        plural(s.expectations, "expectation"),
+        plural(s.flows, "flow"),
+        plural(s.control_connections, "control connection")
     );
     println!("  counters");
     let width = s.counters.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
@@ -147,5 +149,14 @@ pub fn print_text(s: &IfaceStatus) {
     }
     for (name, value) in nonzero {
         println!("    {name:<width$}  {value}");
+    }
+}
+
+/// `1 flow`, `2 flows`.
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
