@@ -31,6 +31,7 @@
 
 pub mod clients;
 pub mod fixtures;
+pub mod forge;
 pub mod ftpct;
 pub mod lab;
 pub mod netns;

@@ -9,8 +9,10 @@ use crate::{Addr, parser::LineParser};
 pub struct ControlKey {
     /// `family::V4` or `family::V6`.
     pub family: u8,
+    /// Always 0 (scalar padding: zeroing a byte array costs a `memset` call in BPF).
+    pub _pad0: u8,
     /// Always 0.
-    pub _pad: [u8; 3],
+    pub _pad1: u16,
     /// FTP client's port.
     pub client_port: u16,
     /// FTP server's port (a control port).

@@ -42,6 +42,8 @@ counters! {
     ControlRetransmits = "control_retransmits",
     /// Gaps in a control stream (lost or reordered segment): parser resynced.
     ControlGaps = "control_gaps",
+    /// Control segments far ahead of the stream (forged or garbage): ignored.
+    ControlOutOfWindow = "control_out_of_window",
     /// Control segments longer than the parser reads: the rest was skipped.
     ControlTruncated = "control_truncated",
     /// Control connections that started TLS (no longer parsed).
@@ -98,6 +100,8 @@ counters! {
     ExpectSwept = "expect_table_swept",
     /// An expectation replaced its control connection's oldest (per-connection cap).
     ExpectReplaced = "expect_replaced_conn_limit",
+    /// An expectation withdrawn because the server refused its `PORT`/`EPRT`.
+    ExpectWithdrawn = "expect_withdrawn",
     /// Refused: the client address has too many live expectations.
     RefusedClientLimit = "refused_client_limit",
     /// Inbound SYNs admitted by an expectation.

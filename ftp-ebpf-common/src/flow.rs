@@ -69,8 +69,10 @@ pub struct ExpectValue {
 pub struct FlowKey {
     /// `family::V4` or `family::V6`.
     pub family: u8,
+    /// Always 0 (scalar padding: zeroing a byte array costs a `memset` call in BPF).
+    pub _pad0: u8,
     /// Always 0.
-    pub _pad: [u8; 3],
+    pub _pad1: u16,
     /// Remote port.
     pub sport: u16,
     /// Local port.
@@ -118,8 +120,10 @@ pub struct FlowValue {
     pub origin: u8,
     /// `flow_state::*`.
     pub state: u8,
+    /// Always 0 (scalar padding: zeroing a byte array costs a `memset` call in BPF).
+    pub _pad0: u16,
     /// Always 0.
-    pub _pad: [u8; 6],
+    pub _pad1: u32,
 }
 
 /// A client for the per-client expectation cap: its address, or for IPv6 its
@@ -130,7 +134,9 @@ pub struct ClientKey {
     /// `family::V4` or `family::V6`.
     pub family: u8,
     /// Always 0.
-    pub _pad: [u8; 3],
+    pub _pad0: u8,
+    /// Always 0.
+    pub _pad1: u16,
     /// The address (IPv6: lower 64 bits zeroed).
     pub addr: Addr,
 }

@@ -28,3 +28,15 @@ pub fn clear_low64(addr: &mut Addr) {
         unsafe { core::ptr::write_unaligned(addr.as_mut_ptr().add(i * 4).cast::<u32>(), 0) };
     }
 }
+
+/// `*dst = a.b.c.d` in the IPv4 layout (the rest zero), as three stores.
+#[inline(always)]
+pub fn set_v4(dst: &mut Addr, octets: [u8; 4]) {
+    // SAFETY: offsets 0, 4 and 8 with widths 4, 4 and 8 stay within 16 bytes.
+    unsafe {
+        let p = dst.as_mut_ptr();
+        core::ptr::write_unaligned(p.cast::<u32>(), u32::from_ne_bytes(octets));
+        core::ptr::write_unaligned(p.add(4).cast::<u32>(), 0);
+        core::ptr::write_unaligned(p.add(8).cast::<u64>(), 0);
+    }
+}

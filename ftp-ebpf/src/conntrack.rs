@@ -13,6 +13,7 @@ use crate::{
     expectations,
     headers::{PacketInfo, tcp_flags},
     maps::FTPCT_FLOWS,
+    port_window,
 };
 
 /// `BPF_ANY`: create or update.
@@ -29,7 +30,8 @@ pub enum Verdict {
 fn inbound_key(info: &PacketInfo) -> FlowKey {
     FlowKey {
         family: info.family,
-        _pad: [0; 3],
+        _pad0: 0,
+        _pad1: 0,
         sport: info.sport,
         dport: info.dport,
         src: info.src,
@@ -40,9 +42,15 @@ fn inbound_key(info: &PacketInfo) -> FlowKey {
 /// Decides an inbound packet to a guarded port.
 #[inline(always)]
 pub fn inbound(info: &PacketInfo, policy: &Policy) -> Verdict {
+    if info.is_syn() && !port_window::is_open(info.dport) {
+        // No expectation can be live for this port, and no admitted or
+        // outgoing SYN on it can still be retransmitted: nothing to look up.
+        count(Counter::SynDropped);
+        return Verdict::Drop;
+    }
     let key = inbound_key(info);
-    let now = unsafe { bpf_ktime_get_ns() };
     if let Some(flow) = FTPCT_FLOWS.get_ptr_mut(key) {
+        let now = unsafe { bpf_ktime_get_ns() };
         // SAFETY: pointer from a successful lookup; concurrent updates of these
         // plain integers by another CPU are benign (last writer wins).
         let flow = unsafe { &mut *flow };
@@ -52,15 +60,13 @@ pub fn inbound(info: &PacketInfo, policy: &Policy) -> Verdict {
             policy.flow_timeout_ns
         };
         if now.wrapping_sub(flow.last_seen_ns) <= ttl {
-            // Every packet keeps the flow alive. FIN or RST start the short
-            // closing timer; data after that means the connection lives on
-            // (a forged RST the kernel ignored), so it reopens. A flow stays
-            // as long as packets keep coming, and a closed one goes
-            // `closing_timeout` after its last packet.
+            // Every packet keeps the flow alive. An inbound FIN or RST changes
+            // nothing: it may be forged with any sequence number (the kernel
+            // ignores those), and only the local end's own FIN or RST, seen on
+            // egress, starts the closing timer (`local_close`). Data after
+            // that means the connection lives on, so it reopens.
             flow.last_seen_ns = now;
-            if info.flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
-                flow.state = flow_state::CLOSING;
-            } else if info.payload_len > 0 {
+            if info.payload_len > 0 && info.flags & (tcp_flags::FIN | tcp_flags::RST) == 0 {
                 flow.state = flow_state::OPEN;
             }
             count(Counter::FlowPackets);
@@ -78,12 +84,12 @@ pub fn inbound(info: &PacketInfo, policy: &Policy) -> Verdict {
         });
         return Verdict::Drop;
     }
-    admit_syn(info, &key, now)
+    admit_syn(info, &key)
 }
 
 /// Consumes the expectation matching a SYN (one-shot) and records the flow.
 #[inline(always)]
-fn admit_syn(info: &PacketInfo, key: &FlowKey, now: u64) -> Verdict {
+fn admit_syn(info: &PacketInfo, key: &FlowKey) -> Verdict {
     let expect_key = ExpectKey {
         family: info.family,
         _pad: 0,
@@ -95,11 +101,15 @@ fn admit_syn(info: &PacketInfo, key: &FlowKey, now: u64) -> Verdict {
         count(Counter::SynDropped);
         return Verdict::Drop;
     };
+    // The clock is read only now: a SYN that matches nothing never needs it.
+    let now = unsafe { bpf_ktime_get_ns() };
     if now > expires {
         count(Counter::SynExpired);
         return Verdict::Drop;
     }
     record(key, flow_origin::ADMITTED, now);
+    // Its SYN may be retransmitted (a lost SYN-ACK): keep the port open.
+    port_window::extend(info.dport, 0);
     count(Counter::SynAdmitted);
     Verdict::Pass
 }
@@ -112,7 +122,8 @@ pub fn record(key: &FlowKey, origin: u8, now: u64) {
         last_seen_ns: now,
         origin,
         state: flow_state::OPEN,
-        _pad: [0; 6],
+        _pad0: 0,
+        _pad1: 0,
     };
     if FTPCT_FLOWS.insert(key, value, BPF_ANY).is_err() {
         count(Counter::FlowMapFull);
@@ -125,7 +136,8 @@ pub fn record(key: &FlowKey, origin: u8, now: u64) {
 pub fn outbound_syn(info: &PacketInfo) {
     let key = FlowKey {
         family: info.family,
-        _pad: [0; 3],
+        _pad0: 0,
+        _pad1: 0,
         sport: info.dport,
         dport: info.sport,
         src: info.dst,
@@ -133,5 +145,29 @@ pub fn outbound_syn(info: &PacketInfo) {
     };
     let now = unsafe { bpf_ktime_get_ns() };
     record(&key, flow_origin::OUTBOUND, now);
+    // A simultaneous open brings a SYN to this local port.
+    port_window::extend(info.sport, 0);
     count(Counter::FlowsOutbound);
+}
+
+/// The local end sent FIN or RST on a connection to a guarded local port: the
+/// flow lives `closing_timeout` past its last packet from now on.
+#[inline(always)]
+pub fn local_close(info: &PacketInfo) {
+    let key = FlowKey {
+        family: info.family,
+        _pad0: 0,
+        _pad1: 0,
+        sport: info.dport,
+        dport: info.sport,
+        src: info.dst,
+        dst: info.src,
+    };
+    if let Some(flow) = FTPCT_FLOWS.get_ptr_mut(key) {
+        // SAFETY: pointer from a successful lookup; plain integers.
+        unsafe {
+            (*flow).state = flow_state::CLOSING;
+            (*flow).last_seen_ns = bpf_ktime_get_ns();
+        }
+    }
 }

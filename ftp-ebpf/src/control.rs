@@ -32,6 +32,9 @@ use crate::{
 /// longer segment is skipped and the parser resynchronised at the next line.
 const MAX_CHUNKS: usize = 8;
 const BPF_NOEXIST: u64 = 1;
+/// Largest jump ahead in a control stream taken as a lost segment (a TCP
+/// window without scaling); anything beyond is ignored as out of window.
+const MAX_GAP: i32 = 65_535;
 /// Lowest port an announcement may name unless policy allows lower ones.
 const FIRST_UNPRIVILEGED_PORT: u16 = 1024;
 
@@ -63,17 +66,32 @@ pub fn on_packet<P: Packet>(pkt: &P, info: &PacketInfo, dir: Direction, origin: 
     let state = unsafe { &mut *state };
     state.last_seen_ns = unsafe { bpf_ktime_get_ns() };
     if info.flags & (tcp_flags::RST | tcp_flags::FIN) != 0 {
-        // The session is over (a FIN's last words, such as `221 Goodbye`,
-        // announce nothing).
-        let _ = FTPCT_CONTROL.remove(key);
+        // Only the local end's FIN or RST ends the state: it is genuine. One
+        // from outside may be forged with any sequence number (the kernel
+        // would ignore it); the state then lingers until the local end closes
+        // too, or LRU eviction. A FIN's last words (`221 Goodbye`) announce
+        // nothing either way.
+        if origin != Origin::Remote {
+            let _ = FTPCT_CONTROL.remove(key);
+        }
         return;
     }
     let d = dir as usize & 1;
-    let synced = if d == 0 {
-        control_flags::SEQ_C2S
+    let (synced, peer_synced) = if d == 0 {
+        (control_flags::SEQ_C2S, control_flags::SEQ_S2C)
     } else {
-        control_flags::SEQ_S2C
+        (control_flags::SEQ_S2C, control_flags::SEQ_C2S)
     };
+    if origin != Origin::Remote
+        && info.flags & tcp_flags::ACK != 0
+        && state.flags & peer_synced == 0
+    {
+        // The local end's acknowledgment is exactly the peer's next sequence
+        // number: sync the peer's direction from it, never from whatever a
+        // remote packet claims first (which could be forged).
+        state.next_seq[d ^ 1] = info.ack;
+        state.flags |= peer_synced;
+    }
     if info.flags & tcp_flags::SYN != 0 {
         state.next_seq[d] = info.seq.wrapping_add(1);
         state.flags |= synced;
@@ -87,6 +105,12 @@ pub fn on_packet<P: Packet>(pkt: &P, info: &PacketInfo, dir: Direction, origin: 
         state.flags |= synced;
     }
     let ahead = info.seq.wrapping_sub(state.next_seq[d]) as i32;
+    if ahead > MAX_GAP {
+        // Far outside any window the peer could use: forged or garbage.
+        // Ignoring it keeps the stream (and the command queue) intact.
+        count(Counter::ControlOutOfWindow);
+        return;
+    }
     let start = if ahead > 0 {
         // Bytes are missing: drop the partial line, resume at the next one.
         count(Counter::ControlGaps);
@@ -111,7 +135,8 @@ fn control_key(info: &PacketInfo, dir: Direction) -> ControlKey {
     match dir {
         Direction::ClientToServer => ControlKey {
             family: info.family,
-            _pad: [0; 3],
+            _pad0: 0,
+            _pad1: 0,
             client_port: info.sport,
             server_port: info.dport,
             client: info.src,
@@ -119,7 +144,8 @@ fn control_key(info: &PacketInfo, dir: Direction) -> ControlKey {
         },
         Direction::ServerToClient => ControlKey {
             family: info.family,
-            _pad: [0; 3],
+            _pad0: 0,
+            _pad1: 0,
             client_port: info.dport,
             server_port: info.sport,
             client: info.dst,
@@ -298,7 +324,28 @@ fn on_command(state: &mut ControlState, key: &ControlKey, policy: &Policy, line:
         }
         _ => {}
     }
+    let (verb, port) = (slot.verb, slot.port);
     state.pushed = seq.wrapping_add(1);
+    if state.flags & control_flags::LOCAL_CLIENT != 0
+        && let Some(kind) = active_kind(verb)
+    {
+        // A local client's PORT left through egress: it is genuine, and some
+        // servers (pyftpdlib) connect before they answer 200. So expect the
+        // server's connection now; an error reply withdraws it (`on_reply`).
+        expectations::create(state, key, port, kind, policy);
+    }
+}
+
+/// The expectation kind of an accepted `PORT`/`EPRT` (as queued), if any.
+#[inline(always)]
+fn active_kind(verb: u8) -> Option<u8> {
+    if verb == Verb::Port as u8 {
+        Some(expect_kind::PORT)
+    } else if verb == Verb::Eprt as u8 {
+        Some(expect_kind::EPRT)
+    } else {
+        None
+    }
 }
 
 /// Validates a `PORT`/`EPRT` endpoint against the control connection (no
@@ -365,18 +412,12 @@ fn on_reply(state: &mut ControlState, key: &ControlKey, policy: &Policy, line: &
     } else if line.code == 234 && verb == Verb::AuthTls as u8 {
         state.flags |= control_flags::TLS;
         count(Counter::ControlTls);
-    } else if line.code == 200
-        && (verb == Verb::Port as u8 || verb == Verb::Eprt as u8)
+    } else if line.code >= 400
         && state.flags & control_flags::LOCAL_CLIENT != 0
+        && let Some(kind) = active_kind(verb)
     {
-        let kind = if verb == Verb::Port as u8 {
-            expect_kind::PORT
-        } else {
-            expect_kind::EPRT
-        };
-        // The server connects from its own address to the client's port
-        // (validated equal to the client's own address when queued).
-        expectations::create(state, key, pending.port, kind, policy);
+        // The server refused the PORT/EPRT: it will not connect.
+        expectations::withdraw(key, pending.port, kind);
     }
 }
 

@@ -26,6 +26,7 @@ use crate::{
     addr,
     counters::count,
     maps::{FTPCT_CLIENTS, FTPCT_EXPECT, FTPCT_SCRATCH, Scratch},
+    port_window,
 };
 
 const BPF_ANY: u64 = 0;
@@ -57,7 +58,8 @@ fn fill_key(out: &mut ExpectKey, ctrl: &ControlKey, port: u16, kind: u8) {
 #[inline(always)]
 fn fill_client(out: &mut ClientKey, fam: u8, addr: &[u8; 16]) {
     out.family = fam;
-    out._pad = [0; 3];
+    out._pad0 = 0;
+    out._pad1 = 0;
     addr::copy(&mut out.addr, addr);
     if fam == family::V6 {
         addr::clear_low64(&mut out.addr);
@@ -119,12 +121,17 @@ pub fn create(state: &mut ControlState, ctrl: &ControlKey, port: u16, kind: u8, 
     v._pad = [0; 2];
     v.ctrl_client_port = ctrl.client_port;
     v.ctrl_server_port = ctrl.server_port;
+    let mut is_new = true;
     match insert(scratch, BPF_NOEXIST) {
         Ok(()) => {}
-        // Announced again before use: refresh it, nothing new to count.
+        // Announced again before use, maybe on another control connection of
+        // the same client: this connection takes it over (and counts it in its
+        // own slots); the client's count already includes it.
         Err(EEXIST) => {
-            let _ = insert(scratch, BPF_ANY);
-            return;
+            if insert(scratch, BPF_ANY).is_err() {
+                return;
+            }
+            is_new = false;
         }
         Err(_) => {
             // Full: expired entries nobody consumed may be what fills it.
@@ -145,8 +152,11 @@ pub fn create(state: &mut ControlState, ctrl: &ControlKey, port: u16, kind: u8, 
     } else {
         next
     };
-    client.outstanding = client.outstanding.saturating_add(1);
+    if is_new {
+        client.outstanding = client.outstanding.saturating_add(1);
+    }
     client.last_create_ns = now;
+    port_window::extend(port, policy.expect_timeout_ns);
     count(match kind {
         expect_kind::PASV => Counter::ExpectPasv,
         expect_kind::EPSV => Counter::ExpectEpsv,
@@ -245,4 +255,24 @@ extern "C" fn sweep_one(
         let _ = FTPCT_EXPECT.remove(key);
     }
     0
+}
+
+/// Removes an expectation its control connection announced, if it is still
+/// there and still that connection's (a `PORT` the server refused).
+#[inline(always)]
+pub fn withdraw(ctrl: &ControlKey, port: u16, kind: u8) {
+    let Some(scratch) = FTPCT_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU scratch from a successful lookup.
+    let scratch = unsafe { &mut *scratch };
+    if !replace_own(scratch, ctrl, port, kind) {
+        return;
+    }
+    count(Counter::ExpectWithdrawn);
+    fill_client(&mut scratch.client_key, ctrl.family, &ctrl.client);
+    if let Some(client) = FTPCT_CLIENTS.get_ptr_mut(&scratch.client_key) {
+        // SAFETY: pointer from a successful lookup.
+        unsafe { (*client).outstanding = (*client).outstanding.saturating_sub(1) };
+    }
 }

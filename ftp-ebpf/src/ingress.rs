@@ -2,7 +2,13 @@
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use aya_log_ebpf::debug;
-use ftp_ebpf_common::{counters::Counter, parser::Direction, policy::PortClass};
+use core::mem::MaybeUninit;
+
+use ftp_ebpf_common::{
+    counters::Counter,
+    parser::Direction,
+    policy::{Policy, PortClass},
+};
 
 use crate::{
     conntrack::{self, Verdict},
@@ -15,50 +21,43 @@ use crate::{
 #[inline(always)]
 pub fn run(ctx: &XdpContext) -> u32 {
     count(Counter::IngressPackets);
-    let Some(policy) = FTPCT_POLICY.get(0) else {
-        return xdp_action::XDP_PASS;
-    };
-    if policy.ready == 0 {
-        return xdp_action::XDP_PASS;
-    }
-    let mut info = PacketInfo::empty();
-    match headers::parse(ctx, &mut info) {
-        L4::Tcp => {}
-        L4::Other => {
-            count(Counter::PassedOther);
-            return xdp_action::XDP_PASS;
-        }
-        L4::Malformed => {
+    let mut slot = MaybeUninit::uninit();
+    let info = match headers::parse(ctx, &mut slot) {
+        Ok(info) => info,
+        Err(L4::TcpFragment) => return drop_if_ready(Counter::FragmentsDropped),
+        Err(L4::Unverifiable) => return drop_if_ready(Counter::UnverifiableDropped),
+        Err(L4::Malformed) => {
             count(Counter::PassedUnparsed);
             return xdp_action::XDP_PASS;
         }
-        L4::TcpFragment => {
-            count(Counter::FragmentsDropped);
-            return xdp_action::XDP_DROP;
+        Err(_) => {
+            count(Counter::PassedOther);
+            return xdp_action::XDP_PASS;
         }
-        L4::Unverifiable => {
-            count(Counter::UnverifiableDropped);
-            return xdp_action::XDP_DROP;
-        }
-    }
+    };
+    // Until user space has written the ports map every port reads as open, so
+    // only the guarded path below needs to check that the policy is in place.
     let dclass = port_class(info.dport);
     if dclass == PortClass::Control {
         // A remote client talking to a local server's control port.
-        control::on_packet(ctx, &info, Direction::ClientToServer, Origin::Remote);
+        control::on_packet(ctx, info, Direction::ClientToServer, Origin::Remote);
         return xdp_action::XDP_PASS;
     }
     if port_class(info.sport) == PortClass::Control {
         // A remote server answering a local client; the packet still goes
         // through the guarded-port check below (it arrives at a local port).
-        control::on_packet(ctx, &info, Direction::ServerToClient, Origin::Remote);
+        control::on_packet(ctx, info, Direction::ServerToClient, Origin::Remote);
     }
     if dclass != PortClass::Guarded {
         count(Counter::PassedOther);
         return xdp_action::XDP_PASS;
     }
-    let verdict = conntrack::inbound(&info, policy);
+    let Some(policy) = ready_policy() else {
+        return xdp_action::XDP_PASS;
+    };
+    let verdict = conntrack::inbound(info, policy);
     if info.is_syn() {
-        log_syn(ctx, &info, &verdict);
+        log_syn(ctx, info, &verdict);
     }
     match verdict {
         Verdict::Pass => xdp_action::XDP_PASS,
@@ -87,6 +86,23 @@ fn log_syn(ctx: &XdpContext, info: &PacketInfo, verdict: &Verdict) {
             "{} SYN [{:i}]:{} -> port {}", action, info.src, info.sport, info.dport
         );
     }
+}
+
+/// The policy, once user space has written it; until then everything passes
+/// so that a half-initialised attach never drops traffic.
+#[inline(always)]
+pub fn ready_policy() -> Option<&'static Policy> {
+    FTPCT_POLICY.get(0).filter(|p| p.ready != 0)
+}
+
+/// Drops (and counts) a frame ftpct cannot classify, once the policy is in place.
+#[inline(always)]
+fn drop_if_ready(counter: Counter) -> u32 {
+    if ready_policy().is_none() {
+        return xdp_action::XDP_PASS;
+    }
+    count(counter);
+    xdp_action::XDP_DROP
 }
 
 /// The class of a port; a missing entry (impossible for an array) is guarded.

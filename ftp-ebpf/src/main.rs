@@ -18,6 +18,7 @@ mod ingress;
 mod maps;
 mod packet;
 mod parse_step;
+mod port_window;
 mod reference;
 
 use aya_ebpf::{

@@ -30,6 +30,11 @@ pub const CHUNK: usize = 256;
 #[btf_map]
 pub static FTPCT_PORTS: Array<u8, { PORT_COUNT as usize }> = Array::new();
 
+/// Per local port: until when (coarse CLOCK_MONOTONIC ns) a SYN to it may
+/// need the tables; see `port_window`.
+#[btf_map]
+pub static FTPCT_PORT_WINDOW: Array<u64, { PORT_COUNT as usize }> = Array::new();
+
 #[btf_map]
 pub static FTPCT_POLICY: Array<Policy, 1> = Array::new();
 

@@ -6,7 +6,9 @@
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use ftp_ebpf_common::policy::DEFAULT_DATA_PORTS;
 
-use crate::headers::{self, L4, PacketInfo};
+use core::mem::MaybeUninit;
+
+use crate::headers;
 
 /// Passes every frame.
 #[inline(always)]
@@ -18,8 +20,8 @@ pub fn pass(_ctx: &XdpContext) -> u32 {
 /// ftpct, without any map lookups.
 #[inline(always)]
 pub fn syn_floor(ctx: &XdpContext) -> u32 {
-    let mut info = PacketInfo::empty();
-    if headers::parse(ctx, &mut info) == L4::Tcp
+    let mut slot = MaybeUninit::uninit();
+    if let Ok(info) = headers::parse(ctx, &mut slot)
         && info.is_syn()
         && info.dport >= DEFAULT_DATA_PORTS.0
     {

@@ -44,7 +44,13 @@ pub fn read_sockets() -> Result<Vec<Socket>> {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound && v6 => continue,
             Err(err) => return Err(err).with_context(|| format!("reading {path}")),
         };
-        sockets.extend(text.lines().skip(1).filter_map(|line| parse_line(line, v6)));
+        sockets.extend(
+            text.lines()
+                .skip(1)
+                .filter_map(|line| parse_line(line, v6))
+                // Loopback traffic never crosses a guarded interface.
+                .filter(|s| !is_loopback(s.family, &s.local)),
+        );
     }
     Ok(sockets)
 }
@@ -87,6 +93,15 @@ fn parse_endpoint(text: &str, v6: bool) -> Option<(Addr, u16)> {
     Some((addr, u16::from_str_radix(port_hex, 16).ok()?))
 }
 
+/// 127.0.0.0/8 or ::1.
+fn is_loopback(fam: u8, addr: &Addr) -> bool {
+    if fam == family::V4 {
+        addr[0] == 127
+    } else {
+        addr[..15].iter().all(|b| *b == 0) && addr[15] == 1
+    }
+}
+
 /// `::ffff:a.b.c.d` → `a.b.c.d` in the IPv4 layout.
 fn unmap(addr: &Addr) -> Option<Addr> {
     if addr[..10].iter().all(|b| *b == 0) && addr[10] == 0xff && addr[11] == 0xff {
@@ -107,7 +122,8 @@ pub fn flows(sockets: &[Socket], classes: &[PortClass], now_ns: u64) -> Vec<(Flo
         .map(|s| {
             let key = FlowKey {
                 family: s.family,
-                _pad: [0; 3],
+                _pad0: 0,
+                _pad1: 0,
                 sport: s.remote_port,
                 dport: s.local_port,
                 src: s.remote,
@@ -124,7 +140,8 @@ pub fn flows(sockets: &[Socket], classes: &[PortClass], now_ns: u64) -> Vec<(Flo
                 } else {
                     flow_state::CLOSING
                 },
-                _pad: [0; 6],
+                _pad0: 0,
+                _pad1: 0,
             };
             (key, value)
         })
@@ -141,7 +158,8 @@ pub fn controls(sockets: &[Socket], classes: &[PortClass]) -> Vec<(ControlKey, C
             let (key, side) = if is_control(s.local_port) {
                 let key = ControlKey {
                     family: s.family,
-                    _pad: [0; 3],
+                    _pad0: 0,
+                    _pad1: 0,
                     client_port: s.remote_port,
                     server_port: s.local_port,
                     client: s.remote,
@@ -151,7 +169,8 @@ pub fn controls(sockets: &[Socket], classes: &[PortClass]) -> Vec<(ControlKey, C
             } else if is_control(s.remote_port) {
                 let key = ControlKey {
                     family: s.family,
-                    _pad: [0; 3],
+                    _pad0: 0,
+                    _pad1: 0,
                     client_port: s.local_port,
                     server_port: s.remote_port,
                     client: s.local,

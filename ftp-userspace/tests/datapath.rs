@@ -19,6 +19,9 @@ struct Control<'a> {
     h: &'a Harness,
     client: &'static str,
     cport: u16,
+    server: &'static str,
+    /// Which end is this host: the server (default) or the client.
+    local_client: bool,
     c2s: u32,
     s2c: u32,
 }
@@ -33,27 +36,59 @@ impl<'a> Control<'a> {
             h,
             client,
             cport,
+            server: SERVER,
+            local_client: false,
             c2s: 100,
             s2c: 1,
         }
     }
-    /// Client → server (arrives on ingress); returns the XDP action.
+    /// This host (CLIENT) as the FTP client of a remote `server`; its SYN
+    /// leaves on egress.
+    fn to_remote(h: &'a Harness, server: &'static str) -> Self {
+        let c = Self {
+            h,
+            client: CLIENT,
+            cport: CPORT,
+            server,
+            local_client: true,
+            c2s: 100,
+            s2c: 1,
+        };
+        h.egress(
+            &Segment::new(CLIENT, CPORT, server, 21)
+                .seq(99)
+                .flags(SYN)
+                .frame(),
+        );
+        c
+    }
+    /// Client → server; returns the action (XDP for a remote client).
     fn command(&mut self, text: &[u8]) -> u32 {
-        let frame = Segment::new(self.client, self.cport, SERVER, 21)
+        let frame = Segment::new(self.client, self.cport, self.server, 21)
             .seq(self.c2s)
+            .ack(self.s2c)
             .payload(text)
             .frame();
         self.c2s += text.len() as u32;
-        self.h.ingress(&frame)
+        if self.local_client {
+            self.h.egress(&frame)
+        } else {
+            self.h.ingress(&frame)
+        }
     }
-    /// Server → client (leaves through egress).
-    fn reply(&mut self, text: &[u8]) {
-        let frame = Segment::new(SERVER, 21, self.client, self.cport)
+    /// Server → client; returns the action (XDP for a remote server).
+    fn reply(&mut self, text: &[u8]) -> u32 {
+        let frame = Segment::new(self.server, 21, self.client, self.cport)
             .seq(self.s2c)
+            .ack(self.c2s)
             .payload(text)
             .frame();
         self.s2c += text.len() as u32;
-        self.h.egress(&frame);
+        if self.local_client {
+            self.h.ingress(&frame)
+        } else {
+            self.h.egress(&frame)
+        }
     }
 }
 
@@ -171,45 +206,38 @@ fn forged_reply_from_outside_creates_nothing() {
 }
 
 #[test]
-fn local_client_port_needs_the_servers_200() {
+fn local_client_port_is_expected_at_once_and_withdrawn_on_refusal() {
     let h = Harness::new();
     let remote = "198.18.0.9";
-    let out = |p: &[u8], seq| {
-        Segment::new(CLIENT, CPORT, remote, 21)
-            .seq(seq)
-            .payload(p)
-            .frame()
-    };
-    let inc = |p: &[u8], seq| {
-        Segment::new(remote, 21, CLIENT, CPORT)
-            .seq(seq)
-            .payload(p)
-            .frame()
-    };
-    // The local client opens the control connection: its SYN leaves on egress.
-    h.egress(
-        &Segment::new(CLIENT, CPORT, remote, 21)
-            .seq(99)
-            .flags(SYN)
-            .frame(),
-    );
+    let mut c = Control::to_remote(&h, remote);
     assert_eq!(
-        h.ingress(&inc(b"220 hi\r\n", 1)),
+        c.reply(b"220 hi\r\n"),
         XDP_PASS,
         "reply to our own connection"
     );
-    h.egress(&out(b"PORT 198,18,0,2,156,64\r\n", 100));
-    assert!(h.expectations().is_empty(), "not before the 200");
-    h.ingress(&inc(b"200 PORT command successful.\r\n", 9));
+    // PORT leaves through egress: genuine, and servers such as pyftpdlib
+    // connect before they answer 200, so the expectation exists at once.
+    c.command(b"PORT 198,18,0,2,156,64\r\n");
     let entries = h.expectations();
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(entries[0].0, expect_key(remote, CLIENT, 40_000));
     assert_eq!(entries[0].1.kind, expect_kind::PORT);
     let syn = Segment::new(remote, 20, CLIENT, 40_000).flags(SYN).frame();
     assert_eq!(h.ingress(&syn), XDP_PASS);
+    c.reply(b"200 PORT command successful.\r\n");
+    assert!(
+        h.expectations().is_empty(),
+        "consumed; the 200 adds nothing"
+    );
+    // A PORT the server refuses is withdrawn.
+    c.command(b"PORT 198,18,0,2,156,65\r\n");
+    assert_eq!(h.expectations().len(), 1);
+    c.reply(b"500 Illegal PORT command.\r\n");
+    assert!(h.expectations().is_empty());
+    assert_eq!(h.counter(Counter::ExpectWithdrawn), 1);
     // Bounce: PORT naming another host.
-    h.egress(&out(b"PORT 198,18,0,3,156,65\r\n", 124));
-    h.ingress(&inc(b"200 ok\r\n", 40));
+    c.command(b"PORT 198,18,0,3,156,66\r\n");
+    c.reply(b"200 ok\r\n");
     assert_eq!(h.counter(Counter::RefusedBounce), 1);
     assert!(h.expectations().is_empty());
 }
@@ -219,9 +247,11 @@ fn ipv6_epsv_behind_two_vlan_tags() {
     let h = Harness::new();
     let (srv, cli) = ("2001:db8::1", "2001:db8::2");
     let tags = [100, 200];
-    let out = |p: &[u8], seq| {
+    // The server's segments acknowledge the client's bytes (from 100 on).
+    let out = |p: &[u8], seq, ack| {
         Segment::new(srv, 21, cli, CPORT)
             .seq(seq)
+            .ack(ack)
             .payload(p)
             .vlans(&tags)
             .frame()
@@ -233,11 +263,12 @@ fn ipv6_epsv_behind_two_vlan_tags() {
             .vlans(&tags)
             .frame()
     };
-    h.egress(&out(b"220-Welcome\r\n220 ready\r\n", 1));
+    h.egress(&out(b"220-Welcome\r\n220 ready\r\n", 1, 100));
     h.ingress(&inc(b"epsv\r\n", 100));
     h.egress(&out(
         b"229 Entering Extended Passive Mode (!!!40124!)\r\n",
         25,
+        106,
     ));
     let entries = h.expectations();
     assert_eq!(entries.len(), 1, "{entries:?}");
@@ -250,21 +281,46 @@ fn ipv6_epsv_behind_two_vlan_tags() {
 }
 
 #[test]
-fn rst_on_the_control_connection_forgets_it() {
+fn only_the_local_ends_rst_forgets_a_control_connection() {
     let h = Harness::new();
     let mut c = Control::new(&h);
     c.reply(b"220 ready\r\n");
-    h.ingress(
-        &Segment::new(CLIENT, CPORT, SERVER, 21)
-            .seq(100)
+    // An RST from outside may be forged with any sequence number: ignored.
+    let forged = Segment::new(CLIENT, CPORT, SERVER, 21)
+        .seq(7)
+        .flags(RST | ACK);
+    h.ingress(&forged.frame());
+    c.command(b"PASV\r\n");
+    c.reply(b"227 Entering Passive Mode (198,18,0,1,156,64).\r\n");
+    assert_eq!(h.expectations().len(), 1, "the session still correlates");
+    // The local server's own RST ends it.
+    h.egress(
+        &Segment::new(SERVER, 21, CLIENT, CPORT)
+            .seq(c.s2c)
             .flags(RST | ACK)
             .frame(),
     );
     c.command(b"PASV\r\n");
+    c.reply(b"227 Entering Passive Mode (198,18,0,1,156,65).\r\n");
+    // That 227 recreated the state (local server payload), but answers no
+    // PASV seen on it.
+    assert_eq!(h.expectations().len(), 1);
+    assert_eq!(h.counter(Counter::RefusedUncorrelated), 1);
+}
+
+#[test]
+fn forged_out_of_window_command_is_ignored() {
+    let h = Harness::new();
+    let mut c = Control::new(&h);
+    c.reply(b"220 ready\r\n");
+    let forged = Segment::new(CLIENT, CPORT, SERVER, 21)
+        .seq(c.c2s.wrapping_add(1_000_000))
+        .payload(b"NOOP\r\n");
+    h.ingress(&forged.frame());
+    assert_eq!(h.counter(Counter::ControlOutOfWindow), 1);
+    c.command(b"PASV\r\n");
     c.reply(b"227 Entering Passive Mode (198,18,0,1,156,64).\r\n");
-    // The 227 packet recreated the state (local server payload) but no PASV
-    // was seen on it, so nothing is expected.
-    assert!(h.expectations().is_empty());
+    assert_eq!(h.expectations().len(), 1, "stream and queue intact");
 }
 
 #[test]

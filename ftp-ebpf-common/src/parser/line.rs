@@ -337,9 +337,14 @@ impl LineParser {
         done
     }
 
-    /// End of a command line: always a completion.
+    /// End of a command line: a completion unless the line is empty. Servers
+    /// (vsftpd among them) do not answer an empty line, so counting it as a
+    /// command would pair every later reply with the wrong command.
     #[inline(always)]
     fn end_command(&mut self) -> bool {
+        if self.len == 0 {
+            return false;
+        }
         if self.head != C_ARG {
             self.end_verb();
         }

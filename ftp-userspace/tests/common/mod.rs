@@ -33,6 +33,7 @@ pub struct Segment {
     pub sport: u16,
     pub dport: u16,
     pub seq: u32,
+    pub ack: u32,
     pub flags: u8,
     pub payload: Vec<u8>,
     /// 802.1Q/802.1ad tags to insert (outermost first).
@@ -47,6 +48,7 @@ impl Segment {
             sport,
             dport,
             seq: 1000,
+            ack: 0,
             flags: ACK | PSH,
             payload: Vec::new(),
             vlans: Vec::new(),
@@ -58,6 +60,10 @@ impl Segment {
     }
     pub fn seq(mut self, seq: u32) -> Self {
         self.seq = seq;
+        self
+    }
+    pub fn ack(mut self, ack: u32) -> Self {
+        self.ack = ack;
         self
     }
     pub fn payload(mut self, payload: &[u8]) -> Self {
@@ -75,7 +81,7 @@ impl Segment {
         tcp.extend_from_slice(&self.sport.to_be_bytes());
         tcp.extend_from_slice(&self.dport.to_be_bytes());
         tcp.extend_from_slice(&self.seq.to_be_bytes());
-        tcp.extend_from_slice(&0u32.to_be_bytes());
+        tcp.extend_from_slice(&self.ack.to_be_bytes());
         tcp.push(5 << 4);
         tcp.push(self.flags);
         tcp.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);

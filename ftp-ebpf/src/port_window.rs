@@ -1,0 +1,50 @@
+//! A per-port gate in front of the hash tables: until when a SYN to a local
+//! port can matter.
+//!
+//! A SYN to a guarded port can only pass if an expectation for that port is
+//! live, or if it is the retransmission of a SYN already admitted (or sent by
+//! this host, for a simultaneous open). Each of those events pushes the port's
+//! window forward: creating an expectation by its lifetime plus the SYN retry
+//! window, admitting or sending a SYN by the retry window. A SYN to a port
+//! whose window has closed is dropped after one array read, without touching
+//! the flow or expectation tables: the common case in a flood, at a fraction
+//! of the cost. The coarse clock (jiffy resolution) is plenty for windows of
+//! minutes and cheaper to read.
+
+use aya_ebpf::helpers::generated::bpf_ktime_get_coarse_ns;
+
+use crate::maps::FTPCT_PORT_WINDOW;
+
+/// How long a SYN may still be retransmitted after the first: Linux retries
+/// `tcp_syn_retries` = 6 times over about 127 s.
+const SYN_RETRY_WINDOW_NS: u64 = 130 * 1_000_000_000;
+
+/// Whether a SYN to `port` needs the full lookup.
+#[inline(always)]
+pub fn is_open(port: u16) -> bool {
+    match FTPCT_PORT_WINDOW.get(u32::from(port)) {
+        // SAFETY: a plain helper call with no arguments.
+        Some(until) => (unsafe { bpf_ktime_get_coarse_ns() }) <= *until,
+        None => true,
+    }
+}
+
+/// Keeps `port` open for `extra_ns` plus the SYN retry window from now.
+#[inline(always)]
+pub fn extend(port: u16, extra_ns: u64) {
+    let Some(until) = FTPCT_PORT_WINDOW.get_ptr_mut(u32::from(port)) else {
+        return;
+    };
+    // SAFETY: as above.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let wanted = now
+        .saturating_add(extra_ns)
+        .saturating_add(SYN_RETRY_WINDOW_NS);
+    // SAFETY: pointer from a successful array lookup; a racing writer can only
+    // store another recent deadline.
+    unsafe {
+        if *until < wanted {
+            *until = wanted;
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! Tools for hostile tests: forged TCP segments (scapy, `py/forge.py`), a
+//! spoofed SYN flood, packet captures with tcpdump, logging TCP listeners and
+//! raw FTP control sessions.
+//!
+//! Forged frames are sent from a lab namespace's `eth0` straight to the
+//! server's MAC address, so any source address (a spoofed client, random
+//! addresses of 198.18.0.0/15) reaches the server. Every child process is
+//! owned by a guard and every wait is bounded.
+
+use std::fs;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::clients::python::python;
+use crate::lab::LAB_IFACE;
+use crate::netns::Netns;
+use crate::process::{ChildGuard, check_success, describe, run_with_timeout};
+
+/// The forging helper, passed to the interpreter with `-c`.
+const SCRIPT: &str = include_str!("py/forge.py");
+
+/// Upper bound for one run of the helper (scapy start-up included).
+const FORGE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Upper bound for a background helper or tcpdump to get ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// argv running the forging helper with `args`.
+pub fn forge_argv<S: AsRef<str>>(args: &[S]) -> Vec<String> {
+    let mut argv = vec![python(), "-c".into(), SCRIPT.into()];
+    argv.extend(args.iter().map(|a| a.as_ref().to_string()));
+    argv
+}
+
+/// Runs the helper with `args` in `ns` to completion; returns stdout.
+pub fn forge<S: AsRef<str>>(ns: &Netns, args: &[S]) -> Result<String> {
+    let argv = forge_argv(args);
+    let what = args
+        .first()
+        .map(|a| a.as_ref().to_string())
+        .unwrap_or_default();
+    let out = ns
+        .run_ok_timeout(&argv, FORGE_TIMEOUT)
+        .with_context(|| format!("forge.py {what} in {}", ns.name()))?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The MAC address of `eth0` in `ns`.
+pub fn iface_mac(ns: &Netns) -> Result<String> {
+    let out = ns.run_ok(&["ip", "-j", "link", "show", "dev", LAB_IFACE])?;
+    let v: Value = serde_json::from_slice(&out.stdout).context("parsing ip -j link")?;
+    v[0]["address"]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("no MAC address in {v}"))
+}
+
+/// One forged TCP segment (or, with [`Segment::fragments`], its fragments).
+#[derive(Clone, Debug)]
+pub struct Segment(Value);
+
+impl Segment {
+    /// A segment `src:sport -> dst:dport` with `flags` (scapy notation:
+    /// `"S"`, `"A"`, `"R"`, `"RA"`, `"PA"`, ...) and a random sequence number.
+    pub fn new(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, flags: &str) -> Self {
+        Self(json!({
+            "fam": if src.is_ipv4() { 4 } else { 6 },
+            "src": src.to_string(),
+            "dst": dst.to_string(),
+            "sport": sport,
+            "dport": dport,
+            "flags": flags,
+            "seq": null,
+        }))
+    }
+
+    /// Carries `text` (latin-1) as payload.
+    pub fn payload(mut self, text: &str) -> Self {
+        self.0["payload"] = json!(text);
+        self
+    }
+
+    /// Uses sequence number `seq` instead of a random one.
+    pub fn seq(mut self, seq: u32) -> Self {
+        self.0["seq"] = json!(seq);
+        self
+    }
+
+    /// Sends it `n` times (each with its own random sequence number unless
+    /// [`Segment::seq`] fixed one).
+    pub fn count(mut self, n: u32) -> Self {
+        self.0["count"] = json!(n);
+        self
+    }
+
+    /// Adds TCP options (MSS, SACK permitted, timestamps, window scale): 20
+    /// more header bytes, so a SYN has something to fragment.
+    pub fn options(mut self) -> Self {
+        self.0["options"] = json!(true);
+        self
+    }
+
+    /// Sends it as IP fragments: IPv4 fragments of `size` payload bytes; for
+    /// IPv6 a first fragment of `first` bytes then `size`-byte ones, with a
+    /// destination options header after the fragment header if `destopt`.
+    pub fn fragments(mut self, size: u32, first: u32, destopt: bool) -> Self {
+        self.0["frag"] = json!({"size": size, "first": first, "destopt": destopt});
+        self
+    }
+
+    /// The JSON spec understood by `forge.py send`.
+    pub fn spec(&self) -> &Value {
+        &self.0
+    }
+}
+
+/// Sends `segments` from `eth0` of `from` to the MAC address of `eth0` in
+/// `to`; returns the number of frames sent.
+pub fn send_segments(from: &Netns, to: &Netns, segments: &[Segment]) -> Result<u64> {
+    let mac = iface_mac(to)?;
+    let specs = Value::Array(segments.iter().map(|s| s.spec().clone()).collect());
+    let out = forge(from, &["send", LAB_IFACE, &mac, &specs.to_string()])?;
+    parse_sent(&out)
+}
+
+/// Parses the helper's `sent N`.
+fn parse_sent(out: &str) -> Result<u64> {
+    out.lines()
+        .find_map(|l| l.strip_prefix("sent "))
+        .and_then(|n| n.trim().parse().ok())
+        .with_context(|| format!("unexpected forge.py output {out:?}"))
+}
+
+/// A background process with its output in a log file, stopped on drop.
+pub struct Background {
+    child: ChildGuard,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Background {
+    /// Starts `argv` in `ns`; waits (bounded) until its log contains `ready`
+    /// (if given).
+    pub fn start<S: AsRef<str>>(ns: &Netns, argv: &[S], ready: Option<&str>) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("ftpct-hostile-")
+            .tempdir()
+            .context("temp dir")?;
+        let log = dir.path().join("output.log");
+        let argv: Vec<&str> = argv.iter().map(AsRef::as_ref).collect();
+        let child = ns.spawn_logged(&argv, &log)?;
+        let mut bg = Self {
+            child,
+            log,
+            _dir: dir,
+        };
+        if let Some(needle) = ready {
+            bg.wait_for(needle, READY_TIMEOUT)
+                .with_context(|| format!("starting {}", bg.child.description()))?;
+        }
+        Ok(bg)
+    }
+
+    /// Starts the forging helper with `args` in the background.
+    pub fn forge<S: AsRef<str>>(ns: &Netns, args: &[S], ready: Option<&str>) -> Result<Self> {
+        Self::start(ns, &forge_argv(args), ready)
+    }
+
+    /// The log so far.
+    pub fn output(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle` (returns the log), failing if
+    /// the process exits first or `timeout` passes.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.output();
+            if text.contains(needle) {
+                return Ok(text);
+            }
+            if let Some(status) = self.child.try_status()? {
+                // One last look: it may have written the line and exited.
+                let text = self.output();
+                if text.contains(needle) {
+                    return Ok(text);
+                }
+                bail!("exited with {status} before printing {needle:?}: {text}");
+            }
+            if Instant::now() >= deadline {
+                bail!("no {needle:?} within {timeout:?}: {text}");
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits (bounded) for the process to exit on its own; returns the log.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<String> {
+        match self.child.wait_timeout(timeout)? {
+            Some(status) if status.success() => Ok(self.output()),
+            Some(status) => bail!("exited with {status}: {}", self.output()),
+            None => bail!("still running after {timeout:?}: {}", self.output()),
+        }
+    }
+
+    /// Stops the process (SIGTERM, then SIGKILL) and returns the log.
+    pub fn stop(mut self) -> String {
+        self.child.stop(Duration::from_secs(5));
+        self.output()
+    }
+}
+
+/// A tcpdump capture on `eth0` of a namespace, written to a pcap file.
+pub struct Capture {
+    bg: Background,
+    pcap: PathBuf,
+    _dir: TempDir,
+}
+
+impl Capture {
+    /// Starts capturing packets matching the pcap `filter` and waits until
+    /// tcpdump is listening.
+    pub fn start(ns: &Netns, filter: &str) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("ftpct-capture-")
+            .tempdir()
+            .context("temp dir")?;
+        let pcap = dir.path().join("capture.pcap");
+        let pcap_arg = pcap.display().to_string();
+        let argv = [
+            "tcpdump",
+            "-i",
+            LAB_IFACE,
+            "-nn",
+            // Without immediate mode, packets wait in a ring block that is
+            // handed over only when full or after a timeout, and stopping
+            // tcpdump before then would lose them.
+            "--immediate-mode",
+            "-U",
+            "-B",
+            "16384",
+            "-Z",
+            "root",
+            "-w",
+            &pcap_arg,
+            filter,
+        ];
+        let bg = Background::start(ns, &argv, Some("listening on"))
+            .with_context(|| format!("tcpdump {filter:?} in {}", ns.name()))?;
+        Ok(Self {
+            bg,
+            pcap,
+            _dir: dir,
+        })
+    }
+
+    /// Lets in-flight packets arrive, stops tcpdump and returns the
+    /// captured packets as `tcpdump -nn` text lines.
+    pub fn finish(self) -> Result<Vec<String>> {
+        thread::sleep(Duration::from_millis(500));
+        let log = self.bg.stop();
+        let mut cmd = Command::new("tcpdump");
+        cmd.args(["-nn", "-S", "-r"]).arg(&self.pcap);
+        let desc = describe(&cmd);
+        let out = check_success(&desc, run_with_timeout(cmd, Duration::from_secs(30))?)
+            .with_context(|| format!("reading the capture; tcpdump said: {log}"))?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect())
+    }
+}
+
+/// Captured lines that are SYN-ACKs (`Flags [S.]`) sent to port `dport`.
+pub fn syn_acks_to(lines: &[String], dport: u16) -> usize {
+    let needle = format!(".{dport}: Flags [S.]");
+    lines.iter().filter(|l| l.contains(&needle)).count()
+}
+
+/// Captured lines that are RSTs (`Flags [R]` or `[R.]`).
+pub fn rsts(lines: &[String]) -> usize {
+    lines.iter().filter(|l| l.contains("Flags [R")).count()
+}
+
+/// TCP listeners (the helper's `listen`) on a set of ports that log each
+/// accepted connection with the number of bytes it carried.
+pub struct Sink {
+    bg: Background,
+}
+
+impl Sink {
+    /// Listens on `host` (e.g. `"::"`, dual-stack) at `ports` (`"45000"`,
+    /// `"80,45001"` or `"50000-50099"`).
+    pub fn start(ns: &Netns, host: &str, ports: &str) -> Result<Self> {
+        let bg = Background::forge(ns, &["listen", host, ports], Some("listening"))?;
+        Ok(Self { bg })
+    }
+
+    /// Connections from `peer` to `port` accepted so far, with their sizes.
+    pub fn accepted(&self, peer: &str, port: u16) -> Vec<u64> {
+        let prefix = format!("accepted {peer} {port} ");
+        self.bg
+            .output()
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+            .collect()
+    }
+
+    /// Waits (bounded) until a connection from `peer` to `port` carrying
+    /// `bytes` was accepted.
+    pub fn wait_accepted(&self, peer: &str, port: u16, bytes: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.accepted(peer, port).contains(&bytes) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything the listener printed.
+    pub fn output(&self) -> String {
+        self.bg.output()
+    }
+}
+
+/// Logs in to `host:port` from `ns` and sends `cmds` (waiting for the final
+/// reply of transfers); returns one `CMD => REPLY` line per command.
+pub fn ftp_commands(
+    ns: &Netns,
+    host: IpAddr,
+    port: u16,
+    user: &str,
+    password: &str,
+    cmds: &[&str],
+) -> Result<Vec<String>> {
+    let mut args = vec![
+        "ftpcmds".to_string(),
+        host.to_string(),
+        port.to_string(),
+        user.into(),
+        password.into(),
+    ];
+    args.extend(cmds.iter().map(|c| c.to_string()));
+    let out = forge(ns, &args)?;
+    Ok(out.lines().map(str::to_string).collect())
+}
+
+/// The reply `ftp_commands` recorded for `cmd` (the first such command).
+pub fn reply_to<'a>(lines: &'a [String], cmd: &str) -> Option<&'a str> {
+    let prefix = format!("{cmd} => ");
+    lines.iter().find_map(|l| l.strip_prefix(&prefix))
+}
+
+/// Local ports of `ns`'s established TCP connections to remote port
+/// `dport`.
+pub fn local_ports_to(ns: &Netns, dport: u16) -> Result<Vec<u16>> {
+    let filter = format!("( dport = :{dport} )");
+    let out = ns.run_ok(&["ss", "-Htn", "state", "established", &filter])?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let local = l.split_whitespace().nth(2)?;
+            local.rsplit(':').next()?.parse().ok()
+        })
+        .collect())
+}
+
+/// Whether an XDP program is attached to `eth0` of `ns`.
+pub fn xdp_attached(ns: &Netns) -> Result<bool> {
+    let out = ns.run_ok(&["ip", "-d", "link", "show", "dev", LAB_IFACE])?;
+    Ok(String::from_utf8_lossy(&out.stdout).contains("prog/xdp"))
+}

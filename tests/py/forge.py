@@ -1,0 +1,606 @@
+"""Packet forging and hostile FTP clients for ftpct's hostile tests.
+
+Run with Debian's /usr/bin/python3 -c (scapy is imported only by the
+subcommands that need it). Every socket operation and wait is bounded.
+
+Subcommands:
+  send IFACE DSTMAC SPECS_JSON
+      Send the TCP segments described by SPECS_JSON (a list of objects) as
+      Ethernet frames to DSTMAC on IFACE; print "sent N". Spec fields:
+        fam 4|6, src, dst, sport, dport, flags ("S", "A", "R", "PA", ...),
+        seq (null: random per packet), ack (default 0), payload (latin-1
+        text, default ""), count (default 1), options (true: MSS, SACK,
+        timestamps, window scale on the segment), frag (null, or
+        {"size": N}: IPv4 fragments of N payload bytes / IPv6 fragments with
+        N payload bytes after the first of "first" bytes; "destopt": true
+        puts a destination options header after the fragment header).
+      With "duration" D in the top-level object {"duration": D, "specs": [...]}
+      the list is sent again and again (fresh random sequence numbers) for D
+      seconds; "started" is printed before the first round.
+  synflood IFACE DSTMAC DST SRCNET COUNT HOT_LO HOT_HI EVERY SEED
+      Send COUNT IPv4 SYNs from random addresses of SRCNET (e.g.
+      198.19.128.0/17) and random source ports to DST: every EVERY-th one to
+      a random port in HOT_LO..HOT_HI, the others to random ports
+      1024-65535. Raw AF_PACKET socket, paced; print "sent N".
+  listen HOST PORTSPEC
+      Listen on HOST at every port of PORTSPEC ("45000" or "50000-50099"),
+      print "listening", then accept connections, read each to its end
+      (5 s limit) and print "accepted PEER PORT NBYTES". Runs until killed.
+  ftpcmds HOST PORT USER PASS CMD...
+      Log in and send each CMD (after a "RETR"/"LIST" also wait for the
+      final reply); print one line per command: "CMD => REPLY | REPLY" (or
+      "CMD => error ..." and stop if the server closes the session; also
+      stop after a 421).
+  pasvflood HOST PORT PIPELINED CONNS PER_CONN HOLD
+      One logged-in control connection sends PIPELINED "PASV" commands in
+      four writes and reads every reply; then CONNS more connections log in
+      and each sends PER_CONN PASVs one by one. Prints a JSON summary line
+      ({"pipelined_227", "conn_227", "ctrl_ports"}) then holds every
+      connection open for HOLD seconds.
+  badlines HOST PORT USER PASS FILE
+      Send 5000-byte lines on a throwaway connection; then log in, send
+      about 200 malformed command lines in odd splits, sync
+      with NOOP, then download FILE over PASV on the same connection; print
+      a JSON line {"bad_lines", "replies", "len", "sha256"}.
+  pasv-after HOST PORT USER PASS RAW_HEX
+      Log in, send the bytes RAW_HEX, synchronise with NOOP, send PASV and
+      try the announced port for 2 s: print "connected PORT" or
+      "timeout PORT".
+  ftpserver ROOT PORT PASV_LO PASV_HI TIMEOUT
+      pyftpdlib serving ROOT anonymously, accepting PORT/EPRT to any
+      address and port, giving up on active connections after TIMEOUT s;
+      prints "serving". Runs until killed.
+"""
+
+import hashlib
+import ipaddress
+import json
+import random
+import re
+import select
+import socket
+import struct
+import sys
+import threading
+import time
+
+IO_TIMEOUT = 10.0
+
+
+# ---------------------------------------------------------------------------
+# Forged segments (scapy).
+
+
+def tcp_options():
+    return [("MSS", 1460), ("SAckOK", b""), ("Timestamp", (12345, 0)),
+            ("NOP", None), ("WScale", 7)]
+
+
+def build(spec, rnd):
+    """The frames (without Ethernet) for one spec, as scapy packets."""
+    from scapy.all import IP, IPv6, TCP, Raw, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment
+
+    seq = spec.get("seq")
+    seq = rnd.getrandbits(32) if seq is None else seq
+    tcp = TCP(sport=spec["sport"], dport=spec["dport"], flags=spec.get("flags", "S"),
+              seq=seq, ack=spec.get("ack", 0), window=64240)
+    if spec.get("options"):
+        tcp.options = tcp_options()
+    payload = spec.get("payload", "")
+    if payload:
+        tcp = tcp / Raw(payload.encode("latin-1"))
+    frag = spec.get("frag")
+    if spec["fam"] == 4:
+        pkt = IP(src=spec["src"], dst=spec["dst"], id=rnd.randrange(1, 65535)) / tcp
+        if not frag:
+            return [pkt]
+        from scapy.all import fragment
+        return fragment(IP(bytes(pkt)), fragsize=frag["size"])
+    pkt = IPv6(src=spec["src"], dst=spec["dst"]) / tcp
+    if not frag:
+        return [pkt]
+    # Upper-layer bytes with the checksum of the unfragmented packet (the
+    # pseudo-header does not depend on extension headers).
+    upper = bytes(IPv6(bytes(pkt))[TCP])
+    if frag.get("destopt"):
+        upper = bytes(IPv6ExtHdrDestOpt(nh=6)) + upper
+        first_nh = 60
+    else:
+        first_nh = 6
+    ident = rnd.getrandbits(32)
+    first = frag.get("first", frag["size"])
+    out = []
+    offset = 0
+    while offset < len(upper):
+        size = first if offset == 0 else frag["size"]
+        chunk = upper[offset:offset + size]
+        more = 1 if offset + len(chunk) < len(upper) else 0
+        out.append(IPv6(src=spec["src"], dst=spec["dst"])
+                   / IPv6ExtHdrFragment(nh=first_nh, offset=offset // 8, m=more, id=ident)
+                   / Raw(chunk))
+        offset += len(chunk)
+    return out
+
+
+def send(iface, dstmac, specs_json):
+    from scapy.all import Ether, conf, sendp
+    conf.verb = 0
+    doc = json.loads(specs_json)
+    duration = 0.0
+    if isinstance(doc, dict):
+        duration = float(doc.get("duration", 0))
+        specs = doc["specs"]
+    else:
+        specs = doc
+    rnd = random.Random()
+    sock = conf.L2socket(iface=iface)
+    total = 0
+    deadline = time.monotonic() + duration
+    if duration:
+        print("started", flush=True)
+    try:
+        while True:
+            frames = []
+            for spec in specs:
+                for _ in range(int(spec.get("count", 1))):
+                    frames.extend(Ether(dst=dstmac) / p for p in build(spec, rnd))
+            for f in frames:
+                sock.send(f)
+            total += len(frames)
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.01)
+    finally:
+        sock.close()
+    print("sent %d" % total, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# A fast spoofed SYN flood (no scapy).
+
+
+def checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def synflood(iface, dstmac, dst, srcnet, count, hot_lo, hot_hi, every, seed):
+    rnd = random.Random(seed)
+    net = ipaddress.ip_network(srcnet)
+    base = int(net.network_address)
+    hosts = net.num_addresses
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    sock.bind((iface, 0))
+    srcmac = sock.getsockname()[4]
+    eth = bytes.fromhex(dstmac.replace(":", "")) + srcmac + b"\x08\x00"
+    dst_b = socket.inet_aton(dst)
+    frames = []
+    for i in range(count):
+        src_b = (base + rnd.randrange(1, hosts - 1)).to_bytes(4, "big")
+        if every and i % every == 0:
+            dport = rnd.randint(hot_lo, hot_hi)
+        else:
+            dport = rnd.randint(1024, 65535)
+        sport = rnd.randint(1024, 65535)
+        tcp = struct.pack("!HHIIBBHHH", sport, dport, rnd.getrandbits(32), 0, 5 << 4,
+                          0x02, 64240, 0, 0)
+        pseudo = src_b + dst_b + struct.pack("!BBH", 0, 6, len(tcp))
+        tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), rnd.randrange(65536), 0,
+                         64, 6, 0, src_b, dst_b)
+        ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
+        frames.append(eth + ip + tcp)
+    sent = 0
+    for i, frame in enumerate(frames):
+        sock.send(frame)
+        sent += 1
+        if i % 200 == 199:
+            # Pace the flood so no queue on the way (the bridge's backlog,
+            # the veth ring) overflows: every SYN must reach the server.
+            time.sleep(0.002)
+    sock.close()
+    print("sent %d" % sent, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# Listeners.
+
+
+def ports_of(spec):
+    if "-" in spec:
+        lo, hi = spec.split("-")
+        return list(range(int(lo), int(hi) + 1))
+    return [int(p) for p in spec.split(",")]
+
+
+def listen(host, portspec):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listeners = {}
+    for port in ports_of(portspec):
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s.bind((host, port))
+        s.listen(4096)
+        listeners[s.fileno()] = (s, port)
+    print("listening", flush=True)
+    lock = threading.Lock()
+
+    def drain(conn, peer, port):
+        total = 0
+        conn.settimeout(5.0)
+        with conn:
+            try:
+                while True:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    total += len(chunk)
+            except OSError:
+                pass
+        with lock:
+            print("accepted %s %d %d" % (peer, port, total), flush=True)
+
+    while True:
+        ready, _, _ = select.select(list(listeners), [], [], 1.0)
+        for fd in ready:
+            s, port = listeners[fd]
+            try:
+                conn, addr = s.accept()
+            except OSError:
+                continue
+            peer = addr[0]
+            if peer.startswith("::ffff:"):
+                peer = peer[len("::ffff:"):]
+            threading.Thread(target=drain, args=(conn, peer, port), daemon=True).start()
+
+
+# ---------------------------------------------------------------------------
+# Raw FTP control connections.
+
+
+class Control:
+    def __init__(self, host, port, user, password):
+        self.sock = socket.create_connection((host, port), timeout=IO_TIMEOUT)
+        self.sock.settimeout(IO_TIMEOUT)
+        self.buf = b""
+        self.reply()
+        self.cmd("USER " + user)
+        self.cmd("PASS " + password)
+
+    def readline(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("control connection closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode("latin-1").rstrip("\r")
+
+    def reply(self):
+        """One complete (possibly multi-line) reply."""
+        line = self.readline()
+        lines = [line]
+        if len(line) >= 4 and line[3] == "-":
+            code = line[:3]
+            while True:
+                line = self.readline()
+                lines.append(line)
+                if line.startswith(code + " "):
+                    break
+        return " / ".join(lines)
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def cmd(self, text):
+        self.send(text.encode("latin-1") + b"\r\n")
+        return self.reply()
+
+    def close(self):
+        try:
+            self.sock.sendall(b"QUIT\r\n")
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def ftpcmds(host, port, user, password, cmds):
+    ctl = Control(host, int(port), user, password)
+    for c in cmds:
+        try:
+            r = ctl.cmd(c)
+            if c.split(" ")[0].upper() in ("RETR", "LIST", "NLST") and r.startswith("1"):
+                r += " | " + ctl.reply()
+        except (OSError, EOFError) as e:
+            # The server closed the session (e.g. after a 421): stop here.
+            print("%s => error %s: %s" % (c, type(e).__name__, e), flush=True)
+            break
+        print("%s => %s" % (c, r), flush=True)
+        if r.startswith("421"):
+            # "Service closing control connection".
+            break
+    ctl.close()
+
+
+def pasvflood(host, port, pipelined, conns, per_conn, hold):
+    port = int(port)
+    main = Control(host, port, "anonymous", "flood@example.com")
+    writes = 4
+    for i in range(writes):
+        n = pipelined // writes + (1 if i < pipelined % writes else 0)
+        main.send(b"PASV\r\n" * n)
+    pipelined_227 = 0
+    for _ in range(pipelined):
+        if main.reply().startswith("227"):
+            pipelined_227 += 1
+    ctls = [main]
+    conn_227 = 0
+    for _ in range(conns):
+        ctl = Control(host, port, "anonymous", "flood@example.com")
+        ctls.append(ctl)
+        for _ in range(per_conn):
+            if ctl.cmd("PASV").startswith("227"):
+                conn_227 += 1
+    print(json.dumps({
+        "pipelined_227": pipelined_227,
+        "conn_227": conn_227,
+        "ctrl_ports": [c.sock.getsockname()[1] for c in ctls],
+    }), flush=True)
+    time.sleep(hold)
+    for c in ctls:
+        c.close()
+
+
+def bad_lines():
+    """About 200 malformed lines, each a list of pieces sent separately."""
+    fixed = [
+        ["PORT 999,1,1,1,1,1\r\n"],
+        ["PORT 198,18,0,2,256,1\r\n"],
+        ["PORT 198,18,0,2,0,0\r\n"],
+        ["PORT 1,2,3\r\n"],
+        ["PORT 1,2,3,4,5,6,7\r\n"],
+        ["PORT ,,,,,\r\n"],
+        ["PORT 198,18,0,3,156,64\r\n"],
+        ["PORT 198,18,0,2,0,21\r\n"],
+        ["PORT 198,18,0,2,0,80\r\n"],
+        ["PORT 0000000000000000000000000198,18,0,2,156,64\r\n"],
+        ["PORT 198,18,0,2,156," + "9" * 40 + "\r\n"],
+        ["PORT -1,18,0,2,156,64\r\n"],
+        ["PORT 198.18.0.2.156.64\r\n"],
+        ["EPRT |3|x|1|\r\n"],
+        ["EPRT |1|999.1.1.1|5000|\r\n"],
+        ["EPRT |1|198.18.0.2|70000|\r\n"],
+        ["EPRT |1|198.18.0.2|0|\r\n"],
+        ["EPRT |1|198.18.0.2|5000\r\n"],
+        ["EPRT |1|198.18.0.3|40000|\r\n"],
+        ["EPRT |1|198.18.0.2|80|\r\n"],
+        ["EPRT |2|::ffff:198.18.0.2|40000|\r\n"],
+        ["EPRT |2|::198.18.0.2|40000|\r\n"],
+        ["EPRT |2|2001:db8::3|40000|\r\n"],
+        ["EPRT |1|198.18.0.2|" + "1" * 30 + "|\r\n"],
+        ["EPRT \x01\x01198.18.0.2\x0140000\x01\r\n"],
+        ["EPRT ||||\r\n"],
+        ["EPRT\r\n"],
+        ["PASV garbage\r\n"],
+        ["PASV 198,18,0,3,156,64\r\n"],
+        ["EPSV 3\r\n"],
+        ["EPSV ALL garbage\r\n"],
+        ["pAsV x\r\n"],
+        ["PO\0RT 198,18,0,2,156,64\r\n"],
+        ["\0\0\0\0\r\n"],
+        ["NOOP\0PASV\r\n"],
+        ["\xff\xf4\xff\xf2PORT 198,18,0,3,1,1\r\n"],
+        ["PORT 198,18,0,2,156,64\r", "\r\n"],
+        ["PORT 198,18,0,2,156,64\r\r\r\n"],
+        [" \r\n"],
+        ["227 Entering Passive Mode (198,18,0,1,156,64)\r\n"],
+        ["229 Entering Extended Passive Mode (|||40000|)\r\n"],
+        ["200 PORT command successful\r\n"],
+        ["PO", "RT 198,18,0,3,156,64\r\n"],
+        ["EP", "RT |1|198.18", ".0.3|40000|\r\n"],
+        ["PORT 198,18,0,2,0", ",79\r\n"],
+        ["P", "A", "S", "V", " ", "x", "\r", "\n"],
+        ["PORT " + "1," * 1900 + "1\r\n"],
+        ["A" * 4000 + "\r\n"],
+        ["PORT 198,18,0,2,156,64" + " " * 3900 + "\r\n"],
+        ["EPRT |1|" + "9" * 3900 + "|1|\r\n"],
+        ["PORT " + "0" * 3000 + "198,18,0,3,156,64\r\n"],
+        ["\xc3\xa9\xe2\x82\xac PORT 198,18,0,2,156,64\r\n"],
+    ]
+    rnd = random.Random(4711)
+    lines = list(fixed)
+    alphabet = "PORTEPRVSpasv0123456789,.|:| \x00\xff\r"
+    while len(lines) < 200:
+        kind = rnd.randrange(4)
+        if kind == 0:
+            nums = [str(rnd.choice([0, 1, 255, 256, 999, 65535, rnd.randrange(100000)]))
+                    for _ in range(rnd.randrange(1, 9))]
+            text = "PORT " + ",".join(nums)
+        elif kind == 1:
+            text = "EPRT |%d|%s|%d|" % (rnd.choice([0, 1, 2, 3, 9]),
+                                        rnd.choice(["198.18.0.3", "1.2.3", "::1", "x", "",
+                                                    "198.18.0.2", "2001:db8::2::1"]),
+                                        rnd.choice([0, 21, 1023, 65536, 99999999]))
+        elif kind == 2:
+            text = "".join(rnd.choice(alphabet) for _ in range(rnd.randrange(1, 120)))
+            text = text.replace("\r", "")
+        else:
+            text = rnd.choice(["PASV", "EPSV"]) + " " + "".join(
+                rnd.choice("0123456789,|") for _ in range(rnd.randrange(1, 60)))
+        line = text + "\r\n"
+        cut = rnd.randrange(1, len(line))
+        lines.append([line[:cut], line[cut:]] if rnd.randrange(3) == 0 else [line])
+    return lines
+
+
+def overlong_lines():
+    """Lines longer than vsftpd accepts (it drops the connection)."""
+    return [
+        "PORT " + "1," * 2500 + "1\r\n",
+        "A" * 5000 + "\r\n",
+        "PORT 198,18,0,2,156,64" + " " * 5000 + "\r\n",
+        "EPRT |1|" + "9" * 5000 + "|1|\r\n",
+    ]
+
+
+def pasv_after(host, port, user, password, raw_hex):
+    """Log in, send RAW_HEX (raw bytes), synchronise with NOOP, send PASV
+    and try to open the announced data connection (2 s)."""
+    ctl = Control(host, int(port), user, password)
+    ctl.send(bytes.fromhex(raw_hex))
+    ctl.send(b"NOOP\r\n")
+    while not ctl.readline().startswith("200 NOOP"):
+        pass
+    r = ctl.cmd("PASV")
+    m = re.search(r"(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)", r)
+    if not r.startswith("227") or not m:
+        raise SystemExit("bad PASV reply %r" % r)
+    data_port = int(m.group(5)) * 256 + int(m.group(6))
+    try:
+        socket.create_connection((host, data_port), timeout=2.0).close()
+        print("connected %d" % data_port, flush=True)
+    except socket.timeout:
+        print("timeout %d" % data_port, flush=True)
+    ctl.close()
+
+
+def badlines(host, port, user, password, path):
+    # First on a throwaway connection: 5000-byte lines, which the server
+    # may answer by closing the connection.
+    try:
+        junk = Control(host, int(port), user, password)
+        for line in overlong_lines():
+            junk.send(line.encode("latin-1"))
+        junk.send(b"NOOP\r\n")
+        while not junk.readline().startswith("200 NOOP"):
+            pass
+        junk.close()
+    except (OSError, EOFError):
+        pass
+    ctl = Control(host, int(port), user, password)
+    lines = bad_lines()
+    for i, pieces in enumerate(lines):
+        for piece in pieces:
+            ctl.send(piece.encode("latin-1"))
+            if len(pieces) > 1:
+                # Separate segments: the parser must carry state across.
+                time.sleep(0.005)
+        if i % 16 == 15:
+            time.sleep(0.01)
+    # Synchronise: every reply up to the NOOP's is the junk's.
+    ctl.send(b"NOOP\r\n")
+    replies = 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = ctl.readline()
+        replies += 1
+        if line.startswith("200 NOOP"):
+            break
+    ctl.cmd("TYPE I")
+    r = ctl.cmd("PASV")
+    m = re.search(r"(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)", r)
+    if not r.startswith("227") or not m:
+        raise SystemExit("bad PASV reply %r" % r)
+    data_port = int(m.group(5)) * 256 + int(m.group(6))
+    data = socket.create_connection((host, data_port), timeout=IO_TIMEOUT)
+    data.settimeout(IO_TIMEOUT)
+    r = ctl.cmd("RETR " + path)
+    if not r.startswith("1"):
+        raise SystemExit("RETR refused: %r" % r)
+    digest = hashlib.sha256()
+    total = 0
+    with data:
+        while True:
+            chunk = data.recv(65536)
+            if not chunk:
+                break
+            digest.update(chunk)
+            total += len(chunk)
+    final = ctl.reply()
+    if not final.startswith("226"):
+        raise SystemExit("transfer not complete: %r" % final)
+    ctl.close()
+    print(json.dumps({"bad_lines": len(lines), "replies": replies, "len": total,
+                      "sha256": digest.hexdigest()}), flush=True)
+
+
+# ---------------------------------------------------------------------------
+# A permissive FTP server.
+
+
+def ftpserver(root, port, lo, hi, timeout):
+    """pyftpdlib serving ROOT anonymously on a dual-stack socket, accepting
+    PORT/EPRT to any address and port (bounce and privileged ports allowed)
+    and giving up on an active data connection after TIMEOUT seconds.
+
+    pyftpdlib connects to a PORT address as soon as it gets the command and
+    answers 200 only once connected (425 if it cannot connect)."""
+    import logging
+    import warnings
+    from pyftpdlib.authorizers import DummyAuthorizer
+    from pyftpdlib.handlers import ActiveDTP, FTPHandler
+    from pyftpdlib.servers import FTPServer
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    authorizer = DummyAuthorizer()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        authorizer.add_anonymous(root, perm="elr")
+
+    class Active(ActiveDTP):
+        pass
+
+    Active.timeout = timeout
+
+    class Handler(FTPHandler):
+        pass
+
+    Handler.authorizer = authorizer
+    Handler.passive_ports = list(range(lo, hi + 1))
+    Handler.permit_foreign_addresses = True
+    Handler.permit_privileged_ports = True
+    Handler.active_dtp = Active
+
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind(("::", port))
+    sock.listen(16)
+    server = FTPServer(sock, Handler)
+    print("serving", flush=True)
+    server.serve_forever(timeout=1.0)
+
+
+def main(argv):
+    cmd, args = argv[0], argv[1:]
+    if cmd == "send":
+        send(args[0], args[1], args[2])
+    elif cmd == "synflood":
+        synflood(args[0], args[1], args[2], args[3], int(args[4]), int(args[5]),
+                 int(args[6]), int(args[7]), int(args[8]))
+    elif cmd == "listen":
+        listen(args[0], args[1])
+    elif cmd == "ftpcmds":
+        ftpcmds(args[0], args[1], args[2], args[3], args[4:])
+    elif cmd == "pasvflood":
+        pasvflood(args[0], args[1], int(args[2]), int(args[3]), int(args[4]),
+                  float(args[5]))
+    elif cmd == "badlines":
+        badlines(args[0], args[1], args[2], args[3], args[4])
+    elif cmd == "pasv-after":
+        pasv_after(args[0], args[1], args[2], args[3], args[4])
+    elif cmd == "ftpserver":
+        ftpserver(args[0], int(args[1]), int(args[2]), int(args[3]), float(args[4]))
+    else:
+        raise SystemExit("unknown subcommand %r" % cmd)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
