@@ -18,7 +18,10 @@ pub fn path_with_tools() -> String {
 /// Runs a command to completion; a non-zero exit is an error naming it.
 pub fn run(cmd: &mut Command) -> Result<()> {
     cmd.env("PATH", path_with_tools());
-    let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let shown = format!("{} {}", cmd.get_program().to_string_lossy(), args.join(" "));
     eprintln!("xtask: {shown}");
     let status = cmd.status().with_context(|| format!("starting {shown}"))?;

@@ -6,7 +6,9 @@
 //! - `cargo xtask demo`   the lab demo (root)
 //! - `cargo xtask test`   lint, unit, property, verifier and end-to-end tests (root)
 //! - `cargo xtask fuzz`   a bounded run of the parser fuzzer
+//! - `cargo xtask bench`  the benchmark suite; writes BENCHMARKS.md (root)
 
+mod bench;
 mod cmd;
 mod setup;
 
@@ -42,6 +44,8 @@ enum Task {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    /// Build, then run the benchmark suite and write BENCHMARKS.md (root).
+    Bench,
 }
 
 /// The workspace root (xtask's parent directory).
@@ -69,6 +73,7 @@ fn main() -> Result<()> {
             test(!no_e2e)
         }
         Task::Fuzz { seconds } => fuzz(seconds),
+        Task::Bench => bench::run(),
     }
 }
 

@@ -1,0 +1,123 @@
+//! Crafted Ethernet frames for `BPF_PROG_TEST_RUN` (checksums left zero: the
+//! programs never check them), following `ftp-userspace/tests/common`.
+
+use std::net::Ipv4Addr;
+
+pub const SYN: u8 = 0x02;
+pub const PSH: u8 = 0x08;
+pub const ACK: u8 = 0x10;
+
+/// Ethernet header: destination, source (locally administered MACs).
+const ETH_ADDRS: [u8; 12] = [0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2];
+
+/// A TCP segment over IPv4.
+#[derive(Clone, Debug)]
+pub struct Segment {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub sport: u16,
+    pub dport: u16,
+    pub seq: u32,
+    pub flags: u8,
+    pub payload: Vec<u8>,
+}
+
+impl Segment {
+    pub fn new(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Self {
+        Self {
+            src,
+            dst,
+            sport,
+            dport,
+            seq: 1000,
+            flags: ACK | PSH,
+            payload: Vec::new(),
+        }
+    }
+
+    pub fn flags(mut self, flags: u8) -> Self {
+        self.flags = flags;
+        self
+    }
+
+    pub fn seq(mut self, seq: u32) -> Self {
+        self.seq = seq;
+        self
+    }
+
+    pub fn payload(mut self, payload: &[u8]) -> Self {
+        self.payload = payload.to_vec();
+        self
+    }
+
+    /// The frame's bytes.
+    pub fn frame(&self) -> Vec<u8> {
+        let mut tcp = Vec::with_capacity(20 + self.payload.len());
+        tcp.extend_from_slice(&self.sport.to_be_bytes());
+        tcp.extend_from_slice(&self.dport.to_be_bytes());
+        tcp.extend_from_slice(&self.seq.to_be_bytes());
+        tcp.extend_from_slice(&0u32.to_be_bytes());
+        tcp.push(5 << 4);
+        tcp.push(self.flags);
+        tcp.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
+        tcp.extend_from_slice(&self.payload);
+        ipv4_frame(self.src, self.dst, 6, &tcp)
+    }
+}
+
+/// An IPv4 frame carrying `l4` as protocol `proto`.
+fn ipv4_frame(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: &[u8]) -> Vec<u8> {
+    let mut frame = ETH_ADDRS.to_vec();
+    frame.extend_from_slice(&[0x08, 0x00]);
+    let total = u16::try_from(20 + l4.len()).unwrap_or(u16::MAX);
+    frame.extend_from_slice(&[0x45, 0]);
+    frame.extend_from_slice(&total.to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
+    frame.extend_from_slice(&src.octets());
+    frame.extend_from_slice(&dst.octets());
+    frame.extend_from_slice(l4);
+    frame
+}
+
+/// A UDP datagram with a 32-byte payload.
+pub fn udp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Vec<u8> {
+    let payload = [0x5a_u8; 32];
+    let mut udp = Vec::new();
+    udp.extend_from_slice(&sport.to_be_bytes());
+    udp.extend_from_slice(&dport.to_be_bytes());
+    udp.extend_from_slice(&u16::try_from(8 + payload.len()).unwrap_or(0).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(&payload);
+    ipv4_frame(src, dst, 17, &udp)
+}
+
+/// An ARP request (a non-IP frame).
+pub fn arp(sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    let mut frame = vec![0xff; 6];
+    frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 3]);
+    frame.extend_from_slice(&[0x08, 0x06]);
+    // htype 1, ptype IPv4, hlen 6, plen 4, op request.
+    frame.extend_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, 1]);
+    frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 3]);
+    frame.extend_from_slice(&sender.octets());
+    frame.extend_from_slice(&[0; 6]);
+    frame.extend_from_slice(&target.octets());
+    frame
+}
+
+/// `227 Entering Passive Mode (h1,h2,h3,h4,p1,p2).` naming `addr:port`.
+pub fn reply_227(addr: Ipv4Addr, port: u16) -> Vec<u8> {
+    let [a, b, c, d] = addr.octets();
+    format!(
+        "227 Entering Passive Mode ({a},{b},{c},{d},{},{}).\r\n",
+        port >> 8,
+        port & 0xff
+    )
+    .into_bytes()
+}
+
+/// `PORT h1,h2,h3,h4,p1,p2` naming `addr:port`.
+pub fn port_command(addr: Ipv4Addr, port: u16) -> Vec<u8> {
+    let [a, b, c, d] = addr.octets();
+    format!("PORT {a},{b},{c},{d},{},{}\r\n", port >> 8, port & 0xff).into_bytes()
+}
