@@ -25,7 +25,8 @@ macro_rules! counters {
 }
 
 counters! {
-    /// Packets seen by the ingress program.
+    /// Packets seen by the ingress program: not counted by the program but
+    /// computed by user space as the sum of `INGRESS_VERDICTS`.
     IngressPackets = "ingress_packets",
     /// Packets seen by the egress program.
     EgressPackets = "egress_packets",
@@ -34,6 +35,8 @@ counters! {
     PassedOther = "passed_other",
     /// Ingress packets that could not be parsed (truncated headers) and were passed.
     PassedUnparsed = "passed_unparsed",
+    /// Ingress packets to a control port, passed (after parsing).
+    PassedControl = "passed_control",
     /// Packets on control connections.
     ControlPackets = "control_packets",
     /// Control segments whose payload went through the parser.
@@ -128,6 +131,22 @@ counters! {
     /// reach (a third VLAN tag, an overlong IPv6 extension chain).
     UnverifiableDropped = "unverifiable_dropped",
 }
+
+/// The verdicts of the ingress program: each ingress packet increments exactly
+/// one of these, so their sum is the number of ingress packets.
+pub const INGRESS_VERDICTS: &[Counter] = &[
+    Counter::PassedOther,
+    Counter::PassedUnparsed,
+    Counter::PassedControl,
+    Counter::FlowPackets,
+    Counter::SynAdmitted,
+    Counter::SynDropped,
+    Counter::SynExpired,
+    Counter::UntrackedDropped,
+    Counter::BadFlagsDropped,
+    Counter::FragmentsDropped,
+    Counter::UnverifiableDropped,
+];
 
 /// Number of counters (entries in `FTPCT_COUNTERS`).
 pub const COUNTER_COUNT: u32 = Counter::ALL.len() as u32;

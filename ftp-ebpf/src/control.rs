@@ -49,8 +49,10 @@ pub enum Origin {
     LocalServer,
 }
 
-/// Handles one packet of a control connection travelling in `dir`.
-#[inline(always)]
+/// Handles one packet of a control connection travelling in `dir`. Not
+/// inlined: control packets are rare, and keeping this large body out of the
+/// main program keeps the common path's registers and stack lean.
+#[inline(never)]
 pub fn on_packet<P: Packet>(pkt: &P, info: &PacketInfo, dir: Direction, origin: Origin) {
     count(Counter::ControlPackets);
     let key = control_key(info, dir);

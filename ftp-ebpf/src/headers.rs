@@ -137,7 +137,10 @@ fn ethernet<P: Packet>(pkt: &P) -> Option<(u16, usize)> {
 /// IPv4: returns the TCP header offset and the IP payload length.
 #[inline(always)]
 fn ipv4<P: Packet>(pkt: &P, off: usize, info: &mut PacketInfo) -> Result<(usize, usize), L4> {
-    let hdr = pkt.read::<[u8; 20]>(off).ok_or(L4::Malformed)?;
+    let hdr = pkt.ptr_at::<[u8; 20]>(off).ok_or(L4::Malformed)?;
+    // SAFETY: ptr_at checked that the 20 bytes are inside the packet; fields
+    // are read in place rather than copying the header.
+    let hdr = unsafe { &*hdr };
     if hdr[0] >> 4 != 4 {
         return Err(L4::Malformed);
     }
@@ -237,9 +240,11 @@ fn tcp<P: Packet>(pkt: &P, off: usize, ip_payload_len: usize, info: &mut PacketI
     if off > MAX_L4_OFFSET {
         return L4::Malformed;
     }
-    let Some(hdr) = pkt.read::<[u8; 20]>(off) else {
+    let Some(hdr) = pkt.ptr_at::<[u8; 20]>(off) else {
         return L4::Malformed;
     };
+    // SAFETY: ptr_at checked that the 20 bytes are inside the packet.
+    let hdr = unsafe { &*hdr };
     let doff = ((hdr[12] >> 4) as usize) * 4;
     if doff < 20 || doff > ip_payload_len {
         return L4::Malformed;

@@ -20,7 +20,8 @@ use crate::{
 
 #[inline(always)]
 pub fn run(ctx: &XdpContext) -> u32 {
-    count(Counter::IngressPackets);
+    // Every packet is counted exactly once, by its verdict; user space adds
+    // the verdicts up for `ingress_packets` (one per-CPU update per packet).
     let mut slot = MaybeUninit::uninit();
     let info = match headers::parse(ctx, &mut slot) {
         Ok(info) => info,
@@ -41,6 +42,7 @@ pub fn run(ctx: &XdpContext) -> u32 {
     if dclass == PortClass::Control {
         // A remote client talking to a local server's control port.
         control::on_packet(ctx, info, Direction::ClientToServer, Origin::Remote);
+        count(Counter::PassedControl);
         return xdp_action::XDP_PASS;
     }
     if port_class(info.sport) == PortClass::Control {
@@ -53,6 +55,7 @@ pub fn run(ctx: &XdpContext) -> u32 {
         return xdp_action::XDP_PASS;
     }
     let Some(policy) = ready_policy() else {
+        count(Counter::PassedOther);
         return xdp_action::XDP_PASS;
     };
     let verdict = conntrack::inbound(info, policy);
@@ -99,6 +102,7 @@ pub fn ready_policy() -> Option<&'static Policy> {
 #[inline(always)]
 fn drop_if_ready(counter: Counter) -> u32 {
     if ready_policy().is_none() {
+        count(Counter::PassedOther);
         return xdp_action::XDP_PASS;
     }
     count(counter);

@@ -7,7 +7,7 @@ use aya::maps::{HashMap, MapData, PerCpuArray};
 use ftp_ebpf_common::{
     Addr,
     control::{ControlKey, ControlState},
-    counters::Counter,
+    counters::{Counter, INGRESS_VERDICTS},
     family,
     flow::{ExpectKey, ExpectValue, FlowKey, FlowValue, expect_kind, flow_origin, flow_state},
     map_names,
@@ -126,12 +126,15 @@ pub fn control_count(dir: &Path) -> Result<usize> {
 /// Every counter summed over CPUs, in index order.
 pub fn counters(dir: &Path) -> Result<Vec<(&'static str, u64)>> {
     let map: PerCpuArray<MapData, u64> = open(dir, map_names::COUNTERS)?.try_into()?;
-    let mut out = Vec::new();
+    let mut out: Vec<(&'static str, u64)> = Vec::new();
     for counter in Counter::ALL {
         let values = map
             .get(&(*counter as u32), 0)
             .with_context(|| format!("reading counter {}", counter.name()))?;
         out.push((counter.name(), values.iter().sum()));
     }
+    // The program counts each ingress packet once, by verdict.
+    let total: u64 = INGRESS_VERDICTS.iter().map(|c| out[*c as usize].1).sum();
+    out[Counter::IngressPackets as usize].1 = total;
     Ok(out)
 }

@@ -9,7 +9,7 @@
 mod common;
 
 use common::{Harness, SYN, Segment, XDP_PASS};
-use ftp_ebpf_common::counters::Counter;
+use ftp_ebpf_common::counters::{Counter, INGRESS_VERDICTS};
 
 const FRAMES: usize = 100_000;
 
@@ -206,6 +206,9 @@ fn no_random_or_mutated_frame_reaches_a_guarded_port() {
         }
     }
     assert_eq!(h.counter(Counter::SynAdmitted), 0);
+    // Every path of the program counts each packet exactly once, by verdict.
+    let verdicts: u64 = INGRESS_VERDICTS.iter().map(|c| h.counter(*c)).sum();
+    assert_eq!(verdicts, FRAMES as u64, "verdict counters must add up");
     assert!(
         judged > FRAMES / 3,
         "only {judged} frames were TCP to guarded ports"

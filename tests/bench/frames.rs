@@ -18,6 +18,9 @@ pub struct Segment {
     pub sport: u16,
     pub dport: u16,
     pub seq: u32,
+    /// Acknowledgment number: ftpct syncs a control connection's peer
+    /// direction from the local end's ACK, so control segments need real ones.
+    pub ack: u32,
     pub flags: u8,
     pub payload: Vec<u8>,
 }
@@ -30,6 +33,7 @@ impl Segment {
             sport,
             dport,
             seq: 1000,
+            ack: 0,
             flags: ACK | PSH,
             payload: Vec::new(),
         }
@@ -45,6 +49,11 @@ impl Segment {
         self
     }
 
+    pub fn ack(mut self, ack: u32) -> Self {
+        self.ack = ack;
+        self
+    }
+
     pub fn payload(mut self, payload: &[u8]) -> Self {
         self.payload = payload.to_vec();
         self
@@ -56,7 +65,7 @@ impl Segment {
         tcp.extend_from_slice(&self.sport.to_be_bytes());
         tcp.extend_from_slice(&self.dport.to_be_bytes());
         tcp.extend_from_slice(&self.seq.to_be_bytes());
-        tcp.extend_from_slice(&0u32.to_be_bytes());
+        tcp.extend_from_slice(&self.ack.to_be_bytes());
         tcp.push(5 << 4);
         tcp.push(self.flags);
         tcp.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);

@@ -244,6 +244,7 @@ impl Control {
     fn command(&mut self, text: &[u8]) -> Vec<u8> {
         let f = Segment::new(CLIENT, self.cport, SERVER, 21)
             .seq(self.c2s)
+            .ack(self.s2c)
             .payload(text)
             .frame();
         self.c2s = self.c2s.wrapping_add(text.len() as u32);
@@ -254,6 +255,7 @@ impl Control {
     fn reply(&mut self, text: &[u8]) -> Vec<u8> {
         let f = Segment::new(SERVER, 21, CLIENT, self.cport)
             .seq(self.s2c)
+            .ack(self.c2s)
             .payload(text)
             .frame();
         self.s2c = self.s2c.wrapping_add(text.len() as u32);
