@@ -231,7 +231,8 @@ fn phase<T>(
     }
 }
 
-/// `commit <hash>`, plus the program sources changed since, if any.
+/// `commit <hash>`, plus the program and benchmark sources changed since,
+/// if any.
 fn source_description() -> String {
     let root = ftpct_e2e::ftpct::workspace_root();
     let git = |args: &[&str]| {
@@ -252,9 +253,14 @@ fn source_description() -> String {
         "ftp-ebpf",
         "ftp-ebpf-common",
         "ftp-userspace",
+        "tests/bench",
     ])
     .unwrap_or_default();
-    let files: Vec<&str> = changed.lines().filter_map(|l| l.get(3..)).collect();
+    // `XY path` lines (the first line's leading space was trimmed away).
+    let files: Vec<&str> = changed
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
     if files.is_empty() {
         format!("commit `{commit}`")
     } else {
