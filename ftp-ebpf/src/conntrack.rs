@@ -39,6 +39,20 @@ fn inbound_key(info: &PacketInfo) -> FlowKey {
     }
 }
 
+/// Flow key of a packet the local host sends: keyed as its replies arrive.
+#[inline(always)]
+fn outbound_key(info: &PacketInfo) -> FlowKey {
+    FlowKey {
+        family: info.family,
+        _pad0: 0,
+        _pad1: 0,
+        sport: info.dport,
+        dport: info.sport,
+        src: info.dst,
+        dst: info.src,
+    }
+}
+
 /// Decides an inbound packet to a guarded port.
 #[inline(always)]
 pub fn inbound(info: &PacketInfo, policy: &Policy) -> Verdict {
@@ -134,15 +148,7 @@ pub fn record(key: &FlowKey, origin: u8, now: u64) {
 /// its replies will arrive.
 #[inline(always)]
 pub fn outbound_syn(info: &PacketInfo) {
-    let key = FlowKey {
-        family: info.family,
-        _pad0: 0,
-        _pad1: 0,
-        sport: info.dport,
-        dport: info.sport,
-        src: info.dst,
-        dst: info.src,
-    };
+    let key = outbound_key(info);
     let now = unsafe { bpf_ktime_get_ns() };
     record(&key, flow_origin::OUTBOUND, now);
     // A simultaneous open brings a SYN to this local port.
@@ -154,15 +160,7 @@ pub fn outbound_syn(info: &PacketInfo) {
 /// flow lives `closing_timeout` past its last packet from now on.
 #[inline(always)]
 pub fn local_close(info: &PacketInfo) {
-    let key = FlowKey {
-        family: info.family,
-        _pad0: 0,
-        _pad1: 0,
-        sport: info.dport,
-        dport: info.sport,
-        src: info.dst,
-        dst: info.src,
-    };
+    let key = outbound_key(info);
     if let Some(flow) = FTPCT_FLOWS.get_ptr_mut(key) {
         // SAFETY: pointer from a successful lookup; plain integers.
         unsafe {
