@@ -132,22 +132,45 @@ impl Default for ServerOptions {
     }
 }
 
+/// What every running server has, whichever it is.
+pub struct Running {
+    /// The server's main process (stopped on drop).
+    pub(crate) process: ServerProcess,
+    /// The tree it serves.
+    pub(crate) tree: ServedTree,
+    /// The login clients should use.
+    pub(crate) credentials: Credentials,
+    /// The options it was started with.
+    pub(crate) options: ServerOptions,
+}
+
 /// What tests need from a running server, whichever it is.
 pub trait FtpServer {
     /// Short name, e.g. `"vsftpd"`.
     fn name(&self) -> &'static str;
 
+    /// The process, tree, login and options every server has.
+    fn running(&self) -> &Running;
+
     /// The login clients should use.
-    fn credentials(&self) -> &Credentials;
+    fn credentials(&self) -> &Credentials {
+        &self.running().credentials
+    }
 
     /// The served tree (to compare downloads and find uploads).
-    fn tree(&self) -> &ServedTree;
+    fn tree(&self) -> &ServedTree {
+        &self.running().tree
+    }
 
     /// The options it was started with.
-    fn options(&self) -> &ServerOptions;
+    fn options(&self) -> &ServerOptions {
+        &self.running().options
+    }
 
     /// PID of the server's main process.
-    fn pid(&self) -> u32;
+    fn pid(&self) -> u32 {
+        self.running().process.pid()
+    }
 
     /// A target for clients connecting to `host` (an address of the server
     /// namespace) on the control port.

@@ -5,8 +5,8 @@ use std::fs;
 use anyhow::{Context, Result};
 
 use super::{
-    CONTROL_PORT, Credentials, FtpServer, LAB_PASSWORD_HASH, LAB_USER, NOBODY, ServerOptions,
-    ServerProcess, require_file, server_binary,
+    CONTROL_PORT, Credentials, FtpServer, LAB_PASSWORD_HASH, LAB_USER, NOBODY, Running,
+    ServerOptions, ServerProcess, require_file, server_binary,
 };
 use crate::fixtures::{ServedTree, set_mode};
 use crate::netns::Netns;
@@ -22,10 +22,7 @@ use crate::netns::Netns;
 /// `DelayTable none`, `WtmpLog off`, pid/scoreboard/log files in the work
 /// dir. No module has to be loaded, so `/etc/proftpd` is not used.
 pub struct Proftpd {
-    process: ServerProcess,
-    tree: ServedTree,
-    credentials: Credentials,
-    options: ServerOptions,
+    running: Running,
 }
 
 impl Proftpd {
@@ -99,10 +96,12 @@ AllowOverwrite on
         let log = work.join("proftpd.log");
         let process = ServerProcess::start("proftpd", ns, &argv, &log)?;
         Ok(Self {
-            process,
-            tree,
-            credentials: Credentials::lab_user(),
-            options,
+            running: Running {
+                process,
+                tree,
+                credentials: Credentials::lab_user(),
+                options,
+            },
         })
     }
 }
@@ -112,19 +111,7 @@ impl FtpServer for Proftpd {
         "proftpd"
     }
 
-    fn credentials(&self) -> &Credentials {
-        &self.credentials
-    }
-
-    fn tree(&self) -> &ServedTree {
-        &self.tree
-    }
-
-    fn options(&self) -> &ServerOptions {
-        &self.options
-    }
-
-    fn pid(&self) -> u32 {
-        self.process.pid()
+    fn running(&self) -> &Running {
+        &self.running
     }
 }

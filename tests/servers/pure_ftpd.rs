@@ -5,8 +5,8 @@ use std::fs;
 use anyhow::{Context, Result};
 
 use super::{
-    CONTROL_PORT, Credentials, FtpServer, LAB_PASSWORD_HASH, LAB_USER, NOBODY, ServerOptions,
-    ServerProcess, require_file, server_binary, server_file,
+    CONTROL_PORT, Credentials, FtpServer, LAB_PASSWORD_HASH, LAB_USER, NOBODY, Running,
+    ServerOptions, ServerProcess, require_file, server_binary, server_file,
 };
 use crate::fixtures::ServedTree;
 use crate::netns::Netns;
@@ -23,10 +23,7 @@ use crate::process::{DEFAULT_TIMEOUT, check_success, describe, run_with_timeout}
 /// `-g` pid file in the work dir. pure-ftpd still creates
 /// `/run/pure-ftpd/` (its scoreboard directory).
 pub struct PureFtpd {
-    process: ServerProcess,
-    tree: ServedTree,
-    credentials: Credentials,
-    options: ServerOptions,
+    running: Running,
 }
 
 impl PureFtpd {
@@ -76,10 +73,12 @@ impl PureFtpd {
         let log = work.join("pure-ftpd.log");
         let process = ServerProcess::start("pure-ftpd", ns, &argv, &log)?;
         Ok(Self {
-            process,
-            tree,
-            credentials: Credentials::lab_user(),
-            options,
+            running: Running {
+                process,
+                tree,
+                credentials: Credentials::lab_user(),
+                options,
+            },
         })
     }
 }
@@ -89,19 +88,7 @@ impl FtpServer for PureFtpd {
         "pure-ftpd"
     }
 
-    fn credentials(&self) -> &Credentials {
-        &self.credentials
-    }
-
-    fn tree(&self) -> &ServedTree {
-        &self.tree
-    }
-
-    fn options(&self) -> &ServerOptions {
-        &self.options
-    }
-
-    fn pid(&self) -> u32 {
-        self.process.pid()
+    fn running(&self) -> &Running {
+        &self.running
     }
 }

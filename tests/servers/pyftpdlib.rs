@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::{CONTROL_PORT, Credentials, FtpServer, ServerOptions, ServerProcess};
+use super::{CONTROL_PORT, Credentials, FtpServer, Running, ServerOptions, ServerProcess};
 use crate::clients::python::PYTHON;
 use crate::fixtures::ServedTree;
 use crate::netns::Netns;
@@ -14,10 +14,7 @@ const SCRIPT: &str = include_str!("../py/pyftpd_server.py");
 /// permission), on one dual-stack `::` socket, run by Debian's
 /// `/usr/bin/python3` as root.
 pub struct Pyftpdlib {
-    process: ServerProcess,
-    tree: ServedTree,
-    credentials: Credentials,
-    options: ServerOptions,
+    running: Running,
 }
 
 impl Pyftpdlib {
@@ -42,10 +39,12 @@ impl Pyftpdlib {
         let log = tree.work_dir().join("pyftpdlib.log");
         let process = ServerProcess::start("pyftpdlib", ns, &argv, &log)?;
         Ok(Self {
-            process,
-            tree,
-            credentials: Credentials::anonymous(),
-            options,
+            running: Running {
+                process,
+                tree,
+                credentials: Credentials::anonymous(),
+                options,
+            },
         })
     }
 }
@@ -55,19 +54,7 @@ impl FtpServer for Pyftpdlib {
         "pyftpdlib"
     }
 
-    fn credentials(&self) -> &Credentials {
-        &self.credentials
-    }
-
-    fn tree(&self) -> &ServedTree {
-        &self.tree
-    }
-
-    fn options(&self) -> &ServerOptions {
-        &self.options
-    }
-
-    fn pid(&self) -> u32 {
-        self.process.pid()
+    fn running(&self) -> &Running {
+        &self.running
     }
 }

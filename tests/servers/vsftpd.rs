@@ -5,7 +5,7 @@ use std::fs;
 use anyhow::{Context, Result};
 
 use super::{
-    CONTROL_PORT, Credentials, FtpServer, ServerOptions, ServerProcess, require_file,
+    CONTROL_PORT, Credentials, FtpServer, Running, ServerOptions, ServerProcess, require_file,
     server_binary, system_user,
 };
 use crate::fixtures::ServedTree;
@@ -24,10 +24,7 @@ const ANON_USER: &str = "ftp";
 /// `seccomp_sandbox=NO` and `isolate_network=NO` (no per-session network
 /// namespace), `background=NO` so the guard owns the process.
 pub struct Vsftpd {
-    process: ServerProcess,
-    tree: ServedTree,
-    credentials: Credentials,
-    options: ServerOptions,
+    running: Running,
 }
 
 impl Vsftpd {
@@ -86,10 +83,12 @@ log_ftp_protocol=YES
         let argv = [binary.display().to_string(), config.display().to_string()];
         let process = ServerProcess::start("vsftpd", ns, &argv, &log)?;
         Ok(Self {
-            process,
-            tree,
-            credentials: Credentials::anonymous(),
-            options,
+            running: Running {
+                process,
+                tree,
+                credentials: Credentials::anonymous(),
+                options,
+            },
         })
     }
 }
@@ -99,19 +98,7 @@ impl FtpServer for Vsftpd {
         "vsftpd"
     }
 
-    fn credentials(&self) -> &Credentials {
-        &self.credentials
-    }
-
-    fn tree(&self) -> &ServedTree {
-        &self.tree
-    }
-
-    fn options(&self) -> &ServerOptions {
-        &self.options
-    }
-
-    fn pid(&self) -> u32 {
-        self.process.pid()
+    fn running(&self) -> &Running {
+        &self.running
     }
 }
