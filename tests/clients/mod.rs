@@ -4,6 +4,7 @@
 
 pub mod curl;
 pub mod lftp;
+mod line_child;
 pub mod python;
 pub mod session;
 pub mod tcp;

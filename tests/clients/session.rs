@@ -3,20 +3,15 @@
 //! client announces a passive port, the intruder tries it, then the client
 //! connects and transfers.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{ChildStdin, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 
 use super::TransferMode;
-use super::python::{helper_argv, parse_digest};
+use super::line_child::LineChild;
+use super::python::parse_digest;
 use crate::fixtures::FileDigest;
 use crate::netns::Netns;
-use crate::process::{ChildGuard, truncate};
 use crate::servers::FtpTarget;
 
 /// Upper bound for one command's reply (the helper's own socket timeouts
@@ -26,57 +21,27 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// A logged-in FTP session in a child process inside a namespace. The child
 /// is told to quit, and in any case stopped, when this is dropped.
 pub struct FtpSession {
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    stderr: Arc<Mutex<String>>,
-    child: ChildGuard,
+    inner: LineChild,
 }
 
 impl FtpSession {
     /// Connects to `target` from `ns` and logs in.
     pub fn open(ns: &Netns, target: &FtpTarget) -> Result<Self> {
-        let argv = helper_argv(&[
+        let args = [
             "session".into(),
             target.host.to_string(),
             target.port.to_string(),
             target.credentials.user.clone(),
             target.credentials.password.clone(),
-        ]);
-        let mut cmd = ns.command(&argv);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = ChildGuard::spawn(cmd)?;
-        let stdin = child.child_mut().stdin.take();
-        let stdout = child.child_mut().stdout.take().context("session stdout")?;
-        let stderr_pipe = child.child_mut().stderr.take().context("session stderr")?;
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = Arc::clone(&stderr);
-        thread::spawn(move || {
-            let mut pipe = stderr_pipe;
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = pipe.read(&mut buf) {
-                if let Ok(mut s) = sink.lock() {
-                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            }
-        });
-        let mut session = Self {
-            stdin,
-            lines,
-            stderr,
-            child,
+        ];
+        // EOF on stdin makes the helper send QUIT and exit.
+        let session = Self {
+            inner: LineChild::spawn(ns, &args, Duration::from_secs(1))?,
         };
-        let first = session.read_line().context("waiting for login")?;
+        let first = session
+            .inner
+            .read_line(REPLY_TIMEOUT)
+            .context("waiting for login")?;
         if first != "ready" {
             bail!("FTP session login to {} failed: {first}", target.url(""));
         }
@@ -85,7 +50,7 @@ impl FtpSession {
 
     /// PID of the helper process.
     pub fn pid(&self) -> u32 {
-        self.child.pid()
+        self.inner.pid()
     }
 
     /// Sends `PASV`; returns the announced port.
@@ -129,9 +94,7 @@ impl FtpSession {
     /// Sends `QUIT` and waits (bounded) for the helper to exit.
     pub fn quit(mut self) -> Result<()> {
         self.command("quit")?;
-        self.stdin = None;
-        self.child.wait_timeout(Duration::from_secs(5))?;
-        Ok(())
+        self.inner.finish(Duration::from_secs(5))
     }
 
     fn port_command(&mut self, cmd: &str) -> Result<u16> {
@@ -144,46 +107,14 @@ impl FtpSession {
     /// Sends one command line; returns the text after `ok` or fails with
     /// the `err` text.
     fn command(&mut self, cmd: &str) -> Result<String> {
-        let stdin = self
-            .stdin
-            .as_mut()
-            .ok_or_else(|| anyhow!("session already closed"))?;
-        writeln!(stdin, "{cmd}")
-            .and_then(|()| stdin.flush())
-            .with_context(|| format!("sending {cmd:?}: {}", self.stderr_text()))?;
+        self.inner.send_line(cmd)?;
         let reply = self
-            .read_line()
+            .inner
+            .read_line(REPLY_TIMEOUT)
             .with_context(|| format!("reply to {cmd:?}"))?;
         if let Some(rest) = reply.strip_prefix("ok") {
             return Ok(rest.trim().to_string());
         }
         bail!("{cmd:?} failed: {reply}")
-    }
-
-    fn read_line(&mut self) -> Result<String> {
-        match self.lines.recv_timeout(REPLY_TIMEOUT) {
-            Ok(line) => Ok(line),
-            Err(RecvTimeoutError::Timeout) => {
-                bail!("no reply within {REPLY_TIMEOUT:?}: {}", self.stderr_text())
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                bail!("helper exited: {}", self.stderr_text())
-            }
-        }
-    }
-
-    fn stderr_text(&self) -> String {
-        let text = self.stderr.lock().map(|s| s.clone()).unwrap_or_default();
-        truncate(&text, 2000).to_string()
-    }
-}
-
-impl Drop for FtpSession {
-    fn drop(&mut self) {
-        // EOF on stdin makes the helper send QUIT and exit; give it a moment,
-        // then `self.child`'s own guard stops it if it is still running.
-        if self.stdin.take().is_some() {
-            let _ = self.child.wait_timeout(Duration::from_secs(1));
-        }
     }
 }
