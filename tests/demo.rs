@@ -15,8 +15,8 @@ use anyhow::{Context, Result, bail, ensure};
 use ftpct_e2e::clients::{curl, curl_download, tcp_connect};
 use ftpct_e2e::servers::FtpTarget;
 use ftpct_e2e::{
-    BIG_FILE, CLIENT, ConnectResult, Family, FtpServer, FtpSession, Ftpct, INTRUDER, LAB_IFACE,
-    Lab, SERVER, SMALL_FILE, TransferMode, Vsftpd, ftpct_bin,
+    BIG_FILE, CLIENT, ConnectResult, Counter, Family, FtpServer, FtpSession, Ftpct, INTRUDER,
+    LAB_IFACE, Lab, SERVER, SMALL_FILE, TransferMode, Vsftpd, ftpct_bin,
 };
 
 /// How long the intruder waits for an answer.
@@ -153,7 +153,7 @@ fn tour(lab: &Lab) -> Result<()> {
         "the intruder should get no answer, got {result:?}"
     );
     let after = fw.counters()?;
-    let dropped = after.since(&before, "syn_dropped");
+    let dropped = after.since(&before, Counter::SynDropped);
     ensure!(dropped >= 1, "syn_dropped did not grow: {after}");
     println!(
         "  ftpct dropped the intruder's SYNs (syn_dropped +{dropped}); the port is reserved \

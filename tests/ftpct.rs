@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use anyhow::{Context, Result, bail};
+use ftp_ebpf_common::counters::Counter;
 
 use crate::netns::{Netns, unique_token};
 
@@ -286,22 +287,29 @@ impl Counters {
             };
             map.insert(name.to_string(), value);
         }
+        // Every counter is listed, zero or not: one missing means the status
+        // output and the test disagree, which must not read as a zero.
+        if let Some(missing) = Counter::ALL.iter().find(|c| !map.contains_key(c.name())) {
+            bail!(
+                "counter {} missing from ftpct status: {entry}",
+                missing.name()
+            );
+        }
         Ok(Self(map))
     }
 
-    /// The value of counter `name` (0 if ftpct does not report it).
-    pub fn get(&self, name: &str) -> u64 {
-        self.0.get(name).copied().unwrap_or(0)
+    /// The value of `counter`. Panics if ftpct did not report it: a counter
+    /// that is missing must fail the test, never read as 0.
+    pub fn get(&self, counter: Counter) -> u64 {
+        match self.0.get(counter.name()) {
+            Some(value) => *value,
+            None => panic!("ftpct status does not report counter {}", counter.name()),
+        }
     }
 
-    /// Whether ftpct reports a counter called `name`.
-    pub fn has(&self, name: &str) -> bool {
-        self.0.contains_key(name)
-    }
-
-    /// How much counter `name` grew since `earlier` (saturating).
-    pub fn since(&self, earlier: &Counters, name: &str) -> u64 {
-        self.get(name).saturating_sub(earlier.get(name))
+    /// How much `counter` grew since `earlier` (saturating).
+    pub fn since(&self, earlier: &Counters, counter: Counter) -> u64 {
+        self.get(counter).saturating_sub(earlier.get(counter))
     }
 }
 

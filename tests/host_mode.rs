@@ -21,7 +21,7 @@ use ftpct_e2e::fixtures::{FileDigest, pseudo_random_bytes};
 use ftpct_e2e::process::run_with_timeout;
 use ftpct_e2e::servers::ServerOptions;
 use ftpct_e2e::{
-    BIG_FILE, CLIENT, ConnectResult, Counters, EchoClient, EchoServer, Family, FtpServer,
+    BIG_FILE, CLIENT, ConnectResult, Counter, Counters, EchoClient, EchoServer, Family, FtpServer,
     FtpSession, Ftpct, LAB_IFACE, Lab, Netns, Proftpd, PureFtpd, Pyftpdlib, SERVER, SMALL_FILE,
     TransferMode, Vsftpd, ftpct_bin, ftpct_run,
 };
@@ -67,11 +67,20 @@ fn passive_kind(family: Family, mode: TransferMode) -> &'static str {
     }
 }
 
+/// The counter that grows when the server answers the `PASV`/`EPSV` that
+/// [`passive_kind`] names.
+fn passive_counter(family: Family, mode: TransferMode) -> Counter {
+    match passive_kind(family, mode) {
+        "pasv" => Counter::ExpectPasv,
+        _ => Counter::ExpectEpsv,
+    }
+}
+
 /// The counter that grows when a local client's `PORT`/`EPRT` is accepted.
-fn active_counter(family: Family, mode: TransferMode) -> &'static str {
+fn active_counter(family: Family, mode: TransferMode) -> Counter {
     match (family, mode) {
-        (Family::V4, TransferMode::Port) => "expect_created_port",
-        _ => "expect_created_eprt",
+        (Family::V4, TransferMode::Port) => Counter::ExpectPort,
+        _ => Counter::ExpectEprt,
     }
 }
 
@@ -153,28 +162,34 @@ fn curl_all_modes_both_families_pass_through_ftpct() -> Result<()> {
             assert_eq!(got, expected, "{what}");
             let after = fw.counters()?;
             if mode.is_passive() {
-                let kind = format!("expect_created_{}", passive_kind(family, mode));
-                assert!(after.since(&before, &kind) >= 1, "{what}: {kind}: {after}");
-                assert!(after.since(&before, "syn_admitted") >= 1, "{what}: {after}");
+                let kind = passive_counter(family, mode);
+                assert!(after.since(&before, kind) >= 1, "{what}: {kind:?}: {after}");
+                assert!(
+                    after.since(&before, Counter::SynAdmitted) >= 1,
+                    "{what}: {after}"
+                );
             } else {
                 // The server connects out to the client: an outbound flow.
                 assert!(
-                    after.since(&before, "flows_outbound") >= 1,
+                    after.since(&before, Counter::FlowsOutbound) >= 1,
                     "{what}: {after}"
                 );
             }
         }
     }
     let end = fw.counters()?;
-    for name in ["syn_dropped", "untracked_dropped"] {
+    for name in [Counter::SynDropped, Counter::UntrackedDropped] {
         assert_eq!(
             end.since(&start, name),
             0,
             "legitimate traffic dropped: {end}"
         );
     }
-    assert!(end.get("control_packets") > 0, "{end}");
-    assert!(end.get("commands") > 0 && end.get("replies") > 0, "{end}");
+    assert!(end.get(Counter::ControlPackets) > 0, "{end}");
+    assert!(
+        end.get(Counter::Commands) > 0 && end.get(Counter::Replies) > 0,
+        "{end}"
+    );
     Ok(())
 }
 
@@ -215,10 +230,10 @@ fn lftp_list_upload_download_passive_through_ftpct() -> Result<()> {
     }
     let c = fw.counters()?;
     assert!(
-        c.get("expect_created_pasv") + c.get("expect_created_epsv") >= 8,
+        c.get(Counter::ExpectPasv) + c.get(Counter::ExpectEpsv) >= 8,
         "{c}"
     );
-    assert_eq!(c.get("syn_dropped"), 0, "{c}");
+    assert_eq!(c.get(Counter::SynDropped), 0, "{c}");
     Ok(())
 }
 
@@ -255,8 +270,8 @@ fn unannounced_syn_is_dropped() -> Result<()> {
     let r = tcp_connect(lab.client(), srv4, listener.port(), PROBE)?;
     assert_eq!(r, ConnectResult::TimedOut, "with ftpct, client");
     let after = fw.counters()?;
-    assert!(after.since(&before, "syn_dropped") >= 4, "{after}");
-    assert_eq!(after.since(&before, "syn_admitted"), 0, "{after}");
+    assert!(after.since(&before, Counter::SynDropped) >= 4, "{after}");
+    assert_eq!(after.since(&before, Counter::SynAdmitted), 0, "{after}");
 
     // The control port stays open to everybody.
     let r = tcp_connect(lab.intruder(), srv4, 21, PROBE)?;
@@ -324,7 +339,10 @@ fn untracked_non_syn_is_dropped() -> Result<()> {
         assert!(!rst, "with ftpct, {family:?}: the ACK reached the server");
     }
     let after = fw.counters()?;
-    assert!(after.since(&before, "untracked_dropped") >= 2, "{after}");
+    assert!(
+        after.since(&before, Counter::UntrackedDropped) >= 2,
+        "{after}"
+    );
     Ok(())
 }
 
@@ -380,8 +398,15 @@ fn announced_port_is_refused_to_intruder_and_admits_client() -> Result<()> {
         let r = tcp_connect(lab.intruder(), server_ip, port, PROBE)?;
         assert_eq!(r, ConnectResult::TimedOut, "{what}: intruder");
         let after = fw.counters()?;
-        assert!(after.since(&before, "syn_dropped") >= 1, "{what}: {after}");
-        assert_eq!(after.since(&before, "syn_admitted"), 0, "{what}: {after}");
+        assert!(
+            after.since(&before, Counter::SynDropped) >= 1,
+            "{what}: {after}"
+        );
+        assert_eq!(
+            after.since(&before, Counter::SynAdmitted),
+            0,
+            "{what}: {after}"
+        );
         // The intruder's attempt did not use up the client's announcement.
         let rows = fw.expectations_json()?;
         assert!(
@@ -440,7 +465,7 @@ fn expectation_is_consumed_by_first_connection() -> Result<()> {
     session.connect()?;
     let admitted = fw.counters()?;
     assert_eq!(
-        admitted.since(&before, "syn_admitted"),
+        admitted.since(&before, Counter::SynAdmitted),
         1,
         "first connection: {admitted}"
     );
@@ -460,8 +485,8 @@ fn expectation_is_consumed_by_first_connection() -> Result<()> {
     let r = tcp_connect(lab.client(), server_ip, port, PROBE)?;
     assert_eq!(r, ConnectResult::TimedOut, "second connection with ftpct");
     let after = fw.counters()?;
-    assert!(after.since(&admitted, "syn_dropped") >= 1, "{after}");
-    assert_eq!(after.since(&admitted, "syn_admitted"), 0, "{after}");
+    assert!(after.since(&admitted, Counter::SynDropped) >= 1, "{after}");
+    assert_eq!(after.since(&admitted, Counter::SynAdmitted), 0, "{after}");
 
     // The admitted connection carries the transfer.
     assert_eq!(session.retr(SMALL_FILE)?, small);
@@ -494,7 +519,7 @@ fn server_host_outbound_connections_work() -> Result<()> {
     drop(conn);
     let after_echo = fw.counters()?;
     assert!(
-        after_echo.since(&start, "flows_outbound") >= 1,
+        after_echo.since(&start, Counter::FlowsOutbound) >= 1,
         "{after_echo}"
     );
 
@@ -512,19 +537,22 @@ fn server_host_outbound_connections_work() -> Result<()> {
         assert_eq!(got, small, "{what}");
         let after = fw.counters()?;
         assert!(
-            after.since(&before, "flows_outbound") >= 1,
+            after.since(&before, Counter::FlowsOutbound) >= 1,
             "{what}: {after}"
         );
         if !mode.is_passive() {
             // The remote server connects back: announced by our PORT/EPRT.
             let counter = active_counter(family, mode);
             assert!(after.since(&before, counter) >= 1, "{what}: {after}");
-            assert!(after.since(&before, "syn_admitted") >= 1, "{what}: {after}");
+            assert!(
+                after.since(&before, Counter::SynAdmitted) >= 1,
+                "{what}: {after}"
+            );
         }
     }
     let end = fw.counters()?;
-    assert_eq!(end.since(&start, "syn_dropped"), 0, "{end}");
-    assert_eq!(end.since(&start, "untracked_dropped"), 0, "{end}");
+    assert_eq!(end.since(&start, Counter::SynDropped), 0, "{end}");
+    assert_eq!(end.since(&start, Counter::UntrackedDropped), 0, "{end}");
     Ok(())
 }
 
@@ -585,8 +613,8 @@ fn established_connections_survive_attach() -> Result<()> {
     let r = tcp_connect(lab.client(), SERVER.ip(Family::V4), listener.port(), PROBE)?;
     assert_eq!(r, ConnectResult::TimedOut, "new connection after attach");
     let c = fw.counters()?;
-    assert!(c.get("expect_created_pasv") >= 1, "{c}");
-    assert!(c.get("expect_created_epsv") >= 1, "{c}");
+    assert!(c.get(Counter::ExpectPasv) >= 1, "{c}");
+    assert!(c.get(Counter::ExpectEpsv) >= 1, "{c}");
     Ok(())
 }
 
@@ -929,7 +957,7 @@ fn attach_options_take_effect() -> Result<()> {
     assert_eq!(r, ConnectResult::TimedOut, "expired announcement");
     let after = fw.counters()?;
     assert!(
-        after.since(&before, "syn_dropped_expired") >= 1,
+        after.since(&before, Counter::SynExpired) >= 1,
         "expired announcement: {after}"
     );
     // A fresh announcement used at once works.
@@ -1017,18 +1045,18 @@ fn other_server<S: FtpServer>(lab: &Lab, server: &S, active: ActiveSource) -> Re
         assert_eq!(got, small, "{name} {mode:?}");
         let after = fw.counters()?;
         let counter = match (mode.is_passive(), active) {
-            (true, _) => "expect_created_pasv",
-            (false, ActiveSource::Ephemeral) => "flows_outbound",
-            (false, ActiveSource::Port20) => "passed_other",
+            (true, _) => Counter::ExpectPasv,
+            (false, ActiveSource::Ephemeral) => Counter::FlowsOutbound,
+            (false, ActiveSource::Port20) => Counter::PassedOther,
         };
         assert!(
             after.since(&before, counter) >= 1,
-            "{name} {mode:?}: {counter}: {after}"
+            "{name} {mode:?}: {counter:?}: {after}"
         );
     }
     let c: Counters = fw.counters()?;
-    assert_eq!(c.get("syn_dropped"), 0, "{name}: {c}");
-    assert_eq!(c.get("untracked_dropped"), 0, "{name}: {c}");
+    assert_eq!(c.get(Counter::SynDropped), 0, "{name}: {c}");
+    assert_eq!(c.get(Counter::UntrackedDropped), 0, "{name}: {c}");
     Ok(())
 }
 

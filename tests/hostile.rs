@@ -38,8 +38,8 @@ use ftpct_e2e::forge::{
 };
 use ftpct_e2e::servers::{FtpTarget, ServerOptions};
 use ftpct_e2e::{
-    BIG_FILE, CLIENT, ConnectResult, Counters, Family, FtpServer, FtpSession, Ftpct, INTRUDER,
-    LAB_IFACE, Lab, Netns, SERVER, SMALL_FILE, TransferMode, Vsftpd,
+    BIG_FILE, CLIENT, ConnectResult, Counter, Counters, Family, FtpServer, FtpSession, Ftpct,
+    INTRUDER, LAB_IFACE, Lab, Netns, SERVER, SMALL_FILE, TransferMode, Vsftpd,
 };
 use serde_json::Value;
 
@@ -76,10 +76,15 @@ fn find_expectation(rows: &[Value], src: IpAddr, dst: IpAddr, port: u16) -> Opti
 
 /// Sum of the `expect_created_*` counters.
 fn created(c: &Counters) -> u64 {
-    ["pasv", "epsv", "port", "eprt"]
-        .iter()
-        .map(|k| c.get(&format!("expect_created_{k}")))
-        .sum()
+    [
+        Counter::ExpectPasv,
+        Counter::ExpectEpsv,
+        Counter::ExpectPort,
+        Counter::ExpectEprt,
+    ]
+    .into_iter()
+    .map(|k| c.get(k))
+    .sum()
 }
 
 /// Tries the connections in `list` at the same time; each waits [`PROBE`].
@@ -163,14 +168,17 @@ fn forged_227_from_outside_creates_nothing() -> Result<()> {
         "forged segments created control state: {status}"
     );
     // The forged replies themselves were aimed at guarded ports.
-    assert!(after.since(&before, "untracked_dropped") >= 9, "{after}");
+    assert!(
+        after.since(&before, Counter::UntrackedDropped) >= 9,
+        "{after}"
+    );
 
     for (r, t) in probe_all(&targets)?.iter().zip(&targets) {
         assert_eq!(*r, ConnectResult::TimedOut, "with ftpct: {}", t.1);
     }
     let end = fw.counters()?;
-    assert!(end.since(&after, "syn_dropped") >= 4, "{end}");
-    assert_eq!(end.since(&before, "syn_admitted"), 0, "{end}");
+    assert!(end.since(&after, Counter::SynDropped) >= 4, "{end}");
+    assert_eq!(end.since(&before, Counter::SynAdmitted), 0, "{end}");
     Ok(())
 }
 
@@ -283,8 +291,8 @@ fn spoofed_client_syn_after_admission_is_dropped() -> Result<()> {
         );
     }
     let after = fw.counters()?;
-    assert_eq!(after.since(&before, "syn_admitted"), 3, "{after}");
-    assert!(after.since(&before, "syn_dropped") >= 6, "{after}");
+    assert_eq!(after.since(&before, Counter::SynAdmitted), 3, "{after}");
+    assert!(after.since(&before, Counter::SynDropped) >= 6, "{after}");
     Ok(())
 }
 
@@ -335,8 +343,8 @@ fn syn_after_consumed_and_completed_transfer_is_dropped() -> Result<()> {
             "with ftpct, {mode:?} {family:?}"
         );
         let after = fw.counters()?;
-        assert_eq!(after.since(&before, "syn_admitted"), 1, "{after}");
-        assert!(after.since(&before, "syn_dropped") >= 2, "{after}");
+        assert_eq!(after.since(&before, Counter::SynAdmitted), 1, "{after}");
+        assert!(after.since(&before, Counter::SynDropped) >= 2, "{after}");
     }
     Ok(())
 }
@@ -375,8 +383,8 @@ fn expired_epsv_over_ipv6_is_dropped() -> Result<()> {
     let r = tcp_connect(lab.client(), server_ip, port, PROBE)?;
     assert_eq!(r, ConnectResult::TimedOut, "expired EPSV announcement");
     let after = fw.counters()?;
-    assert!(after.since(&before, "syn_dropped_expired") >= 1, "{after}");
-    assert_eq!(after.since(&before, "syn_admitted"), 0, "{after}");
+    assert!(after.since(&before, Counter::SynExpired) >= 1, "{after}");
+    assert_eq!(after.since(&before, Counter::SynAdmitted), 0, "{after}");
     // A fresh announcement used at once works on the same session.
     session.epsv()?;
     assert_eq!(session.retr(SMALL_FILE)?, small);
@@ -478,11 +486,14 @@ fn bounce_and_low_port_port_commands_are_refused_on_the_client() -> Result<()> {
         &["TYPE I", bounce_port, bounce_eprt, low_21, low_port, "NOOP"],
     )?;
     let after = fw.counters()?;
-    assert!(after.since(&before, "refused_bounce") >= 2, "{after}");
-    assert!(after.since(&before, "refused_low_port") >= 2, "{after}");
+    assert!(after.since(&before, Counter::RefusedBounce) >= 2, "{after}");
+    assert!(
+        after.since(&before, Counter::RefusedLowPort) >= 2,
+        "{after}"
+    );
     // 425 (refused) or 421 (timed out): the connection failed.
     assert!(replied(&lines, low_port, "42"), "{lines:#?}");
-    assert!(after.since(&before, "syn_dropped") >= 1, "{after}");
+    assert!(after.since(&before, Counter::SynDropped) >= 1, "{after}");
     assert_eq!(
         client_sink.accepted("198.18.0.1", 80).len(),
         1,
@@ -497,9 +508,12 @@ fn bounce_and_low_port_port_commands_are_refused_on_the_client() -> Result<()> {
     let mismatch = "EPRT |1|198.18.0.2|45001|";
     let lines = ftp_commands(lab.client(), srv6, 21, ANON.0, ANON.1, &[bounce6, mismatch])?;
     let end = fw.counters()?;
-    assert!(end.since(&after, "refused_bounce") >= 1, "{lines:#?} {end}");
     assert!(
-        end.since(&after, "refused_family_mismatch") >= 1,
+        end.since(&after, Counter::RefusedBounce) >= 1,
+        "{lines:#?} {end}"
+    );
+    assert!(
+        end.since(&after, Counter::RefusedFamilyMismatch) >= 1,
         "{lines:#?} {end}"
     );
     let rows = fw.expectations_json()?;
@@ -536,8 +550,8 @@ fn active_mode_works_with_a_server_that_connects_before_answering() -> Result<()
         replied(&lines, good, "200"),
         "with ftpct on the client the server's data connection (opened before its 200 reply) \
          was dropped: {lines:#?}; counters since: syn_dropped +{}, expect_created_port +{}",
-        after.since(&before, "syn_dropped"),
-        after.since(&before, "expect_created_port"),
+        after.since(&before, Counter::SynDropped),
+        after.since(&before, Counter::ExpectPort),
     );
     assert_eq!(sink.accepted("198.18.0.1", 45001).len(), 2, "{lines:#?}");
     Ok(())
@@ -652,14 +666,14 @@ fn pasv_flood_is_capped_and_other_clients_transfer() -> Result<()> {
             mine.len()
         );
         ensure!(
-            c.since(&before, "expect_replaced_conn_limit") >= 1,
+            c.since(&before, Counter::ExpectReplaced) >= 1,
             "no replacement: {c}"
         );
         ensure!(
-            c.since(&before, "refused_client_limit") >= 1,
+            c.since(&before, Counter::RefusedClientLimit) >= 1,
             "no client limit: {c}"
         );
-        ensure!(c.get("refused_expect_map_full") == 0, "{c}");
+        ensure!(c.get(Counter::RefusedExpectFull) == 0, "{c}");
         let over: Vec<_> = per_conn.iter().filter(|(_, n)| **n > 4).collect();
         ensure!(
             over.is_empty(),
@@ -674,7 +688,7 @@ fn pasv_flood_is_capped_and_other_clients_transfer() -> Result<()> {
         "{summary}"
     );
     assert_eq!(
-        after.since(&before, "syn_dropped"),
+        after.since(&before, Counter::SynDropped),
         0,
         "legitimate SYNs dropped: {after}"
     );
@@ -747,7 +761,7 @@ fn ack_scan_and_rst_injection_fail() -> Result<()> {
     );
     let after = fw.counters()?;
     assert!(
-        after.since(&before, "untracked_dropped") >= segments.len() as u64,
+        after.since(&before, Counter::UntrackedDropped) >= segments.len() as u64,
         "{after}"
     );
 
@@ -850,7 +864,7 @@ fn blind_rst_on_idle_data_connection_keeps_its_flow() -> Result<()> {
         matches!(&got, Ok(d) if *d == big),
         "download on a data connection idle for 12 s after forged RSTs: {got:?}; flows after \
          the RSTs: {flows}; untracked_dropped +{}",
-        after.since(&before, "untracked_dropped")
+        after.since(&before, Counter::UntrackedDropped)
     );
     session.quit()?;
     Ok(())
@@ -919,7 +933,7 @@ fn fragmented_syn_is_dropped() -> Result<()> {
     }
     let after = fw.counters()?;
     assert!(
-        after.since(&before, "fragments_dropped") >= frames,
+        after.since(&before, Counter::FragmentsDropped) >= frames,
         "{frames} fragments sent: {after}"
     );
     Ok(())
@@ -965,7 +979,7 @@ fn ipv6_fragmented_syn_behind_destination_options_is_dropped() -> Result<()> {
          capture: {lines:#?}"
     );
     assert!(
-        after.since(&before, "fragments_dropped") >= frames,
+        after.since(&before, Counter::FragmentsDropped) >= frames,
         "{after}"
     );
     Ok(())
@@ -1023,20 +1037,20 @@ fn malformed_control_lines_do_not_break_the_session() -> Result<()> {
     assert!(matches(&summary), "with ftpct: {summary}");
     let after = fw.counters()?;
     eprintln!("after the malformed lines: {after}");
-    assert!(after.since(&before, "commands") >= 200, "{after}");
+    assert!(after.since(&before, Counter::Commands) >= 200, "{after}");
     for name in [
-        "refused_bounce",
-        "refused_low_port",
-        "refused_mapped_address",
-        "refused_bad_family",
-        "refused_number_too_large",
-        "refused_too_many_numbers",
-        "refused_missing_fields",
+        Counter::RefusedBounce,
+        Counter::RefusedLowPort,
+        Counter::RefusedMappedAddress,
+        Counter::RefusedBadFamily,
+        Counter::RefusedNumberTooLarge,
+        Counter::RefusedTooManyNumbers,
+        Counter::RefusedMissingFields,
     ] {
-        assert!(after.since(&before, name) >= 1, "{name}: {after}");
+        assert!(after.since(&before, name) >= 1, "{name:?}: {after}");
     }
-    assert!(after.since(&before, "expect_created_pasv") >= 1, "{after}");
-    assert!(after.since(&before, "syn_admitted") >= 1, "{after}");
+    assert!(after.since(&before, Counter::ExpectPasv) >= 1, "{after}");
+    assert!(after.since(&before, Counter::SynAdmitted) >= 1, "{after}");
     // Nothing names the intruder or a low port.
     let rows = fw.expectations_json()?;
     assert!(
@@ -1100,9 +1114,9 @@ fn empty_command_line_keeps_replies_paired() -> Result<()> {
         r.starts_with("connected"),
         "with ftpct, after an empty line the PASV's data connection was dropped ({r}); \
          counters since: commands +{}, replies +{}, refused_uncorrelated +{}",
-        after.since(&before, "commands"),
-        after.since(&before, "replies"),
-        after.since(&before, "refused_uncorrelated"),
+        after.since(&before, Counter::Commands),
+        after.since(&before, Counter::Replies),
+        after.since(&before, Counter::RefusedUncorrelated),
     );
     Ok(())
 }
@@ -1210,8 +1224,11 @@ fn spoofed_syn_flood_is_dropped_while_client_transfers() -> Result<()> {
         lines.len(),
         &lines[..lines.len().min(20)]
     );
-    assert!(after.since(&before, "syn_dropped") >= FLOOD_SYNS, "{after}");
-    assert!(after.since(&before, "syn_admitted") >= 1, "{after}");
+    assert!(
+        after.since(&before, Counter::SynDropped) >= FLOOD_SYNS,
+        "{after}"
+    );
+    assert!(after.since(&before, Counter::SynAdmitted) >= 1, "{after}");
     Ok(())
 }
 
@@ -1258,9 +1275,9 @@ fn control_survives(lab: &Lab, forged: impl Fn(u16) -> Vec<Segment>) -> Result<(
                 "round {round}: the PASV after blind forged segments got no expectation for \
                  port {data}: {rows}; counters since: refused_uncorrelated +{}, \
                  control_retransmits +{}, control_gaps +{}",
-                c.since(&before, "refused_uncorrelated"),
-                c.since(&before, "control_retransmits"),
-                c.since(&before, "control_gaps"),
+                c.since(&before, Counter::RefusedUncorrelated),
+                c.since(&before, Counter::ControlRetransmits),
+                c.since(&before, Counter::ControlGaps),
             );
         }
         assert_eq!(session.retr(SMALL_FILE)?, small, "round {round}");

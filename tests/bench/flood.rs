@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use aya::programs::Xdp;
 use aya::programs::xdp::{XdpLinkId, XdpMode};
-use ftp_ebpf_common::program_names;
+use ftp_ebpf_common::{counters::Counter, program_names};
 use ftp_userspace::attach::AttachConfig;
 use ftpct_e2e::process::{ChildGuard, run_with_timeout};
 use ftpct_e2e::{Ftpct, LAB_IFACE, Lab, Netns, SERVER};
@@ -477,7 +477,7 @@ pub fn run(params: Params) -> Result<FloodResults> {
                 .with_context(|| format!("flood round {round}, {}", mode.short()))?;
             if let (Guard::Ftpct(fw), Some(before)) = (&guard, before) {
                 let after = fw.counters()?;
-                let dropped = after.since(&before, "syn_dropped");
+                let dropped = after.since(&before, Counter::SynDropped);
                 if round == 0 {
                     let _ = write!(
                         ftpct_check,
