@@ -5,92 +5,11 @@
 
 mod common;
 
-use common::{ACK, Harness, RST, SYN, Segment, XDP_DROP, XDP_PASS, expect_key};
+use common::{
+    ACK, CLIENT, CPORT, Control, Harness, INTRUDER, RST, SERVER, SYN, Segment, XDP_DROP, XDP_PASS,
+    expect_key, pasv,
+};
 use ftp_ebpf_common::{counters::Counter, flow::expect_kind};
-
-const SERVER: &str = "198.18.0.1";
-const CLIENT: &str = "198.18.0.2";
-const INTRUDER: &str = "198.18.0.3";
-const CPORT: u16 = 50_000;
-
-/// A control connection between CLIENT:CPORT and SERVER:21 (the local server)
-/// that keeps both directions' sequence numbers.
-struct Control<'a> {
-    h: &'a Harness,
-    client: &'static str,
-    cport: u16,
-    server: &'static str,
-    /// Which end is this host: the server (default) or the client.
-    local_client: bool,
-    c2s: u32,
-    s2c: u32,
-}
-
-impl<'a> Control<'a> {
-    fn new(h: &'a Harness) -> Self {
-        Self::from(h, CLIENT, CPORT)
-    }
-    /// A control connection from another client address or port.
-    fn from(h: &'a Harness, client: &'static str, cport: u16) -> Self {
-        Self {
-            h,
-            client,
-            cport,
-            server: SERVER,
-            local_client: false,
-            c2s: 100,
-            s2c: 1,
-        }
-    }
-    /// This host (CLIENT) as the FTP client of a remote `server`; its SYN
-    /// leaves on egress.
-    fn to_remote(h: &'a Harness, server: &'static str) -> Self {
-        let c = Self {
-            h,
-            client: CLIENT,
-            cport: CPORT,
-            server,
-            local_client: true,
-            c2s: 100,
-            s2c: 1,
-        };
-        h.egress(
-            &Segment::new(CLIENT, CPORT, server, 21)
-                .seq(99)
-                .flags(SYN)
-                .frame(),
-        );
-        c
-    }
-    /// Client → server; returns the action (XDP for a remote client).
-    fn command(&mut self, text: &[u8]) -> u32 {
-        let frame = Segment::new(self.client, self.cport, self.server, 21)
-            .seq(self.c2s)
-            .ack(self.s2c)
-            .payload(text)
-            .frame();
-        self.c2s += text.len() as u32;
-        if self.local_client {
-            self.h.egress(&frame)
-        } else {
-            self.h.ingress(&frame)
-        }
-    }
-    /// Server → client; returns the action (XDP for a remote server).
-    fn reply(&mut self, text: &[u8]) -> u32 {
-        let frame = Segment::new(self.server, 21, self.client, self.cport)
-            .seq(self.s2c)
-            .ack(self.c2s)
-            .payload(text)
-            .frame();
-        self.s2c += text.len() as u32;
-        if self.local_client {
-            self.h.ingress(&frame)
-        } else {
-            self.h.egress(&frame)
-        }
-    }
-}
 
 #[test]
 fn verifier_accepts_both_programs() {
@@ -404,17 +323,6 @@ fn reply_split_in_three_with_overlapping_retransmission() {
     let entries = h.expectations();
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(entries[0].0, expect_key(CLIENT, SERVER, 40_125));
-}
-
-/// PASV on `c`, answered with `port`.
-fn pasv(c: &mut Control, port: u16) {
-    c.command(b"PASV\r\n");
-    let text = format!(
-        "227 Entering Passive Mode (198,18,0,1,{},{}).\r\n",
-        port / 256,
-        port % 256
-    );
-    c.reply(text.as_bytes());
 }
 
 #[test]

@@ -6,13 +6,15 @@ use std::net::IpAddr;
 
 use aya::{
     Ebpf,
-    maps::{HashMap, MapData, PerCpuArray},
+    maps::{Array, HashMap, MapData, PerCpuArray},
     programs::{Program, TestRun, TestRunOptions},
 };
 use ftp_ebpf_common::{
     counters::Counter,
     flow::{ExpectKey, ExpectValue, FlowKey, FlowValue},
-    map_names, program_names,
+    map_names,
+    policy::Policy,
+    program_names,
 };
 use ftp_userspace::attach::{AttachConfig, load_configured};
 
@@ -24,6 +26,9 @@ pub const ACK: u8 = 0x10;
 
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
+
+pub const TC_ACT_OK: u32 = 0;
+pub const TC_ACT_SHOT: u32 = 2;
 
 /// A TCP segment to frame.
 #[derive(Clone, Debug)]
@@ -175,6 +180,16 @@ impl Harness {
         map.iter().map(|r| r.expect("entry")).collect()
     }
 
+    /// Rewrites the policy the programs read (e.g. a closing timeout shorter
+    /// than the CLI offers, so a test need not wait 10 s).
+    pub fn set_policy(&mut self, change: impl FnOnce(&mut Policy)) {
+        let mut map: Array<&mut MapData, Policy> =
+            Array::try_from(self.ebpf.map_mut(map_names::POLICY).expect("map")).expect("array");
+        let mut policy = map.get(&0, 0).expect("policy");
+        change(&mut policy);
+        map.set(0, policy, 0).expect("writing the policy");
+    }
+
     pub fn counter(&self, counter: Counter) -> u64 {
         let map: PerCpuArray<&MapData, u64> =
             PerCpuArray::try_from(self.ebpf.map(map_names::COUNTERS).expect("map"))
@@ -202,4 +217,99 @@ pub fn expect_key(src: &str, dst: &str, port: u16) -> ExpectKey {
         src,
         dst,
     }
+}
+
+pub const SERVER: &str = "198.18.0.1";
+pub const CLIENT: &str = "198.18.0.2";
+pub const INTRUDER: &str = "198.18.0.3";
+pub const CPORT: u16 = 50_000;
+
+/// A control connection between CLIENT:CPORT and SERVER:21 (the local server)
+/// that keeps both directions' sequence numbers.
+pub struct Control<'a> {
+    pub h: &'a Harness,
+    pub client: &'static str,
+    pub cport: u16,
+    pub server: &'static str,
+    /// Which end is this host: the server (default) or the client.
+    pub local_client: bool,
+    pub c2s: u32,
+    pub s2c: u32,
+}
+
+impl<'a> Control<'a> {
+    pub fn new(h: &'a Harness) -> Self {
+        Self::from(h, CLIENT, CPORT)
+    }
+    /// A control connection from another client address or port.
+    pub fn from(h: &'a Harness, client: &'static str, cport: u16) -> Self {
+        Self {
+            h,
+            client,
+            cport,
+            server: SERVER,
+            local_client: false,
+            c2s: 100,
+            s2c: 1,
+        }
+    }
+    /// This host (CLIENT) as the FTP client of a remote `server`; its SYN
+    /// leaves on egress.
+    pub fn to_remote(h: &'a Harness, server: &'static str) -> Self {
+        let c = Self {
+            h,
+            client: CLIENT,
+            cport: CPORT,
+            server,
+            local_client: true,
+            c2s: 100,
+            s2c: 1,
+        };
+        h.egress(
+            &Segment::new(CLIENT, CPORT, server, 21)
+                .seq(99)
+                .flags(SYN)
+                .frame(),
+        );
+        c
+    }
+    /// Client → server; returns the action (XDP for a remote client).
+    pub fn command(&mut self, text: &[u8]) -> u32 {
+        let frame = Segment::new(self.client, self.cport, self.server, 21)
+            .seq(self.c2s)
+            .ack(self.s2c)
+            .payload(text)
+            .frame();
+        self.c2s += text.len() as u32;
+        if self.local_client {
+            self.h.egress(&frame)
+        } else {
+            self.h.ingress(&frame)
+        }
+    }
+    /// Server → client; returns the action (XDP for a remote server).
+    pub fn reply(&mut self, text: &[u8]) -> u32 {
+        let frame = Segment::new(self.server, 21, self.client, self.cport)
+            .seq(self.s2c)
+            .ack(self.c2s)
+            .payload(text)
+            .frame();
+        self.s2c += text.len() as u32;
+        if self.local_client {
+            self.h.ingress(&frame)
+        } else {
+            self.h.egress(&frame)
+        }
+    }
+}
+
+/// PASV on `c`, answered with `port`.
+pub fn pasv(c: &mut Control, port: u16) {
+    c.command(b"PASV\r\n");
+    let text = format!(
+        "227 Entering Passive Mode (198,18,0,1,{},{}).\r\n",
+        port / 256,
+        port % 256
+    );
+    c.reply(text.as_bytes());
 }
