@@ -29,27 +29,44 @@ fn run(
     bounds.dedup();
     let mut state = LineParser::new();
     let mut out = Vec::new();
+    let mut prev = None;
     for w in bounds.windows(2) {
         if gaps.contains(&w[0]) {
             state.resync();
+            prev = None;
         }
-        state = feed_piece(state, dir, max_line, &bytes[w[0]..w[1]], &mut out);
+        state = feed_piece(
+            state,
+            dir,
+            max_line,
+            &bytes[w[0]..w[1]],
+            &mut prev,
+            &mut out,
+        );
     }
     out
 }
 
+/// `prev` is the byte fed before `piece` (`None` at the start or after a gap).
 fn feed_piece(
     mut p: LineParser,
     dir: Direction,
     max_line: u16,
     piece: &[u8],
+    prev: &mut Option<u8>,
     out: &mut Vec<ParsedLine>,
 ) -> LineParser {
     for &b in piece {
         if p.feed(b, dir, max_line) {
             check_invariants(dir, p.parsed());
+            // A command ends at LF; a reply only at CRLF (bare LF is reply text).
+            assert_eq!(b, b'\n');
+            if dir == S2C {
+                assert_eq!(*prev, Some(b'\r'));
+            }
             out.push(*p.parsed());
         }
+        *prev = Some(b);
     }
     p
 }
@@ -248,6 +265,42 @@ proptest! {
         let got = run(S2C, 0, text.as_bytes(), &cuts, &[]);
         prop_assert_eq!(got.len(), 1);
         prop_assert_eq!((got[0].code, got[0].status, got[0].endpoint.port, got[0].endpoint.family), (229, Status::Ok, port, 0), "{}", text);
+    }
+
+    /// Text a server echoes from a command (never with CRLF in it: a command
+    /// ends there whichever way the server frames commands), full of bare LF,
+    /// bare CR and whole announcements, in a single-line reply, the first line
+    /// of a multi-line one, or a listing line inside one (`STAT`): the echoing
+    /// reply completes once, with its own code and no endpoint.
+    #[test]
+    fn echoed_text_never_announces(code in prop::sample::select(&[211u16, 213, 214, 250, 257, 500, 550][..]),
+        place in 0usize..3, picks in prop::collection::vec(0usize..16, 0..48), cuts in cuts()) {
+        const ECHO: [&[u8]; 16] = [b"\n", b"\r", b"\r\r", b"\x00", b" ", b"/tmp/a", b"(1,2,3,4,5,6)", b"(|||5|)",
+            b"227 Entering Passive Mode (198,18,0,1,156,100)", b"229 Entering Extended Passive Mode (|||40000|)",
+            b"227-", b"229 ", b"211 ", b"213 ", b"550 ", b"\xff"];
+        let mut echo = Vec::new();
+        for &i in &picks {
+            for &b in ECHO[i] {
+                if b == b'\n' && echo.last() == Some(&b'\r') {
+                    echo.push(b' ');
+                }
+                echo.push(b);
+            }
+        }
+        let mut text = Vec::new();
+        match place {
+            0 => text.extend(format!("{code} ").bytes()),
+            1 => text.extend(format!("{code}-").bytes()),
+            _ => text.extend(format!("{code}-Status of /:\r\n-rw-r--r--   1 ftp  ftp  0 Jan 01 00:00 ").bytes()),
+        }
+        text.extend(&echo);
+        text.extend(b"\r\n");
+        if place > 0 {
+            text.extend(format!("{code} End of status.\r\n").bytes());
+        }
+        let got = run(S2C, 0, &text, &cuts, &[]);
+        let want = ParsedLine { kind: LineKind::Reply, code, ..ParsedLine::default() };
+        prop_assert_eq!(got, vec![want], "{:?}", String::from_utf8_lossy(&text));
     }
 
     /// Arbitrary bytes, arbitrary splits and gaps, any line limit.

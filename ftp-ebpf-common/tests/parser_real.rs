@@ -314,11 +314,15 @@ fn client_commands() {
     check(clients());
 }
 
-/// The same lines with bare LF instead of CRLF.
+/// The same lines with bare LF instead of CRLF: commands still complete (most
+/// servers end a command at LF), replies never do (a reply line ends only at
+/// CRLF, so that a bare LF a server echoes cannot start a reply; see
+/// `parser_reflection.rs`).
 #[test]
 fn bare_lf() {
     for (src, dir, input, want) in servers().into_iter().chain(clients()) {
         let lf: Vec<u8> = input.iter().copied().filter(|&b| b != b'\r').collect();
+        let want = if dir == C2S { want } else { vec![] };
         assert_eq!(
             run(dir, 0, &[&lf]),
             want,

@@ -33,6 +33,12 @@ fuzz_target!(|data: &[u8]| {
         }
         if p.feed(b, dir, max_line) {
             check(dir, p.parsed());
+            // A command ends at LF; a reply line only at CRLF, never one
+            // straddling a gap (a bare LF in a reply is text).
+            assert_eq!(b, b'\n');
+            if dir == Direction::ServerToClient {
+                assert!(i > 0 && stream[i - 1] == b'\r' && gap != Some(i));
+            }
             whole.push(*p.parsed());
         }
     }

@@ -1,6 +1,6 @@
-//! Line framing (CRLF or bare LF, length limit, resync), the command verb, the
-//! reply code and multi-line replies (RFC 959 4.2). Argument and reply text go to
-//! the scanners in `numbers` and `extended`.
+//! Line framing (a command ends at LF, a reply line only at CRLF; length limit,
+//! resync), the command verb, the reply code and multi-line replies (RFC 959
+//! 4.2). Argument and reply text go to the scanners in `numbers` and `extended`.
 
 use super::extended::Extended;
 use super::keyword::Keyword;
@@ -15,9 +15,10 @@ const IAC: u8 = 0xff;
 const IAC_WITH_OPTION: core::ops::RangeInclusive<u8> = 251..=254;
 
 // `flags` bits.
-/// A CR was seen; dropped if an LF follows, else an ordinary byte.
+/// A CR was seen; dropped if an LF follows (a line end), else an ordinary byte.
 const HELD_CR: u8 = 1;
-/// After `resync`: skipping up to and including the next LF.
+/// After `resync`: skipping up to and including the next line end (LF for
+/// commands, CRLF for replies).
 const DISCARD: u8 = 2;
 /// Inside a multi-line reply whose code is `reply_code`.
 const MULTI: u8 = 4;
@@ -132,15 +133,20 @@ impl LineParser {
             self.flags &= !DONE;
             self.out = ParsedLine::default();
         }
+        let held_cr = self.flags & HELD_CR != 0;
+        self.flags &= !HELD_CR;
+        // A command ends at LF (a CR before it is dropped), a reply line only
+        // at CRLF: a bare LF in a reply is text (see the module docs).
+        let eol = byte == b'\n' && (held_cr || matches!(dir, Direction::ClientToServer));
         if self.flags & DISCARD != 0 {
-            if byte == b'\n' {
+            if eol {
                 self.flags &= !DISCARD;
+            } else if byte == b'\r' {
+                self.flags |= HELD_CR;
             }
             return false;
         }
-        let held_cr = self.flags & HELD_CR != 0;
-        self.flags &= !HELD_CR;
-        if byte == b'\n' {
+        if eol {
             return self.end_line(dir);
         }
         let max = if max_line == 0 {
@@ -168,9 +174,11 @@ impl LineParser {
         &self.out
     }
 
-    /// After a gap in the stream: drops the current line and resumes at the next
-    /// line start. A multi-line reply in progress stays in progress (its code and
-    /// anything found so far are kept) so its completion is still reported.
+    /// After a gap in the stream: drops the current line and resumes after the
+    /// next line end (LF for commands, CRLF for replies: a bare LF after a gap
+    /// is as likely reply text as anywhere else). A multi-line reply in
+    /// progress stays in progress (its code and anything found so far are kept)
+    /// so its completion is still reported.
     pub fn resync(&mut self) {
         let multi = self.flags & MULTI;
         self.reset_line();
@@ -326,7 +334,8 @@ impl LineParser {
         }
     }
 
-    /// LF: ends the line; `true` if that completes a command or reply.
+    /// The line ended (LF for commands, CRLF for replies); `true` if that
+    /// completes a command or reply.
     #[inline(always)]
     fn end_line(&mut self, dir: Direction) -> bool {
         let done = match dir {

@@ -14,7 +14,33 @@
 //!   For `ClientToServer` that is every command line; for `ServerToClient` it is a
 //!   complete reply (the final line of a multi-line reply, or a single-line reply).
 //! - `resync()` after a gap in the byte stream: the current line is discarded and
-//!   parsing resumes at the next line start.
+//!   parsing resumes after the next line end (see below).
+//!
+//! Line framing:
+//! - A reply line ends only at CRLF. A bare LF, or a CR not followed by LF, is
+//!   ordinary text of the line (it counts toward `max_line`), so only the bytes
+//!   right after a CRLF (or at the stream start, or after the line end that
+//!   `resync()` skips to) can be a reply code. Servers echo client-chosen text in
+//!   replies (paths in `550`/`257`/`213`, `STAT` listings, `HELP`), and those that
+//!   end commands only at CRLF keep a bare LF the client put in one: were a bare
+//!   LF a line end, `550 /x\n227 Entering Passive Mode (h,h,h,h,p,p)\r\n` would be
+//!   a `227` of the client's choosing, paired with its queued `PASV`. RFC 959
+//!   requires CRLF; a server ending replies with bare LF would have no reply
+//!   tracked (no announcement: fail closed).
+//! - A multi-line reply (RFC 959 4.2) ends only at a line starting `NNN ` with
+//!   its first line's code; any other line, whatever its digits, is text.
+//! - A command ends at LF, CR before it or not. That is where vsftpd (reads up
+//!   to `\n`, strips a trailing `\r`), proftpd and pure-ftpd end commands;
+//!   pyftpdlib ends them only at CRLF. Against such a server, a client that puts
+//!   a bare LF in a command makes this parser count commands differently from the
+//!   server (`NOOP\nPASV\r\n` is one command there, two here), which only
+//!   misaligns request/reply pairing on that client's own connection. It never
+//!   turns the client's text into an announcement: the server's echo of that
+//!   text stays inside a reply line, a `227`/`229` paired with the wrong command
+//!   is still the server's own announcement of its own port, and a `PORT`/`EPRT`
+//!   is checked against the client's own address whatever reply it pairs with.
+//!   Ending commands only at CRLF would misalign pairing the same way with the
+//!   majority of servers instead.
 
 // Implementation lives in submodules; see `feed`.
 mod extended;
