@@ -23,6 +23,28 @@ pub struct ControlKey {
     pub server: Addr,
 }
 
+impl ControlKey {
+    /// The control connection from `client` to `server`.
+    #[inline(always)]
+    pub const fn new(
+        family: u8,
+        client: Addr,
+        client_port: u16,
+        server: Addr,
+        server_port: u16,
+    ) -> Self {
+        Self {
+            family,
+            _pad0: 0,
+            _pad1: 0,
+            client_port,
+            server_port,
+            client,
+            server,
+        }
+    }
+}
+
 /// A command awaiting its reply.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -73,6 +95,10 @@ pub mod control_flags {
     pub const SEQ_S2C: u8 = 16;
     /// Established before attach (seeded from the socket table).
     pub const SEEDED: u8 = 32;
+    /// A local client's connection whose server greeted it (`220`) before
+    /// the client's first command, or one seeded at attach: it behaves as
+    /// FTP, so the client's `PORT`/`EPRT` may open a port.
+    pub const GREETED: u8 = 64;
 }
 
 /// Value of `FTPCT_CONTROL`.

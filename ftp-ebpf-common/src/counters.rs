@@ -51,6 +51,13 @@ counters! {
     ControlTruncated = "control_truncated",
     /// Control connections that started TLS (no longer parsed).
     ControlTls = "control_tls",
+    /// SYNs from the remote end of a known control connection: ignored (only
+    /// the local end's handshake sets where a stream is).
+    ControlSynIgnored = "control_syn_ignored",
+    /// Remote control data ahead of the stream (a lost segment, or forged):
+    /// not parsed and not taken as the stream's position; the local end's
+    /// acknowledgment moves the stream on if the bytes were real.
+    ControlOutOfOrder = "control_out_of_order",
     /// Commands parsed.
     Commands = "commands",
     /// Complete replies parsed.
@@ -97,6 +104,10 @@ counters! {
     RefusedFamilyMismatch = "refused_family_mismatch",
     /// Refused: `227`/`229` that answers no `PASV`/`EPSV`.
     RefusedUncorrelated = "refused_uncorrelated",
+    /// Refused: a local client's `PORT`/`EPRT` on a connection that does not
+    /// behave as FTP (no `220` greeting first, or an earlier command still
+    /// unanswered).
+    RefusedNotFtp = "refused_not_ftp",
     /// Refused: the expectation table is full (even after sweeping).
     RefusedExpectFull = "refused_expect_map_full",
     /// The expectation table was full and swept of expired entries.
@@ -113,6 +124,9 @@ counters! {
     SynDropped = "syn_dropped",
     /// Inbound SYNs dropped: the matching expectation had expired.
     SynExpired = "syn_dropped_expired",
+    /// Inbound SYNs dropped: a new connection on the 4-tuple of a tracked
+    /// flow whose handshake was over, with no expectation of its own.
+    SynReused = "syn_dropped_reused",
     /// Inbound non-SYN packets to guarded ports dropped: no tracked flow.
     UntrackedDropped = "untracked_dropped",
     /// Inbound packets to guarded ports passed as part of a tracked flow.
@@ -121,6 +135,11 @@ counters! {
     FlowsOutbound = "flows_outbound",
     /// A flow could not be recorded (flow table update failed).
     FlowMapFull = "flow_map_full",
+    /// Flows ended by an in-window RST from the remote end.
+    FlowResetRemote = "flow_reset_remote",
+    /// SYNs the local host sent to an endpoint a refused `PORT`/`EPRT` named
+    /// (FTP bounce through a permissive server): dropped on egress.
+    BounceBlocked = "bounce_blocked",
     /// A control connection could not be recorded (control table update failed).
     ControlMapFull = "control_map_full",
     /// Inbound packets with odd TCP flags (SYN+FIN, SYN+RST, no flags) dropped.
@@ -142,6 +161,7 @@ pub const INGRESS_VERDICTS: &[Counter] = &[
     Counter::SynAdmitted,
     Counter::SynDropped,
     Counter::SynExpired,
+    Counter::SynReused,
     Counter::UntrackedDropped,
     Counter::BadFlagsDropped,
     Counter::FragmentsDropped,

@@ -21,6 +21,20 @@ pub struct ExpectKey {
     pub dst: Addr,
 }
 
+impl ExpectKey {
+    /// `src` may connect to `dst`:`dport`.
+    #[inline(always)]
+    pub const fn new(family: u8, src: Addr, dst: Addr, dport: u16) -> Self {
+        Self {
+            family,
+            _pad: 0,
+            dport,
+            src,
+            dst,
+        }
+    }
+}
+
 /// How an expectation was announced.
 pub mod expect_kind {
     /// `227` reply to `PASV`.
@@ -83,6 +97,28 @@ pub struct FlowKey {
     pub dst: Addr,
 }
 
+impl FlowKey {
+    /// The flow of a connection between `remote` and `local`.
+    #[inline(always)]
+    pub const fn new(
+        family: u8,
+        remote: Addr,
+        remote_port: u16,
+        local: Addr,
+        local_port: u16,
+    ) -> Self {
+        Self {
+            family,
+            _pad0: 0,
+            _pad1: 0,
+            sport: remote_port,
+            dport: local_port,
+            src: remote,
+            dst: local,
+        }
+    }
+}
+
 /// Why a flow is in the table.
 pub mod flow_origin {
     /// An inbound SYN matched an expectation.
@@ -104,26 +140,72 @@ pub mod flow_origin {
 
 /// `FlowValue::state` values.
 pub mod flow_state {
-    /// Open: packets refresh the idle timer.
+    /// Open: the local end's packets refresh the idle timer; a SYN on the
+    /// 4-tuple is a new connection and needs an expectation of its own.
     pub const OPEN: u8 = 0;
-    /// FIN or RST seen: the entry lives `closing_timeout` more.
+    /// The local end sent FIN or RST: the entry lives `closing_timeout` more.
     pub const CLOSING: u8 = 1;
+    /// The handshake is under way: the SYN that created the flow may be
+    /// retransmitted (same sequence number), until the local end sends
+    /// anything but a SYN.
+    pub const HANDSHAKE: u8 = 2;
+    /// An in-window RST from the remote end: the entry lives
+    /// `closing_timeout` more, unless the local end keeps talking (the kernel
+    /// answered a challenge ACK, the connection lives), which reopens it.
+    pub const RESET: u8 = 3;
+    /// Display name of a state.
+    pub fn name(state: u8) -> &'static str {
+        match state {
+            OPEN => "open",
+            CLOSING => "closing",
+            HANDSHAKE => "handshake",
+            RESET => "reset",
+            _ => "?",
+        }
+    }
+}
+
+/// `FlowValue::flags` bits.
+pub mod flow_flags {
+    /// `FlowValue::seq` holds the local end's latest acknowledgment number.
+    pub const ACK_KNOWN: u8 = 1;
 }
 
 /// Liveness of a tracked flow.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct FlowValue {
-    /// `bpf_ktime_get_ns()` of the last inbound packet.
+    /// `bpf_ktime_get_ns()` of the local end's last packet (or of the flow's
+    /// creation): a flow lives on the local end's activity, not the remote's.
     pub last_seen_ns: u64,
     /// `flow_origin::*`.
     pub origin: u8,
     /// `flow_state::*`.
     pub state: u8,
-    /// Always 0 (scalar padding: zeroing a byte array costs a `memset` call in BPF).
-    pub _pad0: u16,
+    /// `flow_flags::*`.
+    pub flags: u8,
     /// Always 0.
-    pub _pad1: u32,
+    pub _pad: u8,
+    /// In `HANDSHAKE` for an admitted flow: the admitted SYN's sequence number
+    /// (its retransmissions carry the same). Afterwards, with
+    /// `flow_flags::ACK_KNOWN`: the local end's latest acknowledgment number,
+    /// where a real RST from the remote end must fall.
+    pub seq: u32,
+}
+
+impl FlowValue {
+    /// A flow first seen now.
+    #[inline(always)]
+    pub const fn new(origin: u8, state: u8, seq: u32, now_ns: u64) -> Self {
+        Self {
+            last_seen_ns: now_ns,
+            origin,
+            state,
+            flags: 0,
+            _pad: 0,
+            seq,
+        }
+    }
 }
 
 /// A client for the per-client expectation cap: its address, or for IPv6 its
@@ -141,15 +223,96 @@ pub struct ClientKey {
     pub addr: Addr,
 }
 
-/// Live expectations of one client.
+/// Time slots per expectation lifetime in `ClientValue::created`.
+pub const CLIENT_SLOTS: usize = 8;
+
+/// Live expectations of one client, by the time slot they were created in.
+///
+/// A slot is an eighth of the expectation lifetime; an expectation counts
+/// while its slot is one of the last `CLIENT_SLOTS`, so it stops counting at
+/// most one slot after it expired, with no per-entry work when it does. Using,
+/// replacing or withdrawing one takes it off its slot at once.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct ClientValue {
-    /// When the client's last expectation was created: once `expect_timeout`
-    /// has passed since, none of its expectations can still be live.
-    pub last_create_ns: u64,
-    /// Expectations created and not yet consumed, replaced or swept.
-    pub outstanding: u32,
+    /// The newest slot (`ktime / slot width`) the counts are rolled to.
+    pub slot: u64,
+    /// Expectations created per slot, indexed by slot % `CLIENT_SLOTS`.
+    pub created: [u16; CLIENT_SLOTS],
+}
+
+impl ClientValue {
+    /// The slot of time `ns` for expectations living `lifetime_ns`: an eighth
+    /// of the lifetime wide.
+    #[inline(always)]
+    pub fn slot_of(ns: u64, lifetime_ns: u64) -> u64 {
+        const _: () = assert!(CLIENT_SLOTS == 8);
+        ns.checked_div(lifetime_ns >> 3).unwrap_or(ns)
+    }
+
+    /// Moves the window to `slot`: slots that left it stop counting.
+    #[inline(always)]
+    pub fn roll(&mut self, slot: u64) {
+        if slot <= self.slot {
+            return;
+        }
+        let gap = slot - self.slot;
+        for i in 0..CLIENT_SLOTS {
+            if (i as u64) < gap {
+                self.created[(slot.wrapping_sub(i as u64) as usize) & (CLIENT_SLOTS - 1)] = 0;
+            }
+        }
+        self.slot = slot;
+    }
+
+    /// Expectations counted in the window.
+    #[inline(always)]
+    pub fn live(&self) -> u32 {
+        self.created.iter().map(|&n| u32::from(n)).sum()
+    }
+
+    /// Counts one created in the current slot.
+    #[inline(always)]
+    pub fn add(&mut self) {
+        let n = &mut self.created[(self.slot as usize) & (CLIENT_SLOTS - 1)];
+        *n = n.saturating_add(1);
+    }
+
+    /// Takes one created in `slot` off the count, if that slot still counts.
+    #[inline(always)]
+    pub fn release(&mut self, slot: u64) {
+        if slot > self.slot || self.slot - slot >= CLIENT_SLOTS as u64 {
+            return;
+        }
+        let n = &mut self.created[(slot as usize) & (CLIENT_SLOTS - 1)];
+        *n = n.saturating_sub(1);
+    }
+}
+
+/// An endpoint a refused `PORT`/`EPRT` named (FTP bounce): the local host's
+/// connections to it are blocked on egress for a while.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct BounceKey {
+    /// `family::V4` or `family::V6`.
+    pub family: u8,
     /// Always 0.
-    pub _pad: u32,
+    pub _pad: u8,
+    /// The named port (host order).
+    pub port: u16,
+    /// The named address.
+    pub addr: Addr,
+}
+
+impl BounceKey {
+    /// The endpoint `addr`:`port`.
+    #[inline(always)]
+    pub const fn new(family: u8, addr: Addr, port: u16) -> Self {
+        Self {
+            family,
+            _pad: 0,
+            port,
+            addr,
+        }
+    }
 }

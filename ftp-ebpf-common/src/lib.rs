@@ -43,8 +43,10 @@ pub mod map_names {
     pub const COUNTERS: &str = "FTPCT_COUNTERS";
     /// Live expectations per client, for the per-client cap.
     pub const CLIENTS: &str = "FTPCT_CLIENTS";
+    /// Endpoints refused `PORT`/`EPRT` named, blocked on egress for a while.
+    pub const BOUNCE: &str = "FTPCT_BOUNCE";
     /// Every map, in the order `ftpct` pins them.
-    pub const ALL: [&str; 7] = [
+    pub const ALL: [&str; 8] = [
         PORTS,
         POLICY,
         EXPECTATIONS,
@@ -52,6 +54,7 @@ pub mod map_names {
         CONTROL,
         COUNTERS,
         CLIENTS,
+        BOUNCE,
     ];
 }
 

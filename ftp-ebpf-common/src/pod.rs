@@ -6,7 +6,7 @@
 
 use crate::{
     control::{ControlKey, ControlState},
-    flow::{ClientKey, ClientValue, ExpectKey, ExpectValue, FlowKey, FlowValue},
+    flow::{BounceKey, ClientKey, ClientValue, ExpectKey, ExpectValue, FlowKey, FlowValue},
     policy::Policy,
 };
 
@@ -30,3 +30,5 @@ unsafe impl aya::Pod for Policy {}
 unsafe impl aya::Pod for ClientKey {}
 // SAFETY: see the module comment.
 unsafe impl aya::Pod for ClientValue {}
+// SAFETY: see the module comment.
+unsafe impl aya::Pod for BounceKey {}

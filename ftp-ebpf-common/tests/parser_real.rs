@@ -524,3 +524,23 @@ fn new_is_the_all_zero_default_and_small() {
     assert_eq!(fresh, format!("{:?}", LineParser::default()));
     assert!(std::mem::size_of::<LineParser>() <= 96);
 }
+
+/// `restart` (the local end acknowledged bytes ftpct never saw): the partial
+/// line is dropped and the very next byte starts a line, where `resync`
+/// would skip to the next line end.
+#[test]
+fn restart_takes_the_next_byte_as_a_line_start() {
+    let mut p = LineParser::new();
+    let mut out = Vec::new();
+    feed_all(&mut p, b"NOOP", C2S, 0, |l| out.push(*l));
+    p.restart();
+    feed_all(&mut p, b"PASV\r\n", C2S, 0, |l| out.push(*l));
+    assert_eq!(out, vec![cmd(Verb::Pasv)]);
+
+    let mut p = LineParser::new();
+    feed_all(&mut p, b"NOOP", C2S, 0, |_| {});
+    p.resync();
+    let mut lines = 0;
+    feed_all(&mut p, b"PASV\r\n", C2S, 0, |_| lines += 1);
+    assert_eq!(lines, 0, "resync skips to the next line end");
+}

@@ -1,10 +1,18 @@
-//! Inbound connections to guarded ports: a tracked flow passes; a SYN passes
-//! only by consuming a matching, unexpired expectation; everything else drops.
+//! Tracked connections on guarded ports: a flow lets its connection's
+//! packets in; a SYN passes only by consuming a matching, unexpired
+//! expectation; everything else drops.
+//!
+//! A flow lives on the local end's activity, seen on egress: the remote end
+//! can neither keep one alive nor reuse its 4-tuple. A SYN on a flow passes
+//! only while the handshake is under way (the same SYN again, or a
+//! simultaneous open of the host's own connection); after that it is a new
+//! connection and needs an expectation of its own. The local end's FIN or RST
+//! ends a flow, and so does a remote RST at the sequence number the local end
+//! acknowledged (one elsewhere may be forged, and changes nothing).
 
-use aya_ebpf::helpers::bpf_ktime_get_ns;
 use ftp_ebpf_common::{
     counters::Counter,
-    flow::{ExpectKey, FlowKey, FlowValue, flow_origin, flow_state},
+    flow::{ExpectKey, FlowKey, FlowValue, flow_flags, flow_origin, flow_state},
     policy::Policy,
 };
 
@@ -14,10 +22,18 @@ use crate::{
     headers::{PacketInfo, tcp_flags},
     maps::FTPCT_FLOWS,
     port_window,
+    shared::now_ns,
 };
 
 /// `BPF_ANY`: create or update.
 const BPF_ANY: u64 = 0;
+
+/// How far past the local end's latest acknowledgment a remote RST may be
+/// and still end the flow: data in flight when the peer reset (a TCP window
+/// without scaling). The kernel itself only accepts one at the exact
+/// sequence number and answers others with a challenge ACK, which reopens
+/// the flow.
+const RST_WINDOW: u32 = 65_535;
 
 /// The verdict for an inbound packet to a guarded port.
 pub enum Verdict {
@@ -28,28 +44,22 @@ pub enum Verdict {
 /// Flow key of an inbound packet.
 #[inline(always)]
 fn inbound_key(info: &PacketInfo) -> FlowKey {
-    FlowKey {
-        family: info.family,
-        _pad0: 0,
-        _pad1: 0,
-        sport: info.sport,
-        dport: info.dport,
-        src: info.src,
-        dst: info.dst,
-    }
+    FlowKey::new(info.family, info.src, info.sport, info.dst, info.dport)
 }
 
 /// Flow key of a packet the local host sends: keyed as its replies arrive.
 #[inline(always)]
 fn outbound_key(info: &PacketInfo) -> FlowKey {
-    FlowKey {
-        family: info.family,
-        _pad0: 0,
-        _pad1: 0,
-        sport: info.dport,
-        dport: info.sport,
-        src: info.dst,
-        dst: info.src,
+    FlowKey::new(info.family, info.dst, info.dport, info.src, info.sport)
+}
+
+/// How long a flow in `state` lives past the local end's last packet.
+#[inline(always)]
+fn ttl(state: u8, policy: &Policy) -> u64 {
+    if state == flow_state::OPEN {
+        policy.flow_timeout_ns
+    } else {
+        policy.closing_timeout_ns
     }
 }
 
@@ -63,31 +73,33 @@ pub fn inbound(info: &PacketInfo, policy: &Policy) -> Verdict {
         return Verdict::Drop;
     }
     let key = inbound_key(info);
+    let mut reused = false;
     if let Some(flow) = FTPCT_FLOWS.get_ptr_mut(key) {
-        let now = unsafe { bpf_ktime_get_ns() };
+        let now = now_ns();
         // SAFETY: pointer from a successful lookup; concurrent updates of these
         // plain integers by another CPU are benign (last writer wins).
         let flow = unsafe { &mut *flow };
-        let ttl = if flow.state == flow_state::CLOSING {
-            policy.closing_timeout_ns
-        } else {
-            policy.flow_timeout_ns
-        };
-        if now.wrapping_sub(flow.last_seen_ns) <= ttl {
-            // Every packet keeps the flow alive. An inbound FIN or RST changes
-            // nothing: it may be forged with any sequence number (the kernel
-            // ignores those), and only the local end's own FIN or RST, seen on
-            // egress, starts the closing timer (`local_close`). Data after
-            // that means the connection lives on, so it reopens.
-            flow.last_seen_ns = now;
-            if info.payload_len > 0 && info.flags & (tcp_flags::FIN | tcp_flags::RST) == 0 {
-                flow.state = flow_state::OPEN;
+        if now.wrapping_sub(flow.last_seen_ns) <= ttl(flow.state, policy) {
+            if !info.is_syn() {
+                if info.flags & tcp_flags::RST != 0 {
+                    remote_rst(flow, info, now);
+                }
+                count(Counter::FlowPackets);
+                return Verdict::Pass;
             }
-            count(Counter::FlowPackets);
-            return Verdict::Pass;
+            let handshake = flow.state == flow_state::HANDSHAKE;
+            if handshake && (flow.origin != flow_origin::ADMITTED || info.seq == flow.seq) {
+                // The admitted SYN again (its SYN-ACK was lost), or a
+                // simultaneous open of a connection this host started.
+                count(Counter::FlowPackets);
+                return Verdict::Pass;
+            }
+            // A new connection on a tracked 4-tuple: it needs an expectation.
+            reused = true;
+        } else {
+            // Over: forget it and judge the packet as new.
+            let _ = FTPCT_FLOWS.remove(key);
         }
-        // Idle too long: forget it and judge the packet as new.
-        let _ = FTPCT_FLOWS.remove(key);
     }
     if !info.is_syn() {
         let odd = info.flags & tcp_flags::SYN != 0 || info.flags == 0;
@@ -98,30 +110,46 @@ pub fn inbound(info: &PacketInfo, policy: &Policy) -> Verdict {
         });
         return Verdict::Drop;
     }
-    admit_syn(info, &key)
+    admit_syn(info, &key, reused)
+}
+
+/// A remote RST on a live flow: at the sequence number the local end
+/// acknowledged (or just past it) it ends the connection.
+#[inline(always)]
+fn remote_rst(flow: &mut FlowValue, info: &PacketInfo, now: u64) {
+    if flow.flags & flow_flags::ACK_KNOWN == 0
+        || info.seq.wrapping_sub(flow.seq) > RST_WINDOW
+        || (flow.state != flow_state::OPEN && flow.state != flow_state::HANDSHAKE)
+    {
+        return;
+    }
+    flow.state = flow_state::RESET;
+    flow.last_seen_ns = now;
+    count(Counter::FlowResetRemote);
 }
 
 /// Consumes the expectation matching a SYN (one-shot) and records the flow.
 #[inline(always)]
-fn admit_syn(info: &PacketInfo, key: &FlowKey) -> Verdict {
-    let expect_key = ExpectKey {
-        family: info.family,
-        _pad: 0,
-        dport: info.dport,
-        src: info.src,
-        dst: info.dst,
-    };
+fn admit_syn(info: &PacketInfo, key: &FlowKey, reused: bool) -> Verdict {
+    let expect_key = ExpectKey::new(info.family, info.src, info.dst, info.dport);
     let Some(expires) = expectations::consume(&expect_key) else {
-        count(Counter::SynDropped);
+        count(if reused {
+            Counter::SynReused
+        } else {
+            Counter::SynDropped
+        });
         return Verdict::Drop;
     };
     // The clock is read only now: a SYN that matches nothing never needs it.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = now_ns();
     if now > expires {
         count(Counter::SynExpired);
         return Verdict::Drop;
     }
-    record(key, flow_origin::ADMITTED, now);
+    record(
+        key,
+        FlowValue::new(flow_origin::ADMITTED, flow_state::HANDSHAKE, info.seq, now),
+    );
     // Its SYN may be retransmitted (a lost SYN-ACK): keep the port open.
     port_window::extend(info.dport, 0);
     count(Counter::SynAdmitted);
@@ -131,14 +159,7 @@ fn admit_syn(info: &PacketInfo, key: &FlowKey) -> Verdict {
 /// Records a flow; a failure is counted (the connection then stalls rather
 /// than bypassing the table).
 #[inline(always)]
-pub fn record(key: &FlowKey, origin: u8, now: u64) {
-    let value = FlowValue {
-        last_seen_ns: now,
-        origin,
-        state: flow_state::OPEN,
-        _pad0: 0,
-        _pad1: 0,
-    };
+fn record(key: &FlowKey, value: FlowValue) {
     if FTPCT_FLOWS.insert(key, value, BPF_ANY).is_err() {
         count(Counter::FlowMapFull);
     }
@@ -149,23 +170,57 @@ pub fn record(key: &FlowKey, origin: u8, now: u64) {
 #[inline(always)]
 pub fn outbound_syn(info: &PacketInfo) {
     let key = outbound_key(info);
-    let now = unsafe { bpf_ktime_get_ns() };
-    record(&key, flow_origin::OUTBOUND, now);
+    record(
+        &key,
+        FlowValue::new(
+            flow_origin::OUTBOUND,
+            flow_state::HANDSHAKE,
+            info.seq,
+            now_ns(),
+        ),
+    );
     // A simultaneous open brings a SYN to this local port.
     port_window::extend(info.sport, 0);
     count(Counter::FlowsOutbound);
 }
 
-/// The local end sent FIN or RST on a connection to a guarded local port: the
-/// flow lives `closing_timeout` past its last packet from now on.
+/// Whether the local end opened the connection of its packet `info` (its
+/// SYN was recorded on egress).
 #[inline(always)]
-pub fn local_close(info: &PacketInfo) {
+pub fn opened_locally(info: &PacketInfo) -> bool {
     let key = outbound_key(info);
-    if let Some(flow) = FTPCT_FLOWS.get_ptr_mut(key) {
-        // SAFETY: pointer from a successful lookup; plain integers.
-        unsafe {
-            (*flow).state = flow_state::CLOSING;
-            (*flow).last_seen_ns = bpf_ktime_get_ns();
-        }
+    // SAFETY: read-only look at a value from a successful lookup.
+    matches!(unsafe { FTPCT_FLOWS.get(key) }, Some(flow) if flow.origin == flow_origin::OUTBOUND)
+}
+
+/// A packet the local end sends from a guarded port (other than a SYN):
+/// keeps its flow alive, ends the handshake, and remembers the local end's
+/// acknowledgment (where a real RST from the remote must fall). Its FIN or
+/// RST starts the closing timer, which nothing refreshes.
+#[inline(always)]
+pub fn local_packet(info: &PacketInfo) {
+    let key = outbound_key(info);
+    let Some(flow) = FTPCT_FLOWS.get_ptr_mut(key) else {
+        return;
+    };
+    // SAFETY: pointer from a successful lookup; plain integers.
+    let flow = unsafe { &mut *flow };
+    if flow.state == flow_state::CLOSING {
+        return;
+    }
+    let now = now_ns();
+    flow.last_seen_ns = now;
+    if info.flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
+        flow.state = flow_state::CLOSING;
+        return;
+    }
+    if info.flags & tcp_flags::SYN != 0 {
+        // The local server's SYN-ACK: the handshake goes on.
+        return;
+    }
+    flow.state = flow_state::OPEN;
+    if info.flags & tcp_flags::ACK != 0 {
+        flow.seq = info.ack;
+        flow.flags |= flow_flags::ACK_KNOWN;
     }
 }

@@ -1,17 +1,22 @@
 //! The TC program's body: parse what the local host says on control
-//! connections and record the connections it opens. Never drops.
+//! connections, follow the local end of tracked flows, record the
+//! connections it opens. It drops one thing only: a connection attempt to an
+//! endpoint a refused `PORT`/`EPRT` named (FTP bounce through a permissive
+//! local server).
 
 use core::mem::MaybeUninit;
 
-use aya_ebpf::{bindings::TC_ACT_OK, programs::TcContext};
-use ftp_ebpf_common::{counters::Counter, parser::Direction, policy::PortClass};
+use aya_ebpf::{
+    bindings::{TC_ACT_OK, TC_ACT_SHOT},
+    programs::TcContext,
+};
+use ftp_ebpf_common::{counters::Counter, policy::PortClass};
 
 use crate::{
-    conntrack,
-    control::{self, Origin},
+    bounce, conntrack, control,
     counters::count,
-    headers::{self, tcp_flags},
-    ingress::{self, port_class},
+    headers,
+    shared::{port_class, ready_policy},
 };
 
 #[inline(always)]
@@ -21,24 +26,27 @@ pub fn run(ctx: &TcContext) -> i32 {
     let Ok(info) = headers::parse(ctx, &mut slot) else {
         return TC_ACT_OK;
     };
-    if ingress::ready_policy().is_none() {
+    if ready_policy().is_none() {
         return TC_ACT_OK;
     }
     let sclass = port_class(info.sport);
-    if port_class(info.dport) == PortClass::Control {
-        // The local host is the FTP client of this control connection.
-        control::on_packet(ctx, info, Direction::ClientToServer, Origin::LocalClient);
-    } else if sclass == PortClass::Control {
-        // The local host is the FTP server.
-        control::on_packet(ctx, info, Direction::ServerToClient, Origin::LocalServer);
+    let to_control = port_class(info.dport) == PortClass::Control;
+    let from_control = sclass == PortClass::Control;
+    if to_control || from_control {
+        control::outbound(ctx, info, to_control, from_control);
     }
-    if sclass == PortClass::Guarded {
-        if info.is_syn() {
-            // Replies to this connection will arrive at a guarded local port.
-            conntrack::outbound_syn(info);
-        } else if info.flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
-            conntrack::local_close(info);
+    if info.is_syn() {
+        if bounce::blocked(info) {
+            count(Counter::BounceBlocked);
+            return TC_ACT_SHOT;
         }
+        if sclass != PortClass::Open {
+            // Replies will arrive at a guarded local port (or, from a control
+            // port, this marks the connection as one the host opened).
+            conntrack::outbound_syn(info);
+        }
+    } else if sclass == PortClass::Guarded {
+        conntrack::local_packet(info);
     }
     TC_ACT_OK
 }

@@ -18,7 +18,7 @@ use ftp_ebpf_common::{
     control::{ControlKey, ControlState, RECENT_SLOTS},
     counters::Counter,
     family,
-    flow::{ClientKey, ExpectKey, ExpectValue, expect_kind},
+    flow::{ClientKey, ClientValue, ExpectKey, ExpectValue, expect_kind},
     policy::Policy,
 };
 
@@ -27,6 +27,7 @@ use crate::{
     counters::count,
     maps::{FTPCT_CLIENTS, FTPCT_EXPECT, FTPCT_SCRATCH, Scratch},
     port_window,
+    shared::ready_policy,
 };
 
 const BPF_ANY: u64 = 0;
@@ -78,7 +79,7 @@ pub fn create(state: &mut ControlState, ctrl: &ControlKey, port: u16, kind: u8, 
     let scratch = unsafe { &mut *scratch };
     let now = unsafe { bpf_ktime_get_ns() };
 
-    // Per-client cap.
+    // Per-client cap, on the expectations still live.
     fill_client(&mut scratch.client_key, ctrl.family, &ctrl.client);
     let client = match FTPCT_CLIENTS.get_ptr_mut(&scratch.client_key) {
         Some(client) => client,
@@ -93,13 +94,11 @@ pub fn create(state: &mut ControlState, ctrl: &ControlKey, port: u16, kind: u8, 
         }
     };
     // SAFETY: pointer from a successful lookup; a racing update from another
-    // CPU can only make the count less exact, never unbounded.
+    // CPU can only make the count less exact, never unbounded (its slots
+    // roll out of the window).
     let client = unsafe { &mut *client };
-    if now.wrapping_sub(client.last_create_ns) > policy.expect_timeout_ns {
-        // Nothing created in a whole lifetime: nothing of it can be live.
-        client.outstanding = 0;
-    }
-    if client.outstanding >= u32::from(policy.max_expect_per_client) {
+    client.roll(ClientValue::slot_of(now, policy.expect_timeout_ns));
+    if client.live() >= u32::from(policy.max_expect_per_client) {
         count(Counter::RefusedClientLimit);
         return;
     }
@@ -108,8 +107,10 @@ pub fn create(state: &mut ControlState, ctrl: &ControlKey, port: u16, kind: u8, 
     // oldest live expectation, which it replaces.
     let slot_index = state.recent_next as usize & (RECENT_SLOTS - 1);
     let old = state.recent[slot_index];
-    if old.port != 0 && replace_own(scratch, ctrl, old.port, old.kind) {
-        client.outstanding = client.outstanding.saturating_sub(1);
+    if old.port != 0
+        && let Some(expires) = replace_own(scratch, ctrl, old.port, old.kind)
+    {
+        client.release(created_slot(expires, policy));
         count(Counter::ExpectReplaced);
     }
 
@@ -153,9 +154,8 @@ pub fn create(state: &mut ControlState, ctrl: &ControlKey, port: u16, kind: u8, 
         next
     };
     if is_new {
-        client.outstanding = client.outstanding.saturating_add(1);
+        client.add();
     }
-    client.last_create_ns = now;
     port_window::extend(port, policy.expect_timeout_ns);
     count(match kind {
         expect_kind::PASV => Counter::ExpectPasv,
@@ -168,17 +168,27 @@ pub fn create(state: &mut ControlState, ctrl: &ControlKey, port: u16, kind: u8, 
 /// Deletes the connection's earlier expectation for `port` if it is still
 /// there and still this connection's (the same key may since have been
 /// announced on another control connection of the same pair of hosts).
+/// Returns its deadline.
 #[inline(always)]
-fn replace_own(scratch: &mut Scratch, ctrl: &ControlKey, port: u16, kind: u8) -> bool {
+fn replace_own(scratch: &mut Scratch, ctrl: &ControlKey, port: u16, kind: u8) -> Option<u64> {
     fill_key(&mut scratch.expect_key, ctrl, port, kind);
     // SAFETY: read-only look at a value from a successful lookup.
-    let Some(value) = (unsafe { FTPCT_EXPECT.get(&scratch.expect_key) }) else {
-        return false;
-    };
+    let value = unsafe { FTPCT_EXPECT.get(&scratch.expect_key) }?;
     if value.ctrl_client_port != ctrl.client_port || value.ctrl_server_port != ctrl.server_port {
-        return false;
+        return None;
     }
-    FTPCT_EXPECT.remove(&scratch.expect_key).is_ok()
+    let expires = value.expires_ns;
+    FTPCT_EXPECT.remove(&scratch.expect_key).ok()?;
+    Some(expires)
+}
+
+/// The client slot an expectation with deadline `expires` was created in.
+#[inline(always)]
+fn created_slot(expires: u64, policy: &Policy) -> u64 {
+    ClientValue::slot_of(
+        expires.wrapping_sub(policy.expect_timeout_ns),
+        policy.expect_timeout_ns,
+    )
 }
 
 /// Inserts the expectation prepared in scratch memory.
@@ -202,7 +212,7 @@ pub fn consume(key: &ExpectKey) -> Option<u64> {
 /// Takes an expectation off its client's count.
 #[inline(always)]
 fn release_client(key: &ExpectKey, value: &ExpectValue) {
-    let Some(scratch) = FTPCT_SCRATCH.get_ptr_mut(0) else {
+    let (Some(scratch), Some(policy)) = (FTPCT_SCRATCH.get_ptr_mut(0), ready_policy()) else {
         return;
     };
     // SAFETY: per-CPU scratch from a successful lookup.
@@ -215,7 +225,7 @@ fn release_client(key: &ExpectKey, value: &ExpectValue) {
     fill_client(&mut scratch.client_key, key.family, addr);
     if let Some(client) = FTPCT_CLIENTS.get_ptr_mut(&scratch.client_key) {
         // SAFETY: pointer from a successful lookup.
-        unsafe { (*client).outstanding = (*client).outstanding.saturating_sub(1) };
+        unsafe { (*client).release(created_slot(value.expires_ns, policy)) };
     }
 }
 
@@ -249,9 +259,8 @@ extern "C" fn sweep_one(
     // SAFETY: the kernel passes valid key/value pointers and our `now`.
     let (key, expires, now) = unsafe { (&*key, (*value).expires_ns, *(now as *const u64)) };
     if now > expires {
-        // The client's count is not touched here (that per-entry work would
-        // multiply the verifier's effort); it resets itself once the client
-        // has created nothing for a whole expectation lifetime.
+        // The client's count needs no update: an entry stops counting within
+        // an eighth of a lifetime of expiring (see `ClientValue`).
         let _ = FTPCT_EXPECT.remove(key);
     }
     0
@@ -260,19 +269,19 @@ extern "C" fn sweep_one(
 /// Removes an expectation its control connection announced, if it is still
 /// there and still that connection's (a `PORT` the server refused).
 #[inline(always)]
-pub fn withdraw(ctrl: &ControlKey, port: u16, kind: u8) {
+pub fn withdraw(ctrl: &ControlKey, port: u16, kind: u8, policy: &Policy) {
     let Some(scratch) = FTPCT_SCRATCH.get_ptr_mut(0) else {
         return;
     };
     // SAFETY: per-CPU scratch from a successful lookup.
     let scratch = unsafe { &mut *scratch };
-    if !replace_own(scratch, ctrl, port, kind) {
+    let Some(expires) = replace_own(scratch, ctrl, port, kind) else {
         return;
-    }
+    };
     count(Counter::ExpectWithdrawn);
     fill_client(&mut scratch.client_key, ctrl.family, &ctrl.client);
     if let Some(client) = FTPCT_CLIENTS.get_ptr_mut(&scratch.client_key) {
         // SAFETY: pointer from a successful lookup.
-        unsafe { (*client).outstanding = (*client).outstanding.saturating_sub(1) };
+        unsafe { (*client).release(created_slot(expires, policy)) };
     }
 }

@@ -4,18 +4,14 @@ use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use aya_log_ebpf::debug;
 use core::mem::MaybeUninit;
 
-use ftp_ebpf_common::{
-    counters::Counter,
-    parser::Direction,
-    policy::{Policy, PortClass},
-};
+use ftp_ebpf_common::{counters::Counter, policy::PortClass};
 
 use crate::{
     conntrack::{self, Verdict},
-    control::{self, Origin},
+    control,
     counters::count,
     headers::{self, L4, PacketInfo},
-    maps::{FTPCT_POLICY, FTPCT_PORTS},
+    shared::{port_class, ready_policy},
 };
 
 #[inline(always)]
@@ -39,16 +35,16 @@ pub fn run(ctx: &XdpContext) -> u32 {
     // Until user space has written the ports map every port reads as open, so
     // only the guarded path below needs to check that the policy is in place.
     let dclass = port_class(info.dport);
-    if dclass == PortClass::Control {
-        // A remote client talking to a local server's control port.
-        control::on_packet(ctx, info, Direction::ClientToServer, Origin::Remote);
+    let to_control = dclass == PortClass::Control;
+    let from_control = port_class(info.sport) == PortClass::Control;
+    if to_control || from_control {
+        // Which of a local server's or a local client's connections this is
+        // comes from the state the local end created, not from the ports.
+        control::inbound(ctx, info, to_control, from_control);
+    }
+    if to_control {
         count(Counter::PassedControl);
         return xdp_action::XDP_PASS;
-    }
-    if port_class(info.sport) == PortClass::Control {
-        // A remote server answering a local client; the packet still goes
-        // through the guarded-port check below (it arrives at a local port).
-        control::on_packet(ctx, info, Direction::ServerToClient, Origin::Remote);
     }
     if dclass != PortClass::Guarded {
         count(Counter::PassedOther);
@@ -91,13 +87,6 @@ fn log_syn(ctx: &XdpContext, info: &PacketInfo, verdict: &Verdict) {
     }
 }
 
-/// The policy, once user space has written it; until then everything passes
-/// so that a half-initialised attach never drops traffic.
-#[inline(always)]
-pub fn ready_policy() -> Option<&'static Policy> {
-    FTPCT_POLICY.get(0).filter(|p| p.ready != 0)
-}
-
 /// Drops (and counts) a frame ftpct cannot classify, once the policy is in place.
 #[inline(always)]
 fn drop_if_ready(counter: Counter) -> u32 {
@@ -107,13 +96,4 @@ fn drop_if_ready(counter: Counter) -> u32 {
     }
     count(counter);
     xdp_action::XDP_DROP
-}
-
-/// The class of a port; a missing entry (impossible for an array) is guarded.
-#[inline(always)]
-pub fn port_class(port: u16) -> PortClass {
-    match FTPCT_PORTS.get(port as u32) {
-        Some(v) => PortClass::from_u8(*v),
-        None => PortClass::Guarded,
-    }
 }

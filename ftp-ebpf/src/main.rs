@@ -8,6 +8,7 @@
 #![no_main]
 
 mod addr;
+mod bounce;
 mod conntrack;
 mod control;
 mod counters;
@@ -20,6 +21,7 @@ mod packet;
 mod parse_step;
 mod port_window;
 mod reference;
+mod shared;
 
 use aya_ebpf::{
     macros::{classifier, xdp},
@@ -33,8 +35,9 @@ pub fn ftpct_ingress(ctx: XdpContext) -> u32 {
     ingress::run(&ctx)
 }
 
-/// Egress: parses control traffic the local host sends and records the
-/// connections it opens. Never drops.
+/// Egress: parses control traffic the local host sends, follows the local end
+/// of tracked flows and records the connections it opens. Drops only the
+/// host's SYNs to endpoints a refused `PORT`/`EPRT` named (FTP bounce).
 #[classifier]
 pub fn ftpct_egress(ctx: TcContext) -> i32 {
     egress::run(&ctx)

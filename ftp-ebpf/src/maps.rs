@@ -8,7 +8,7 @@ use aya_ebpf::{
 use ftp_ebpf_common::{
     control::{ControlKey, ControlState},
     counters::COUNTER_COUNT,
-    flow::{ClientKey, ClientValue, ExpectKey, ExpectValue, FlowKey, FlowValue},
+    flow::{BounceKey, ClientKey, ClientValue, ExpectKey, ExpectValue, FlowKey, FlowValue},
     policy::{PORT_COUNT, Policy},
 };
 
@@ -23,6 +23,9 @@ pub const CONTROL_ENTRIES: usize = 16_384;
 /// Capacity of the per-client table. LRU: evicting a client only forgets its
 /// count, which can only make the cap more lenient for it, never stricter.
 pub const CLIENT_ENTRIES: usize = 65_536;
+
+/// Capacity of the bounce table (LRU: the oldest refused endpoint goes first).
+pub const BOUNCE_ENTRIES: usize = 4_096;
 
 /// Bytes of payload copied per parser pass.
 pub const CHUNK: usize = 256;
@@ -50,13 +53,18 @@ pub static FTPCT_CONTROL: LruHashMap<ControlKey, ControlState, CONTROL_ENTRIES> 
 #[btf_map]
 pub static FTPCT_CLIENTS: LruHashMap<ClientKey, ClientValue, CLIENT_ENTRIES> = LruHashMap::new();
 
+/// Endpoints refused `PORT`/`EPRT` named → until when (`bpf_ktime_get_ns`)
+/// the local host's SYNs to them are dropped; see `bounce`.
+#[btf_map]
+pub static FTPCT_BOUNCE: LruHashMap<BounceKey, u64, BOUNCE_ENTRIES> = LruHashMap::new();
+
 #[btf_map]
 pub static FTPCT_COUNTERS: PerCpuArray<u64, { COUNTER_COUNT as usize }> = PerCpuArray::new();
 
 /// Per-CPU scratch space for what is too big for the 512-byte stack, which the
 /// main program and the parser's call chain share: a payload chunk, an all-zero
-/// control state to insert new entries from, and the expectation being
-/// created. XDP and TC never interleave on one CPU (both run with bottom
+/// control state to insert new entries from, the expectation being created
+/// and the endpoint being blocked. XDP and TC never interleave on one CPU (both run with bottom
 /// halves disabled and to completion), so one region serves both.
 #[repr(C)]
 pub struct Scratch {
@@ -66,6 +74,7 @@ pub struct Scratch {
     pub expect_value: ExpectValue,
     pub client_key: ClientKey,
     pub zero_client: ClientValue,
+    pub bounce_key: BounceKey,
 }
 
 #[btf_map]

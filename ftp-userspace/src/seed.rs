@@ -120,63 +120,43 @@ pub fn flows(sockets: &[Socket], classes: &[PortClass], now_ns: u64) -> Vec<(Flo
         .filter(|s| s.state != TCP_LISTEN && s.state != TCP_CLOSE)
         .filter(|s| classes.get(s.local_port as usize) == Some(&PortClass::Guarded))
         .map(|s| {
-            let key = FlowKey {
-                family: s.family,
-                _pad0: 0,
-                _pad1: 0,
-                sport: s.remote_port,
-                dport: s.local_port,
-                src: s.remote,
-                dst: s.local,
-            };
+            let key = FlowKey::new(s.family, s.remote, s.remote_port, s.local, s.local_port);
             // FIN_WAIT, TIME_WAIT, CLOSE_WAIT, LAST_ACK, CLOSING: only the
             // closing handshake is left, so the short closing timeout applies.
-            let open = matches!(s.state, TCP_ESTABLISHED | TCP_SYN_SENT | TCP_SYN_RECV);
-            let value = FlowValue {
-                last_seen_ns: now_ns,
-                origin: flow_origin::SEEDED,
-                state: if open {
-                    flow_state::OPEN
-                } else {
-                    flow_state::CLOSING
-                },
-                _pad0: 0,
-                _pad1: 0,
+            let state = match s.state {
+                TCP_ESTABLISHED => flow_state::OPEN,
+                TCP_SYN_SENT | TCP_SYN_RECV => flow_state::HANDSHAKE,
+                _ => flow_state::CLOSING,
             };
-            (key, value)
+            (key, FlowValue::new(flow_origin::SEEDED, state, 0, now_ns))
         })
         .collect()
 }
 
-/// Control-connection entries for established FTP sessions, either side local.
+/// Control-connection entries for established FTP sessions, either side
+/// local. The role comes from the socket table, not from port numbers alone:
+/// the local end is the server only where a socket listens on its port (it
+/// accepted the connection); otherwise it is the client of a remote control
+/// port. A seeded client session counts as greeted (it is past its greeting).
 pub fn controls(sockets: &[Socket], classes: &[PortClass]) -> Vec<(ControlKey, ControlState)> {
     let is_control = |port: u16| classes.get(port as usize) == Some(&PortClass::Control);
+    let listening = |s: &Socket| {
+        sockets.iter().any(|l| {
+            l.state == TCP_LISTEN
+                && l.local_port == s.local_port
+                && (l.local == s.local || l.local == [0; 16])
+        })
+    };
     sockets
         .iter()
         .filter(|s| s.state == TCP_ESTABLISHED)
         .filter_map(|s| {
-            let (key, side) = if is_control(s.local_port) {
-                let key = ControlKey {
-                    family: s.family,
-                    _pad0: 0,
-                    _pad1: 0,
-                    client_port: s.remote_port,
-                    server_port: s.local_port,
-                    client: s.remote,
-                    server: s.local,
-                };
+            let (key, side) = if is_control(s.local_port) && listening(s) {
+                let key = ControlKey::new(s.family, s.remote, s.remote_port, s.local, s.local_port);
                 (key, control_flags::LOCAL_SERVER)
             } else if is_control(s.remote_port) {
-                let key = ControlKey {
-                    family: s.family,
-                    _pad0: 0,
-                    _pad1: 0,
-                    client_port: s.local_port,
-                    server_port: s.remote_port,
-                    client: s.local,
-                    server: s.remote,
-                };
-                (key, control_flags::LOCAL_CLIENT)
+                let key = ControlKey::new(s.family, s.local, s.local_port, s.remote, s.remote_port);
+                (key, control_flags::LOCAL_CLIENT | control_flags::GREETED)
             } else {
                 return None;
             };
@@ -234,6 +214,7 @@ mod tests {
             sock(40000, 0, TCP_LISTEN),
             sock(22, 5555, TCP_ESTABLISHED),
             sock(21, 6000, TCP_ESTABLISHED),
+            sock(21, 0, TCP_LISTEN),
             sock(40001, 21, TCP_ESTABLISHED),
             sock(40000, 5556, 6),
         ];
@@ -249,5 +230,38 @@ mod tests {
         assert_ne!(controls[0].1.flags & control_flags::LOCAL_SERVER, 0);
         assert_eq!(controls[1].0.client_port, 40001);
         assert_ne!(controls[1].1.flags & control_flags::LOCAL_CLIENT, 0);
+    }
+
+    #[test]
+    fn seeded_roles_come_from_listening_sockets_not_ports() {
+        let mut classes = vec![PortClass::Open; 65536];
+        classes[21] = PortClass::Control;
+        classes[2121] = PortClass::Control;
+        let sock = |lp, rp, state| Socket {
+            family: family::V4,
+            local: [1; 16],
+            local_port: lp,
+            remote: [2; 16],
+            remote_port: rp,
+            state,
+        };
+        // A local client bound to port 21 talking to a remote server's 21,
+        // with nothing listening on 21 here: the local end is the client.
+        let controls_found = controls(&[sock(21, 21, TCP_ESTABLISHED)], &classes);
+        assert_eq!(controls_found.len(), 1);
+        assert_eq!(controls_found[0].0.client_port, 21);
+        assert_eq!(controls_found[0].0.client, [1; 16]);
+        assert_ne!(controls_found[0].1.flags & control_flags::LOCAL_CLIENT, 0);
+        // A local process connected out from control port 2121 to a remote
+        // 8080: neither server nor client of an FTP session.
+        assert!(controls(&[sock(2121, 8080, TCP_ESTABLISHED)], &classes).is_empty());
+        // A remote client connected from its port 21 to the listening server.
+        let found = controls(
+            &[sock(21, 0, TCP_LISTEN), sock(21, 21, TCP_ESTABLISHED)],
+            &classes,
+        );
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0.client, [2; 16]);
+        assert_ne!(found[0].1.flags & control_flags::LOCAL_SERVER, 0);
     }
 }

@@ -105,11 +105,7 @@ pub fn flows(dir: &Path, iface: &str) -> Result<Vec<FlowRow>> {
             remote: endpoint(k.family, &k.src, k.sport),
             local: endpoint(k.family, &k.dst, k.dport),
             origin: flow_origin::name(v.origin),
-            state: if v.state == flow_state::CLOSING {
-                "closing"
-            } else {
-                "open"
-            },
+            state: flow_state::name(v.state),
             idle_secs: (now.saturating_sub(v.last_seen_ns) as f64 / 1e8).round() / 10.0,
         });
     }

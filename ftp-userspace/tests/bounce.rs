@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::{
-    CLIENT, Control, Harness, INTRUDER, SERVER, SYN, Segment, TC_ACT_OK, TC_ACT_SHOT,
-};
+use ftp_ebpf_common::counters::Counter;
+
+use common::{CLIENT, Control, Harness, INTRUDER, SERVER, SYN, Segment, TC_ACT_OK, TC_ACT_SHOT};
 
 /// The local server's SYN to `dst:port` from its port 20.
 fn server_connects(h: &Harness, dst: &str, port: u16) -> u32 {
@@ -37,4 +37,7 @@ fn a_refused_port_blocks_the_servers_connection_there() {
     assert_eq!(server_connects(&h, CLIENT, 40_056), TC_ACT_OK);
     // Other connections of the host are not affected.
     assert_eq!(server_connects(&h, INTRUDER, 40_048), TC_ACT_OK);
+    assert_eq!(h.counter(Counter::BounceBlocked), 3);
+    assert_eq!(h.counter(Counter::RefusedBounce), 2);
+    assert_eq!(h.counter(Counter::RefusedLowPort), 1);
 }

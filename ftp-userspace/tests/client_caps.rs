@@ -37,7 +37,11 @@ fn expired_expectations_stop_counting_against_their_client() {
     // t=1.4: only the one from t=0.7 is live; two more fit.
     pasv(&mut c, 40_020);
     pasv(&mut other, 40_021);
-    assert_eq!(h.counter(Counter::RefusedClientLimit), 0, "expired ones counted");
+    assert_eq!(
+        h.counter(Counter::RefusedClientLimit),
+        0,
+        "expired ones counted"
+    );
     pasv(&mut c, 40_022);
     assert_eq!(h.counter(Counter::RefusedClientLimit), 1, "cap still holds");
 }

@@ -34,9 +34,9 @@ impl<'a> Conn<'a> {
             inbound: 1000,
             outbound: 5000,
         };
-        c.h.ingress(&c.to_local(SYN, b"").seq(999).frame());
-        c.h.egress(&c.from_local(SYN | ACK, b"").seq(4999).frame());
-        c.h.ingress(&c.to_local(ACK, b"").frame());
+        c.h.ingress(&c.by_remote(SYN, b"").seq(999).frame());
+        c.h.egress(&c.by_local(SYN | ACK, b"").seq(4999).frame());
+        c.h.ingress(&c.by_remote(ACK, b"").frame());
         c
     }
     /// The host connects to the intruder's `remote_port` from `local_port`.
@@ -48,19 +48,19 @@ impl<'a> Conn<'a> {
             inbound: 1000,
             outbound: 5000,
         };
-        c.h.egress(&c.from_local(SYN, b"").seq(4999).frame());
-        c.h.ingress(&c.to_local(SYN | ACK, b"").seq(999).frame());
-        c.h.egress(&c.from_local(ACK, b"").frame());
+        c.h.egress(&c.by_local(SYN, b"").seq(4999).frame());
+        c.h.ingress(&c.by_remote(SYN | ACK, b"").seq(999).frame());
+        c.h.egress(&c.by_local(ACK, b"").frame());
         c
     }
-    fn to_local(&self, flags: u8, payload: &[u8]) -> Segment {
+    fn by_remote(&self, flags: u8, payload: &[u8]) -> Segment {
         Segment::new(INTRUDER, self.remote_port, SERVER, self.local_port)
             .seq(self.inbound)
             .ack(self.outbound)
             .flags(flags)
             .payload(payload)
     }
-    fn from_local(&self, flags: u8, payload: &[u8]) -> Segment {
+    fn by_local(&self, flags: u8, payload: &[u8]) -> Segment {
         Segment::new(SERVER, self.local_port, INTRUDER, self.remote_port)
             .seq(self.outbound)
             .ack(self.inbound)
@@ -69,13 +69,13 @@ impl<'a> Conn<'a> {
     }
     /// The intruder sends `text`.
     fn send(&mut self, text: &[u8]) -> u32 {
-        let action = self.h.ingress(&self.to_local(ACK, text).frame());
+        let action = self.h.ingress(&self.by_remote(ACK, text).frame());
         self.inbound += text.len() as u32;
         action
     }
     /// The local end sends `text`.
     fn answer(&mut self, text: &[u8]) -> u32 {
-        let action = self.h.egress(&self.from_local(ACK, text).frame());
+        let action = self.h.egress(&self.by_local(ACK, text).frame());
         self.outbound += text.len() as u32;
         action
     }

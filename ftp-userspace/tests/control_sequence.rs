@@ -30,6 +30,7 @@ fn a_forged_syn_does_not_move_a_control_stream() {
     }
     pasv(&mut c, 40_000);
     assert_eq!(h.expectations().len(), 1, "the real PASV still counts");
+    assert_eq!(h.counter(Counter::ControlSynIgnored), 2);
 }
 
 #[test]
@@ -46,6 +47,7 @@ fn forged_data_ahead_of_the_stream_does_not_move_it() {
     pasv(&mut c, 40_000);
     assert_eq!(h.expectations().len(), 1, "the real PASV still counts");
     assert_eq!(h.counter(Counter::RefusedUncorrelated), 0);
+    assert_eq!(h.counter(Counter::ControlOutOfOrder), 3);
 }
 
 #[test]
@@ -59,6 +61,8 @@ fn the_local_ack_moves_the_stream_past_a_lost_segment() {
     // its acknowledgment (the two replies answer commands ftpct never saw).
     c.reply(b"200 ok\r\n227 Entering Passive Mode (198,18,0,1,156,64).\r\n");
     assert!(h.expectations().is_empty());
+    assert_eq!(h.counter(Counter::ControlOutOfOrder), 1);
+    assert_eq!(h.counter(Counter::ControlGaps), 1);
     pasv(&mut c, 40_001);
     assert_eq!(h.expectations().len(), 1, "in step again");
 }

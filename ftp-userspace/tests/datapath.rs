@@ -434,18 +434,29 @@ fn forged_rst_does_not_end_a_live_flow() {
     let mut c = Control::new(&h);
     c.reply(b"220 ready\r\n");
     pasv(&mut c, 40_000);
-    let seg = |flags, payload: &[u8]| {
+    let seg = |flags, seq, payload: &[u8]| {
         Segment::new(CLIENT, 45_000, SERVER, 40_000)
             .flags(flags)
+            .seq(seq)
             .payload(payload)
             .frame()
     };
-    assert_eq!(h.ingress(&seg(SYN, b"")), XDP_PASS);
-    // A forged RST passes to the kernel (which checks its sequence number)...
-    assert_eq!(h.ingress(&seg(RST, b"")), XDP_PASS);
-    // ...and the connection's data keeps flowing and reopens the flow.
-    assert_eq!(h.ingress(&seg(ACK, b"upload bytes")), XDP_PASS);
+    assert_eq!(h.ingress(&seg(SYN, 1000, b"")), XDP_PASS);
+    // The server accepts and acknowledges the client's first bytes.
+    h.egress(
+        &Segment::new(SERVER, 40_000, CLIENT, 45_000)
+            .flags(ACK)
+            .seq(7001)
+            .ack(1001)
+            .frame(),
+    );
+    // A forged RST far from that sequence number passes to the kernel
+    // (which ignores it) and changes nothing...
+    assert_eq!(h.ingress(&seg(RST, 900_000_000, b"")), XDP_PASS);
+    // ...and the connection's data keeps flowing.
+    assert_eq!(h.ingress(&seg(ACK, 1001, b"upload bytes")), XDP_PASS);
     let flows = h.flows();
     assert_eq!(flows.len(), 1);
     assert_eq!(flows[0].1.state, ftp_ebpf_common::flow::flow_state::OPEN);
+    assert_eq!(h.counter(Counter::FlowResetRemote), 0);
 }

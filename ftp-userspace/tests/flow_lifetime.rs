@@ -92,7 +92,11 @@ fn a_retransmitted_syn_passes_during_the_handshake() {
     let h = Harness::new();
     let d = Data::admitted(&h);
     assert_eq!(d.syn(1000), XDP_PASS, "the same SYN again");
-    assert_eq!(d.syn(555_555), XDP_DROP, "another connection on the 4-tuple");
+    assert_eq!(
+        d.syn(555_555),
+        XDP_DROP,
+        "another connection on the 4-tuple"
+    );
 }
 
 #[test]
@@ -107,6 +111,7 @@ fn a_syn_on_an_established_flow_needs_a_new_expectation() {
     d.local(FIN | ACK, b"", d.outbound);
     assert_eq!(d.syn(123_456), XDP_DROP);
     assert_eq!(h.counter(Counter::SynAdmitted), 1);
+    assert_eq!(h.counter(Counter::SynReused), 3);
 }
 
 #[test]
@@ -157,9 +162,28 @@ fn an_in_window_rst_from_the_remote_ends_a_flow() {
     let mut d = Data::established(&h);
     d.send(b"");
     // Far outside the window: changes nothing.
-    assert_eq!(d.remote_at(d.inbound.wrapping_add(1 << 30), RST, b""), XDP_PASS);
+    assert_eq!(
+        d.remote_at(d.inbound.wrapping_add(1 << 30), RST, b""),
+        XDP_PASS
+    );
     assert_eq!(d.state(), Some(flow_state::OPEN));
     // At the sequence the local end acknowledged: the connection is over.
     assert_eq!(d.remote(RST, b""), XDP_PASS);
-    assert_eq!(d.state(), Some(flow_state::CLOSING));
+    assert_eq!(d.state(), Some(flow_state::RESET));
+    assert_eq!(h.counter(Counter::FlowResetRemote), 1);
+    // Unless the local end keeps talking (the kernel challenged the RST).
+    d.send(b"");
+    assert_eq!(d.state(), Some(flow_state::OPEN));
+}
+
+#[test]
+fn a_reset_flow_ends_after_the_closing_timeout() {
+    let mut h = Harness::new();
+    h.set_policy(|p| p.closing_timeout_ns = 500_000_000);
+    let mut d = Data::established(&h);
+    d.send(b"");
+    assert_eq!(d.remote(RST, b""), XDP_PASS);
+    sleep(Duration::from_millis(700));
+    assert_eq!(d.remote(ACK, b""), XDP_DROP);
+    assert_eq!(d.syn(1000), XDP_DROP, "the 4-tuple admits nothing new");
 }

@@ -7,6 +7,7 @@
 mod common;
 
 use common::{Control, Harness};
+use ftp_ebpf_common::counters::Counter;
 
 const REMOTE: &str = "198.18.0.9";
 
@@ -17,6 +18,7 @@ fn a_port_without_a_greeting_opens_nothing() {
     c.command(b"PORT 198,18,0,2,156,120\r\n");
     c.reply(b"200 ok\r\n");
     assert!(h.expectations().is_empty(), "{:?}", h.expectations());
+    assert_eq!(h.counter(Counter::RefusedNotFtp), 1);
 }
 
 #[test]
@@ -26,6 +28,7 @@ fn a_port_in_the_same_flight_as_other_text_opens_nothing() {
     c.reply(b"220 hello\r\n");
     c.command(b"GET / HTTP/1.1\r\nHost: x\r\nPORT 198,18,0,2,156,121\r\n\r\n");
     assert!(h.expectations().is_empty(), "{:?}", h.expectations());
+    assert_eq!(h.counter(Counter::RefusedNotFtp), 1);
 }
 
 #[test]
@@ -41,4 +44,5 @@ fn an_ftp_clients_port_opens_its_port() {
     c.reply(b"200 ok\r\n");
     c.command(b"PORT 198,18,0,2,156,122\r\n");
     assert_eq!(h.expectations().len(), 1);
+    assert_eq!(h.counter(Counter::RefusedNotFtp), 0);
 }

@@ -180,14 +180,31 @@ impl LineParser {
     /// progress stays in progress (its code and anything found so far are kept)
     /// so its completion is still reported.
     pub fn resync(&mut self) {
+        self.drop_line(DISCARD);
+    }
+
+    /// After bytes the parser never saw, when the stream is known to resume
+    /// at a segment boundary (the local end acknowledged everything before
+    /// it): drops the current line and takes the next byte as a line start.
+    /// FTP peers send whole lines per segment, so skipping to the next line
+    /// end (as `resync` does) would cost a real line; a tail that is not a
+    /// line start reads as text the peer itself sent.
+    pub fn restart(&mut self) {
+        self.drop_line(0);
+    }
+
+    /// Forgets the current line; `discard` is `DISCARD` to skip to the next
+    /// line end. A multi-line reply in progress stays in progress.
+    #[inline(always)]
+    fn drop_line(&mut self, discard: u8) {
         let multi = self.flags & MULTI;
         self.reset_line();
         if multi == 0 {
             self.out = ParsedLine::default();
-            self.flags = DISCARD;
+            self.flags = discard;
         } else {
             self.out.kind = LineKind::None;
-            self.flags = DISCARD | MULTI | (self.flags & TOO_LONG);
+            self.flags = discard | MULTI | (self.flags & TOO_LONG);
         }
     }
 

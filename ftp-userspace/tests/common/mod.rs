@@ -253,8 +253,8 @@ impl<'a> Control<'a> {
             s2c: 1,
         }
     }
-    /// This host (CLIENT) as the FTP client of a remote `server`; its SYN
-    /// leaves on egress.
+    /// This host (CLIENT) as the FTP client of a remote `server`: the
+    /// handshake, with its SYN and final ACK leaving on egress.
     pub fn to_remote(h: &'a Harness, server: &'static str) -> Self {
         let c = Self {
             h,
@@ -265,12 +265,22 @@ impl<'a> Control<'a> {
             c2s: 100,
             s2c: 1,
         };
-        h.egress(
-            &Segment::new(CLIENT, CPORT, server, 21)
-                .seq(99)
-                .flags(SYN)
+        let client = |flags, seq, ack| {
+            Segment::new(CLIENT, CPORT, server, 21)
+                .seq(seq)
+                .ack(ack)
+                .flags(flags)
+                .frame()
+        };
+        h.egress(&client(SYN, 99, 0));
+        h.ingress(
+            &Segment::new(server, 21, CLIENT, CPORT)
+                .seq(0)
+                .ack(100)
+                .flags(SYN | ACK)
                 .frame(),
         );
+        h.egress(&client(ACK, 100, 1));
         c
     }
     /// Client → server; returns the action (XDP for a remote client).

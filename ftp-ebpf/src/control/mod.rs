@@ -1,0 +1,190 @@
+//! Control connections: which end of one is local, creating and ending its
+//! state, and handing each segment to sequence tracking (`sequence`), the
+//! parser (`feed`) and request/reply correlation (`correlate`).
+//!
+//! The role is decided by the local end, never by port numbers alone: a
+//! local client's state is created by its own SYN to a control port (it
+//! connected), a local server's by its first payload from a control port on
+//! a connection it did not open (it accepted), and both are seeded from the
+//! socket table at attach. Nothing a remote peer sends creates state, and a
+//! packet is only ever handled under the role its state was created with.
+
+mod correlate;
+mod feed;
+mod sequence;
+
+use ftp_ebpf_common::{
+    control::{ControlKey, ControlState, control_flags},
+    counters::Counter,
+    parser::Direction,
+};
+
+use crate::{
+    conntrack,
+    counters::count,
+    headers::{PacketInfo, tcp_flags},
+    maps::{FTPCT_CONTROL, FTPCT_SCRATCH},
+    packet::Packet,
+    shared::now_ns,
+};
+
+const BPF_ANY: u64 = 0;
+const BPF_NOEXIST: u64 = 1;
+
+/// A packet from the network on a connection with a control port at either
+/// end: the remote client of a local server (`to_control`: the local port is
+/// a control port), or the remote server of a local client (`from_control`).
+/// Not inlined: control packets are rare, and keeping this body out of the
+/// main program keeps the common path's registers and stack lean.
+#[inline(never)]
+pub fn inbound<P: Packet>(pkt: &P, info: &PacketInfo, to_control: bool, from_control: bool) {
+    count(Counter::ControlPackets);
+    if to_control {
+        let key = ControlKey::new(info.family, info.src, info.sport, info.dst, info.dport);
+        if let Some(state) = lookup(&key, control_flags::LOCAL_SERVER) {
+            handle(pkt, info, state, &key, Direction::ClientToServer, false);
+            return;
+        }
+    }
+    if from_control {
+        let key = ControlKey::new(info.family, info.dst, info.dport, info.src, info.sport);
+        if let Some(state) = lookup(&key, control_flags::LOCAL_CLIENT) {
+            handle(pkt, info, state, &key, Direction::ServerToClient, false);
+        }
+    }
+}
+
+/// A packet the local host sends on a connection with a control port at
+/// either end: as the client (`to_control`) or as the server (`from_control`).
+#[inline(never)]
+pub fn outbound<P: Packet>(pkt: &P, info: &PacketInfo, to_control: bool, from_control: bool) {
+    count(Counter::ControlPackets);
+    if to_control {
+        let key = ControlKey::new(info.family, info.src, info.sport, info.dst, info.dport);
+        if info.is_syn() {
+            // The local end connects: it is this connection's client.
+            start_client(&key, info);
+            return;
+        }
+        if let Some(state) = lookup(&key, control_flags::LOCAL_CLIENT) {
+            handle(pkt, info, state, &key, Direction::ClientToServer, true);
+            return;
+        }
+    }
+    if from_control && !info.is_syn() {
+        let key = ControlKey::new(info.family, info.dst, info.dport, info.src, info.sport);
+        let state = match lookup(&key, control_flags::LOCAL_SERVER) {
+            Some(state) => state,
+            // A server's first payload (its banner) on a connection it did
+            // not open: it accepted it, so it is the server.
+            None if info.payload_len > 0 && !conntrack::opened_locally(info) => {
+                match create(&key, control_flags::LOCAL_SERVER) {
+                    Some(state) => state,
+                    None => return,
+                }
+            }
+            None => return,
+        };
+        handle(pkt, info, state, &key, Direction::ServerToClient, true);
+    }
+}
+
+/// The state of `key`, if it was created for the role `side`.
+#[inline(always)]
+fn lookup(key: &ControlKey, side: u8) -> Option<&'static mut ControlState> {
+    let state = FTPCT_CONTROL.get_ptr_mut(key)?;
+    // SAFETY: pointer from a successful lookup of this program's map; each
+    // direction's fields are written only by the program that sees it.
+    let state = unsafe { &mut *state };
+    (state.flags & side != 0).then_some(state)
+}
+
+/// Creates the state of a connection the local end uses as `side`, unless
+/// one exists; `None` if the table refused it or it exists for the other role.
+#[inline(always)]
+fn create(key: &ControlKey, side: u8) -> Option<&'static mut ControlState> {
+    let scratch = FTPCT_SCRATCH.get_ptr(0)?;
+    // SAFETY: per-CPU scratch from a successful lookup; `zero_control` is never
+    // written, so it is all zeroes (a fresh state).
+    let zero = unsafe { &(*scratch).zero_control };
+    if FTPCT_CONTROL.insert(key, zero, BPF_NOEXIST).is_err() && FTPCT_CONTROL.get_ptr(key).is_none()
+    {
+        count(Counter::ControlMapFull);
+        return None;
+    }
+    let state = FTPCT_CONTROL.get_ptr_mut(key)?;
+    // SAFETY: pointer from a successful lookup.
+    let state = unsafe { &mut *state };
+    if state.flags & (control_flags::LOCAL_SERVER | control_flags::LOCAL_CLIENT) & !side != 0 {
+        return None;
+    }
+    state.flags |= side;
+    Some(state)
+}
+
+/// The local end's SYN to a control port: a new connection whose client is
+/// local, starting afresh whatever an older one on the same 4-tuple left.
+#[inline(always)]
+fn start_client(key: &ControlKey, info: &PacketInfo) {
+    let Some(scratch) = FTPCT_SCRATCH.get_ptr(0) else {
+        return;
+    };
+    // SAFETY: as in `create`.
+    let zero = unsafe { &(*scratch).zero_control };
+    if FTPCT_CONTROL.insert(key, zero, BPF_ANY).is_err() {
+        count(Counter::ControlMapFull);
+        return;
+    }
+    let Some(state) = FTPCT_CONTROL.get_ptr_mut(key) else {
+        return;
+    };
+    // SAFETY: pointer from a successful lookup.
+    let state = unsafe { &mut *state };
+    state.flags = control_flags::LOCAL_CLIENT;
+    state.last_seen_ns = now_ns();
+    sequence::local_syn(state, info);
+}
+
+/// Handles one segment of a known control connection travelling in `dir`,
+/// sent by the local end (`from_local`) or arriving from the remote one.
+#[inline(always)]
+fn handle<P: Packet>(
+    pkt: &P,
+    info: &PacketInfo,
+    state: &mut ControlState,
+    key: &ControlKey,
+    dir: Direction,
+    from_local: bool,
+) {
+    state.last_seen_ns = now_ns();
+    let control_bits = tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST;
+    if from_local {
+        if info.flags & (tcp_flags::RST | tcp_flags::FIN) != 0 {
+            // Only the local end's FIN or RST ends the state: it is genuine.
+            // A FIN's last words (`221 Goodbye`) announce nothing.
+            let _ = FTPCT_CONTROL.remove(key);
+            return;
+        }
+        sequence::local_ack(state, info, dir);
+    } else if info.flags & control_bits != 0 {
+        // From outside, any of these may be forged with any sequence number;
+        // the kernel checks them, and only the local end's handshake and
+        // acknowledgments say where the streams are.
+        if info.flags & tcp_flags::SYN != 0 {
+            count(Counter::ControlSynIgnored);
+        }
+        return;
+    }
+    if info.flags & tcp_flags::SYN != 0
+        || info.payload_len == 0
+        || state.flags & control_flags::TLS != 0
+    {
+        return;
+    }
+    let Some(start) = sequence::accept(state, info, dir, from_local) else {
+        return;
+    };
+    count(Counter::ControlPayloads);
+    feed::payload(pkt, info, state, key, dir, start);
+    sequence::consumed(state, info, dir);
+}
