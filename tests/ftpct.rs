@@ -71,6 +71,28 @@ pub fn sweep_stale_pin_roots() {
     }
 }
 
+/// Checks that a failed ftpct command exited with `code`, printed exactly
+/// one line on stderr starting `ftpct: ` (for `code` 1) that contains
+/// `needle`, and did not panic.
+pub fn assert_cli_error(what: &str, out: &Output, code: i32, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}: exit status; stderr: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{what}: panic: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{what}: want {needle:?} in {stderr:?}"
+    );
+    if code == 1 {
+        let lines: Vec<&str> = stderr.trim().lines().collect();
+        assert_eq!(lines.len(), 1, "{what}: want one line: {stderr:?}");
+        assert!(lines[0].starts_with("ftpct: "), "{what}: {stderr:?}");
+    }
+}
+
 /// ftpct attached to an interface of a namespace; dropping it runs
 /// `ftpct detach` (errors ignored) and removes the pin root.
 pub struct Ftpct<'a> {

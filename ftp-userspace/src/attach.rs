@@ -25,6 +25,7 @@ use ftp_ebpf_common::{
 };
 
 use crate::{
+    netdev,
     pins::{self, LINK_EGRESS, LINK_INGRESS, PROG_EGRESS, PROG_INGRESS},
     portspec::{self, PortRange},
     privileges, seed,
@@ -121,7 +122,8 @@ pub fn load_configured(cfg: &AttachConfig) -> Result<Ebpf> {
 /// removed again. Returns the loaded object (for `ftpct run`'s logs).
 pub fn attach(cfg: &AttachConfig) -> Result<Ebpf> {
     privileges::require_bpf_admin("ftpct attach")?;
-    let ifindex = ifindex(&cfg.iface)?;
+    // Before anything is created: a refused device leaves nothing behind.
+    let ifindex = netdev::require_ethernet(&cfg.iface)?;
     let root_existed = cfg.pin_root.exists();
     pins::prepare_root(&cfg.pin_root)?;
     let result = attach_under_root(cfg, ifindex);
@@ -165,16 +167,6 @@ pub fn detach(pin_root: &Path, iface: &str) -> Result<()> {
         bail!("not attached to {iface} (no pins in {})", dir.display());
     }
     pins::remove_iface_dir(&dir)
-}
-
-fn ifindex(iface: &str) -> Result<u32> {
-    let name = std::ffi::CString::new(iface).map_err(|_| anyhow!("invalid interface name"))?;
-    // SAFETY: name is a valid NUL-terminated string.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if index == 0 {
-        bail!("no such interface: {iface} (see `ip link`)");
-    }
-    Ok(index)
 }
 
 fn load(cfg: &AttachConfig) -> Result<Ebpf> {

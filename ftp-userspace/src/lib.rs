@@ -3,6 +3,7 @@
 //! the CLI and the tests share.
 
 pub mod attach;
+pub mod netdev;
 pub mod pins;
 pub mod portspec;
 pub mod privileges;
