@@ -23,7 +23,7 @@ use ftpct_e2e::servers::ServerOptions;
 use ftpct_e2e::{
     BIG_FILE, CLIENT, ConnectResult, Counter, Counters, EchoClient, EchoServer, Family, FtpServer,
     FtpSession, Ftpct, LAB_IFACE, Lab, Netns, Proftpd, PureFtpd, Pyftpdlib, SERVER, SMALL_FILE,
-    TransferMode, Vsftpd, assert_cli_error, ftpct_bin, ftpct_run,
+    TransferMode, Vsftpd, assert_cli_error, ftpct_bin, ftpct_run, pin_dir,
 };
 use serde_json::Value;
 
@@ -1160,7 +1160,8 @@ fn foreground_run_logs_verdicts_and_detaches_on_sigterm() -> Result<()> {
     assert!(text.contains("admitted SYN"), "{text}");
     assert!(text.contains("dropped SYN"), "{text}");
     assert!(text.contains("detached from"), "{text}");
-    assert!(!pin_root.join(LAB_IFACE).exists(), "pins left behind");
+    let dir = pin_dir(&pin_root, lab.server(), LAB_IFACE)?;
+    assert!(!dir.exists(), "pins left behind in {}", dir.display());
     let link = lab
         .server()
         .run_ok(&["ip", "-d", "link", "show", LAB_IFACE])?;
