@@ -71,12 +71,41 @@ pub fn sweep_stale_pin_roots() {
     }
 }
 
+/// Where ftpct pins `iface` of `ns` under `pin_root`:
+/// `<pin root>/net<netns inode>/<iface>`.
+pub fn pin_dir(pin_root: &Path, ns: &Netns, iface: &str) -> Result<PathBuf> {
+    Ok(pin_root.join(format!("net{}", ns.inode()?)).join(iface))
+}
+
+/// Checks that a failed ftpct command exited with `code`, printed exactly
+/// one line on stderr starting `ftpct: ` (for `code` 1) that contains
+/// `needle`, and did not panic.
+pub fn assert_cli_error(what: &str, out: &Output, code: i32, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}: exit status; stderr: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{what}: panic: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{what}: want {needle:?} in {stderr:?}"
+    );
+    if code == 1 {
+        let lines: Vec<&str> = stderr.trim().lines().collect();
+        assert_eq!(lines.len(), 1, "{what}: want one line: {stderr:?}");
+        assert!(lines[0].starts_with("ftpct: "), "{what}: {stderr:?}");
+    }
+}
+
 /// ftpct attached to an interface of a namespace; dropping it runs
 /// `ftpct detach` (errors ignored) and removes the pin root.
 pub struct Ftpct<'a> {
     ns: &'a Netns,
     iface: String,
     pin_root: PathBuf,
+    pin_dir: PathBuf,
     attached: bool,
     attach_stdout: String,
 }
@@ -99,6 +128,7 @@ impl<'a> Ftpct<'a> {
             ns,
             iface: iface.to_string(),
             pin_root: pin_root.to_path_buf(),
+            pin_dir: pin_dir(pin_root, ns, iface)?,
             attached: true,
             attach_stdout: String::new(),
         };
@@ -124,9 +154,9 @@ impl<'a> Ftpct<'a> {
         self.ns
     }
 
-    /// This interface's pin directory, `<pin root>/<iface>`.
+    /// This interface's pin directory, `<pin root>/net<inode>/<iface>`.
     pub fn pin_dir(&self) -> PathBuf {
-        self.pin_root.join(&self.iface)
+        self.pin_dir.clone()
     }
 
     /// Runs `ftpct SUBCOMMAND ARGS... --pin-root PIN_ROOT` in the namespace;

@@ -23,7 +23,7 @@ use ftpct_e2e::servers::ServerOptions;
 use ftpct_e2e::{
     BIG_FILE, CLIENT, ConnectResult, Counter, Counters, EchoClient, EchoServer, Family, FtpServer,
     FtpSession, Ftpct, LAB_IFACE, Lab, Netns, Proftpd, PureFtpd, Pyftpdlib, SERVER, SMALL_FILE,
-    TransferMode, Vsftpd, ftpct_bin, ftpct_run,
+    TransferMode, Vsftpd, assert_cli_error, ftpct_bin, ftpct_run, pin_dir,
 };
 use serde_json::Value;
 
@@ -90,32 +90,15 @@ fn xdp_attached(ns: &Netns) -> Result<bool> {
     Ok(String::from_utf8_lossy(&out.stdout).contains("prog/xdp"))
 }
 
-/// Checks that a failed ftpct command exited with `code`, printed exactly
-/// one line on stderr starting `ftpct: ` (for `code` 1) that contains
-/// `needle`, and did not panic.
-fn assert_cli_error(what: &str, out: &Output, code: i32, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{what}: exit status; stderr: {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{what}: panic: {stderr}");
-    assert!(
-        stderr.contains(needle),
-        "{what}: want {needle:?} in {stderr:?}"
-    );
-    if code == 1 {
-        let lines: Vec<&str> = stderr.trim().lines().collect();
-        assert_eq!(lines.len(), 1, "{what}: want one line: {stderr:?}");
-        assert!(lines[0].starts_with("ftpct: "), "{what}: {stderr:?}");
-    }
-}
-
 /// Checks that a failed attach left nothing behind in this lab.
 fn assert_nothing_attached(what: &str, lab: &Lab) -> Result<()> {
-    let dir = lab.pin_root().join(LAB_IFACE);
-    ensure!(!dir.exists(), "{what}: {} left behind", dir.display());
+    let root = lab.pin_root();
+    if root.exists() {
+        let left: Vec<_> = std::fs::read_dir(root)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::io::Result<_>>()?;
+        ensure!(left.is_empty(), "{what}: {left:?} left behind");
+    }
     ensure!(
         !xdp_attached(lab.server())?,
         "{what}: an XDP program is attached"
@@ -896,6 +879,59 @@ fn cli_refuses_ip_netns_exec_with_default_pin_root() -> Result<()> {
     Ok(())
 }
 
+/// Devices without an Ethernet header (tun, ipip, loopback): the programs
+/// would misread every packet and pass it, so attach refuses them before
+/// loading anything.
+#[test]
+fn attach_refuses_interfaces_without_ethernet() -> Result<()> {
+    let lab = Lab::new()?;
+    let server = lab.server();
+    server.run_ok(&["ip", "tuntap", "add", "dev", "tun0", "mode", "tun"])?;
+    server.run_ok(&["ip", "link", "set", "tun0", "up"])?;
+    let mut cases = vec![("tun0", "link type 65534"), ("lo", "link type 772")];
+    // ipip is a module many kernels lack; tun and lo are always tested.
+    let ipip = server.run(&[
+        "ip",
+        "link",
+        "add",
+        "ipip0",
+        "type",
+        "ipip",
+        "local",
+        "198.18.0.1",
+        "remote",
+        "198.18.0.3",
+    ])?;
+    if ipip.status.success() {
+        cases.push(("ipip0", "link type 768"));
+    } else {
+        eprintln!(
+            "no ipip device in this kernel ({}); testing tun and lo",
+            String::from_utf8_lossy(&ipip.stderr).trim()
+        );
+    }
+    for (iface, link_type) in cases {
+        let what = format!("attach {iface}");
+        let out = ftpct_in(&lab, &["attach", iface])?;
+        assert_cli_error(&what, &out, 1, "not an Ethernet device");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(iface) && stderr.contains(link_type),
+            "{what}: {stderr}"
+        );
+        let link = server.run_ok(&["ip", "-d", "link", "show", "dev", iface])?;
+        let link = String::from_utf8_lossy(&link.stdout);
+        assert!(!link.contains("prog/xdp"), "{what}: XDP attached: {link}");
+        assert_nothing_attached(&what, &lab)?;
+        assert!(
+            !lab.pin_root().exists(),
+            "{what}: {} created",
+            lab.pin_root().display()
+        );
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------
 // Attach options: data range, allowed ports, expectation lifetime.
 
@@ -1124,7 +1160,8 @@ fn foreground_run_logs_verdicts_and_detaches_on_sigterm() -> Result<()> {
     assert!(text.contains("admitted SYN"), "{text}");
     assert!(text.contains("dropped SYN"), "{text}");
     assert!(text.contains("detached from"), "{text}");
-    assert!(!pin_root.join(LAB_IFACE).exists(), "pins left behind");
+    let dir = pin_dir(&pin_root, lab.server(), LAB_IFACE)?;
+    assert!(!dir.exists(), "pins left behind in {}", dir.display());
     let link = lab
         .server()
         .run_ok(&["ip", "-d", "link", "show", LAB_IFACE])?;

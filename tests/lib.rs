@@ -41,7 +41,7 @@ pub mod servers;
 pub use clients::{ConnectResult, EchoClient, EchoServer, FtpSession, TransferMode};
 pub use fixtures::{BIG_FILE, FileDigest, SMALL_FILE, UPLOAD_DIR};
 pub use ftp_ebpf_common::counters::Counter;
-pub use ftpct::{Counters, Ftpct, Rows, ftpct_bin, ftpct_run};
+pub use ftpct::{Counters, Ftpct, Rows, assert_cli_error, ftpct_bin, ftpct_run, pin_dir};
 pub use lab::{CLIENT, CLIENT2, Family, INTRUDER, LAB_IFACE, Lab, SERVER};
 pub use netns::Netns;
 pub use servers::{FtpServer, Proftpd, PureFtpd, Pyftpdlib, Vsftpd, server_binary};

@@ -68,6 +68,14 @@ impl Netns {
         &self.path
     }
 
+    /// The namespace's nsfs inode number (as in `/proc/PID/ns/net` ->
+    /// `net:[INODE]`), which ftpct keys its pins by.
+    pub fn inode(&self) -> Result<u64> {
+        let meta =
+            fs::metadata(&self.path).with_context(|| format!("stat {}", self.path.display()))?;
+        Ok(meta.ino())
+    }
+
     /// A [`Command`] that runs `argv` inside this namespace (not started).
     pub fn command<S: AsRef<OsStr>>(&self, argv: &[S]) -> Command {
         let mut cmd = Command::new("nsenter");

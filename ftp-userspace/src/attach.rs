@@ -25,6 +25,9 @@ use ftp_ebpf_common::{
 };
 
 use crate::{
+    binding::Binding,
+    netdev,
+    netns::Netns,
     pins::{self, LINK_EGRESS, LINK_INGRESS, PROG_EGRESS, PROG_INGRESS},
     portspec::{self, PortRange},
     privileges, seed,
@@ -117,34 +120,50 @@ pub fn load_configured(cfg: &AttachConfig) -> Result<Ebpf> {
     Ok(ebpf)
 }
 
-/// Loads, configures, attaches and pins. On error everything created is
-/// removed again. Returns the loaded object (for `ftpct run`'s logs).
+/// Loads, configures, attaches and pins under this network namespace's
+/// directory. On error everything created is removed again, directories
+/// included. Returns the loaded object (for `ftpct run`'s logs).
 pub fn attach(cfg: &AttachConfig) -> Result<Ebpf> {
     privileges::require_bpf_admin("ftpct attach")?;
-    let ifindex = ifindex(&cfg.iface)?;
+    // Before anything is created: a refused device leaves nothing behind.
+    let ifindex = netdev::require_ethernet(&cfg.iface)?;
+    let netns = Netns::current()?;
     let root_existed = cfg.pin_root.exists();
     pins::prepare_root(&cfg.pin_root)?;
-    let result = attach_under_root(cfg, ifindex);
-    if result.is_err() && !root_existed {
-        // Only an empty directory goes; never anything another attach pinned.
-        let _ = fs::remove_dir(&cfg.pin_root);
+    let result = attach_under_root(cfg, &netns, ifindex);
+    if result.is_err() {
+        // Only empty directories go; never anything another attach pinned.
+        pins::remove_if_empty(&pins::netns_dir(&cfg.pin_root, &netns));
+        if !root_existed {
+            pins::remove_if_empty(&cfg.pin_root);
+        }
     }
     result
 }
 
-fn attach_under_root(cfg: &AttachConfig, ifindex: u32) -> Result<Ebpf> {
-    let dir = pins::iface_dir(&cfg.pin_root, &cfg.iface);
+fn attach_under_root(cfg: &AttachConfig, netns: &Netns, ifindex: u32) -> Result<Ebpf> {
+    let dir = pins::iface_dir(&cfg.pin_root, netns, &cfg.iface);
     if dir.exists() {
+        let problem = Binding::check(&cfg.iface, &dir.join(LINK_INGRESS))
+            .problem(&cfg.iface)
+            .map(|p| format!(", but {p}"))
+            .unwrap_or_default();
         bail!(
-            "already attached to {} (pins in {}); run `ftpct detach {}` first",
-            cfg.iface,
+            "already attached to {iface} (pins in {}){problem}; run `ftpct detach {iface}` first",
             dir.display(),
-            cfg.iface
+            iface = cfg.iface,
         );
     }
     let mut ebpf = load(cfg)?;
     let classes = cfg.port_classes();
     configure(&mut ebpf, cfg, &classes)?;
+    let netns_dir = pins::netns_dir(&cfg.pin_root, netns);
+    match fs::create_dir(&netns_dir) {
+        Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(err).with_context(|| format!("creating {}", netns_dir.display()));
+        }
+        _ => {}
+    }
     fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
     match attach_and_pin(&mut ebpf, cfg, ifindex, &dir, &classes) {
         Ok(()) => Ok(ebpf),
@@ -157,24 +176,24 @@ fn attach_under_root(cfg: &AttachConfig, ifindex: u32) -> Result<Ebpf> {
     }
 }
 
-/// Detaches by removing the interface's pins (links first).
-pub fn detach(pin_root: &Path, iface: &str) -> Result<()> {
+/// Detaches `iface` of this network namespace by removing its pins (links
+/// first). Returns what had become of the interface, for the report.
+/// Another namespace's attachment of the same name is never touched.
+pub fn detach(pin_root: &Path, iface: &str) -> Result<Binding> {
     privileges::require_bpf_admin("ftpct detach")?;
-    let dir = pins::iface_dir(pin_root, iface);
+    netdev::check_name(iface)?;
+    let netns = Netns::current()?;
+    let dir = pins::iface_dir(pin_root, &netns, iface);
     if !dir.exists() {
-        bail!("not attached to {iface} (no pins in {})", dir.display());
+        bail!(
+            "not attached to {iface} in this network namespace ({}; no pins in {})",
+            netns.display_name(),
+            dir.display()
+        );
     }
-    pins::remove_iface_dir(&dir)
-}
-
-fn ifindex(iface: &str) -> Result<u32> {
-    let name = std::ffi::CString::new(iface).map_err(|_| anyhow!("invalid interface name"))?;
-    // SAFETY: name is a valid NUL-terminated string.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if index == 0 {
-        bail!("no such interface: {iface} (see `ip link`)");
-    }
-    Ok(index)
+    let binding = Binding::check(iface, &dir.join(LINK_INGRESS));
+    pins::remove_attachment(pin_root, &netns, iface)?;
+    Ok(binding)
 }
 
 fn load(cfg: &AttachConfig) -> Result<Ebpf> {

@@ -3,6 +3,9 @@
 //! the CLI and the tests share.
 
 pub mod attach;
+pub mod binding;
+pub mod netdev;
+pub mod netns;
 pub mod pins;
 pub mod portspec;
 pub mod privileges;

@@ -12,6 +12,8 @@ use ftp_ebpf_common::policy::{
 
 use ftp_userspace::{
     attach::{self, AttachConfig},
+    binding::Binding,
+    netns::Netns,
     pins, portspec, run, status, tables,
 };
 
@@ -28,14 +30,15 @@ struct Cli {
 enum Command {
     /// Load and attach to IFACE; protection stays in force after ftpct exits.
     Attach(AttachArgs),
-    /// Remove everything `attach` created for IFACE.
+    /// Remove everything `attach` created for IFACE in this network namespace.
     Detach {
         /// Interface to stop guarding.
         iface: String,
         #[command(flatten)]
         pins: PinArgs,
     },
-    /// Show guarded interfaces, program ids, policy, table sizes and counters.
+    /// Show this network namespace's guarded interfaces, program ids,
+    /// policy, table sizes and counters.
     Status {
         /// Machine-readable output.
         #[arg(long)]
@@ -171,27 +174,44 @@ fn dispatch(cli: Cli) -> Result<()> {
             println!(
                 "ftpct: guarding {} (pins in {})",
                 cfg.iface,
-                pins::iface_dir(&cfg.pin_root, &cfg.iface).display()
+                pins::iface_dir(&cfg.pin_root, &Netns::current()?, &cfg.iface).display()
             );
             Ok(())
         }
         Command::Detach { iface, pins: p } => {
-            attach::detach(&pins::resolve_root(p.pin_root.as_deref()), &iface)?;
-            println!("ftpct: detached from {iface}");
+            let binding = attach::detach(&pins::resolve_root(p.pin_root.as_deref()), &iface)?;
+            match binding {
+                Binding::Deleted { .. } => {
+                    println!("ftpct: removed the pins of {iface}, which was deleted after attach")
+                }
+                Binding::Renamed { now, .. } => {
+                    println!("ftpct: detached from {iface} (now named {now})")
+                }
+                Binding::Elsewhere { ifindex } => println!(
+                    "ftpct: detached from {iface} (ifindex {ifindex}, no longer in this network \
+                     namespace)"
+                ),
+                Binding::Attached { .. } | Binding::Unknown { .. } => {
+                    println!("ftpct: detached from {iface}")
+                }
+            }
             Ok(())
         }
         Command::Status { json, pins: p } => {
             let root = pins::resolve_root(p.pin_root.as_deref());
-            let ifaces = pins::attached_interfaces(&root)?;
+            let netns = Netns::current()?;
+            let ifaces = pins::attached_interfaces(&root, &netns)?;
             let statuses = ifaces
                 .iter()
-                .map(|iface| status::iface_status(&root, iface))
+                .map(|iface| status::iface_status(&root, &netns, iface))
                 .collect::<Result<Vec<_>>>()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&statuses)?);
             } else if statuses.is_empty() {
                 println!(
-                    "ftpct: not attached to any interface (pin root {})",
+                    "ftpct: not attached to any interface in this network namespace ({}; pin \
+                     root {})",
+                    netns.display_name(),
                     root.display()
                 );
             } else {
@@ -201,10 +221,11 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Expectations { json, pins: p } => {
             let root = pins::resolve_root(p.pin_root.as_deref());
+            let netns = Netns::current()?;
             let mut rows = Vec::new();
-            for iface in pins::attached_interfaces(&root)? {
+            for iface in pins::attached_interfaces(&root, &netns)? {
                 rows.extend(tables::expectations(
-                    &pins::iface_dir(&root, &iface),
+                    &pins::iface_dir(&root, &netns, &iface),
                     &iface,
                 )?);
             }
@@ -227,9 +248,13 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Flows { json, pins: p } => {
             let root = pins::resolve_root(p.pin_root.as_deref());
+            let netns = Netns::current()?;
             let mut rows = Vec::new();
-            for iface in pins::attached_interfaces(&root)? {
-                rows.extend(tables::flows(&pins::iface_dir(&root, &iface), &iface)?);
+            for iface in pins::attached_interfaces(&root, &netns)? {
+                rows.extend(tables::flows(
+                    &pins::iface_dir(&root, &netns, &iface),
+                    &iface,
+                )?);
             }
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);

@@ -1,6 +1,8 @@
 //! Where pins live: the pin root (flag, `FTPCT_PIN_ROOT`, or the default),
-//! making sure it is a bpffs that outlives this process, and the per-interface
-//! layout `<root>/<iface>/{prog_*,link_*,FTPCT_*}`.
+//! making sure it is a bpffs that outlives this process, and the layout
+//! `<root>/net<INODE>/<iface>/{prog_*,link_*,FTPCT_*}`. Interface names are
+//! only unique within a network namespace, so attachments are kept per
+//! namespace (see [`crate::netns`]) and a command sees only its own.
 
 use std::{
     ffi::CString,
@@ -9,6 +11,8 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
+
+use crate::netns::Netns;
 
 /// Default pin root.
 pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf/ftpct";
@@ -36,9 +40,14 @@ pub fn resolve_root(flag: Option<&Path>) -> PathBuf {
     }
 }
 
+/// The directory holding the attachments of one network namespace.
+pub fn netns_dir(root: &Path, netns: &Netns) -> PathBuf {
+    root.join(netns.dir_name())
+}
+
 /// The directory holding one interface's pins.
-pub fn iface_dir(root: &Path, iface: &str) -> PathBuf {
-    root.join(iface)
+pub fn iface_dir(root: &Path, netns: &Netns, iface: &str) -> PathBuf {
+    netns_dir(root, netns).join(iface)
 }
 
 /// Whether `path` is on a bpf filesystem.
@@ -152,20 +161,39 @@ fn in_ip_netns_exec() -> bool {
     sys_from_netns || differs_from_parent
 }
 
-/// Interfaces that have a pin directory under `root`, sorted.
-pub fn attached_interfaces(root: &Path) -> Result<Vec<String>> {
-    if !root.exists() {
-        return Ok(Vec::new());
-    }
+/// Interfaces of `netns` that have a pin directory under `root`, sorted.
+/// Other namespaces' directories, live or left by namespaces that are gone,
+/// are not looked at.
+pub fn attached_interfaces(root: &Path, netns: &Netns) -> Result<Vec<String>> {
+    let dir = netns_dir(root, netns);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err).with_context(|| format!("reading {}", dir.display())),
+    };
     let mut names = Vec::new();
-    for entry in fs::read_dir(root).with_context(|| format!("reading {}", root.display()))? {
-        let entry = entry?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
         if entry.file_type()?.is_dir() {
             names.push(entry.file_name().to_string_lossy().into_owned());
         }
     }
     names.sort();
     Ok(names)
+}
+
+/// Removes one interface's pins (detaching it), then its namespace's
+/// directory if that is left empty.
+pub fn remove_attachment(root: &Path, netns: &Netns, iface: &str) -> Result<()> {
+    remove_iface_dir(&iface_dir(root, netns, iface))?;
+    remove_if_empty(&netns_dir(root, netns));
+    Ok(())
+}
+
+/// Removes `dir` if it is empty. Another attach may have just put something
+/// in it, so "not empty" (or "already gone") is not an error.
+pub fn remove_if_empty(dir: &Path) {
+    let _ = fs::remove_dir(dir);
 }
 
 /// Removes every pin in an interface directory and the directory itself.
@@ -185,4 +213,21 @@ pub fn remove_iface_dir(dir: &Path) -> Result<()> {
         fs::remove_file(&path).with_context(|| format!("unpinning {}", path.display()))?;
     }
     fs::remove_dir(dir).with_context(|| format!("removing {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_are_kept_per_namespace_then_interface() {
+        let netns = Netns::current().expect("current netns");
+        let root = Path::new("/sys/fs/bpf/ftpct");
+        let want = format!("/sys/fs/bpf/ftpct/net{}/eth0", netns.inode);
+        assert_eq!(iface_dir(root, &netns, "eth0"), PathBuf::from(want));
+        assert_eq!(
+            netns_dir(root, &netns),
+            root.join(format!("net{}", netns.inode))
+        );
+    }
 }

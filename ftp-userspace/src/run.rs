@@ -9,6 +9,7 @@ use tokio::{
 
 use crate::{
     attach::{self, AttachConfig},
+    netns::Netns,
     pins,
 };
 
@@ -21,10 +22,11 @@ pub fn run(cfg: AttachConfig) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
+    let netns = Netns::current()?;
     let mut ebpf = attach::attach(&cfg)?;
     println!("ftpct: guarding {}; Ctrl-C detaches", cfg.iface);
     let served = runtime.block_on(serve_logs(&mut ebpf));
-    let detached = pins::remove_iface_dir(&pins::iface_dir(&cfg.pin_root, &cfg.iface));
+    let detached = pins::remove_attachment(&cfg.pin_root, &netns, &cfg.iface);
     drop(ebpf);
     served?;
     detached?;

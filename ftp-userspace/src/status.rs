@@ -1,4 +1,5 @@
-//! `ftpct status`: per interface, the programs, policy, table fill and counters.
+//! `ftpct status`: per interface of this network namespace, whether it is
+//! still guarded, the programs, policy, table fill and counters.
 
 use std::path::Path;
 
@@ -14,6 +15,8 @@ use ftp_ebpf_common::{
 use serde::Serialize;
 
 use crate::{
+    binding::Binding,
+    netns::Netns,
     pins::{self, LINK_EGRESS, LINK_INGRESS, PROG_EGRESS, PROG_INGRESS},
     portspec, tables,
 };
@@ -21,8 +24,18 @@ use crate::{
 /// Status of one guarded interface.
 #[derive(Serialize)]
 pub struct IfaceStatus {
-    /// Interface name.
+    /// Interface name, as attached.
     pub iface: String,
+    /// Network namespace: its `ip netns` name, else `net:[INODE]`.
+    pub netns: String,
+    /// The namespace's nsfs inode (the pin directory is `net<INODE>`).
+    pub netns_inode: u64,
+    /// Interface the XDP link runs on (0: the interface was deleted).
+    pub ifindex: u32,
+    /// Whether the programs still run on the interface attached as `iface`.
+    pub guarded: bool,
+    /// What became of the interface (renamed, deleted, ...), if anything.
+    pub problem: Option<String>,
     /// Pin directory.
     pub pins: String,
     /// Kernel id of the XDP program.
@@ -67,9 +80,19 @@ fn link_id(path: &Path) -> u32 {
         .unwrap_or(0)
 }
 
-/// Collects the status of one interface from its pins.
-pub fn iface_status(root: &Path, iface: &str) -> Result<IfaceStatus> {
-    let dir = pins::iface_dir(root, iface);
+/// Collects the status of one interface of `netns` from its pins.
+pub fn iface_status(root: &Path, netns: &Netns, iface: &str) -> Result<IfaceStatus> {
+    let dir = pins::iface_dir(root, netns, iface);
+    iface_status_in(&dir, netns, iface).with_context(|| {
+        format!(
+            "reading the pins of {iface} in {} (`ftpct detach {iface}` removes them)",
+            dir.display()
+        )
+    })
+}
+
+fn iface_status_in(dir: &Path, netns: &Netns, iface: &str) -> Result<IfaceStatus> {
+    let binding = Binding::check(iface, &dir.join(LINK_INGRESS));
     let prog_id = |name: &str| -> Result<u32> {
         Ok(ProgramInfo::from_pin(dir.join(name))
             .with_context(|| format!("reading pinned program {name} of {iface}"))?
@@ -86,6 +109,11 @@ pub fn iface_status(root: &Path, iface: &str) -> Result<IfaceStatus> {
     }
     Ok(IfaceStatus {
         iface: iface.to_string(),
+        netns: netns.display_name(),
+        netns_inode: netns.inode,
+        ifindex: binding.ifindex(),
+        guarded: binding.guarded(),
+        problem: binding.problem(iface),
         pins: dir.display().to_string(),
         ingress_prog_id: prog_id(PROG_INGRESS)?,
         egress_prog_id: prog_id(PROG_EGRESS)?,
@@ -101,16 +129,35 @@ pub fn iface_status(root: &Path, iface: &str) -> Result<IfaceStatus> {
         strict: policy.flags & POLICY_STRICT != 0,
         max_expect_per_conn: policy.max_expect_per_conn,
         max_expect_per_client: policy.max_expect_per_client,
-        expectations: tables::expectations(&dir, iface)?.len(),
-        flows: tables::flows(&dir, iface)?.len(),
-        control_connections: tables::control_count(&dir)?,
-        counters: tables::counters(&dir)?,
+        expectations: tables::expectations(dir, iface)?.len(),
+        flows: tables::flows(dir, iface)?.len(),
+        control_connections: tables::control_count(dir)?,
+        counters: tables::counters(dir)?,
     })
 }
 
 /// Prints one interface's status for people: only non-zero counters.
 pub fn print_text(s: &IfaceStatus) {
-    println!("{}: guarded (pins in {})", s.iface, s.pins);
+    let state = if s.guarded { "guarded" } else { "NOT guarded" };
+    println!("{}: {state} (pins in {})", s.iface, s.pins);
+    if let Some(problem) = &s.problem {
+        let advice = if s.guarded {
+            format!("still guarded, listed as {}", s.iface)
+        } else {
+            format!("`ftpct detach {}` removes the pins", s.iface)
+        };
+        println!("  problem        {problem}; {advice}");
+    }
+    let inode = format!("net:[{}]", s.netns_inode);
+    let mut namespace = if s.netns == inode {
+        inode
+    } else {
+        format!("{} ({inode})", s.netns)
+    };
+    if s.ifindex != 0 {
+        namespace.push_str(&format!(", ifindex {}", s.ifindex));
+    }
+    println!("  namespace      {namespace}");
     println!(
         "  programs       xdp ingress id {} (link {}), tc egress id {} (link {})",
         s.ingress_prog_id, s.link_ids.0, s.egress_prog_id, s.link_ids.1
