@@ -1,6 +1,8 @@
-//! Tools for hostile tests: forged TCP segments (scapy, `py/forge.py`), a
-//! spoofed SYN flood, packet captures with tcpdump, logging TCP listeners and
-//! raw FTP control sessions.
+//! Tools for hostile tests: forged TCP segments (scapy, `py/forge.py`), once
+//! or repeatedly, with sequence numbers read from a capture if need be; a
+//! spoofed SYN flood; packet captures with tcpdump; logging TCP listeners;
+//! raw FTP control sessions; connections and passive transfers from a chosen
+//! source port.
 //!
 //! Forged frames are sent from a lab namespace's `eth0` straight to the
 //! server's MAC address, so any source address (a spoofed client, random
@@ -18,10 +20,13 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use crate::clients::ConnectResult;
 use crate::clients::python::python;
+use crate::fixtures::FileDigest;
 use crate::lab::LAB_IFACE;
 use crate::netns::Netns;
 use crate::process::{ChildGuard, check_success, describe, run_with_timeout};
+use crate::servers::FtpTarget;
 
 /// The forging helper, passed to the interpreter with `-c`.
 const SCRIPT: &str = include_str!("py/forge.py");
@@ -93,6 +98,12 @@ impl Segment {
         self
     }
 
+    /// Uses acknowledgment number `ack` instead of 0.
+    pub fn ack(mut self, ack: u32) -> Self {
+        self.0["ack"] = json!(ack);
+        self
+    }
+
     /// Sends it `n` times (each with its own random sequence number unless
     /// [`Segment::seq`] fixed one).
     pub fn count(mut self, n: u32) -> Self {
@@ -128,6 +139,31 @@ pub fn send_segments(from: &Netns, to: &Netns, segments: &[Segment]) -> Result<u
     let specs = Value::Array(segments.iter().map(|s| s.spec().clone()).collect());
     let out = forge(from, &["send", LAB_IFACE, &mac, &specs.to_string()])?;
     parse_sent(&out)
+}
+
+/// Starts sending `segments` from `from` to `to` in the background, a round
+/// every `interval` (fresh random sequence numbers unless fixed) for
+/// `duration`; returns once the first round is under way. The sender stops
+/// on its own after `duration`, or when the returned guard drops.
+pub fn send_repeatedly(
+    from: &Netns,
+    to: &Netns,
+    segments: &[Segment],
+    duration: Duration,
+    interval: Duration,
+) -> Result<Background> {
+    let mac = iface_mac(to)?;
+    let specs: Vec<Value> = segments.iter().map(|s| s.spec().clone()).collect();
+    let doc = json!({
+        "duration": duration.as_secs_f64(),
+        "interval": interval.as_secs_f64(),
+        "specs": specs,
+    });
+    Background::forge(
+        from,
+        &["send", LAB_IFACE, &mac, &doc.to_string()],
+        Some("started"),
+    )
 }
 
 /// Parses the helper's `sent N`.
@@ -381,4 +417,141 @@ pub fn local_ports_to(ns: &Netns, dport: u16) -> Result<Vec<u16>> {
 pub fn xdp_attached(ns: &Netns) -> Result<bool> {
     let out = ns.run_ok(&["ip", "-d", "link", "show", "dev", LAB_IFACE])?;
     Ok(String::from_utf8_lossy(&out.stdout).contains("prog/xdp"))
+}
+
+/// Connects once from `ns` to `addr:port` from local port `sport` (bound
+/// with `SO_REUSEADDR`; root may use a port below 1024, such as 21), waiting
+/// at most `timeout`. Once connected, if `text` is given, sends it and
+/// returns what came back within `timeout` (as much as was sent at most).
+pub fn connect_from(
+    ns: &Netns,
+    addr: IpAddr,
+    port: u16,
+    sport: u16,
+    timeout: Duration,
+    text: Option<&str>,
+) -> Result<(ConnectResult, Option<String>)> {
+    let mut args = vec![
+        "connect-from".to_string(),
+        addr.to_string(),
+        port.to_string(),
+        sport.to_string(),
+        timeout.as_secs_f64().to_string(),
+    ];
+    args.extend(text.map(str::to_string));
+    let out = forge(ns, &args)?;
+    let mut lines = out.lines();
+    let result = match lines.next().map(str::trim) {
+        Some("connected") => ConnectResult::Connected,
+        Some("refused") => ConnectResult::Refused,
+        Some("timeout") => ConnectResult::TimedOut,
+        other => ConnectResult::Other(other.unwrap_or_default().to_string()),
+    };
+    let received = lines
+        .find_map(|l| l.strip_prefix("received "))
+        .map(|json| serde_json::from_str::<String>(json.trim()))
+        .transpose()
+        .with_context(|| format!("unexpected connect-from output {out:?}"))?;
+    Ok((result, received))
+}
+
+/// A passive download whose data connection came from a chosen port.
+#[derive(Clone, Debug)]
+pub struct Retrieved {
+    /// What arrived.
+    pub digest: FileDigest,
+    /// The server's data port (announced by `227`/`229`).
+    pub data_port: u16,
+    /// The client's local port of the data connection.
+    pub src_port: u16,
+    /// The server's final reply (`226 ...`).
+    pub final_reply: String,
+}
+
+/// Logs in to `target` from `ns` and downloads `path` over `PASV` (`EPSV`
+/// over IPv6), opening the data connection from local port `sport`.
+pub fn retr_from(ns: &Netns, target: &FtpTarget, path: &str, sport: u16) -> Result<Retrieved> {
+    let out = forge(
+        ns,
+        &[
+            "retr-from".to_string(),
+            target.host.to_string(),
+            target.port.to_string(),
+            target.credentials.user.clone(),
+            target.credentials.password.clone(),
+            path.to_string(),
+            sport.to_string(),
+        ],
+    )?;
+    let line = out
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .with_context(|| format!("no summary from retr-from: {out:?}"))?;
+    let v: Value = serde_json::from_str(line).with_context(|| format!("parsing {line}"))?;
+    let port = |name: &str| -> Result<u16> {
+        v[name]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .with_context(|| format!("no {name} in {v}"))
+    };
+    Ok(Retrieved {
+        digest: FileDigest {
+            len: v["len"]
+                .as_u64()
+                .with_context(|| format!("no len in {v}"))?,
+            sha256: v["sha256"].as_str().unwrap_or_default().to_string(),
+        },
+        data_port: port("data_port")?,
+        src_port: port("src_port")?,
+        final_reply: v["final"].as_str().unwrap_or_default().to_string(),
+    })
+}
+
+/// Sequence numbers of one direction of a TCP connection, read from a
+/// capture (`tcpdump -nn -S` lines, as [`Capture::finish`] returns them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeqState {
+    /// The sender's next sequence number: the end of its last segment that
+    /// carried a sequence number (data, SYN or FIN).
+    pub next_seq: u32,
+    /// The acknowledgment number of its last segment: the other direction's
+    /// next sequence number.
+    pub ack: u32,
+}
+
+/// The sequence numbers of the last captured segments from `src:sport` to
+/// `dst:dport`, if any segment with data (or SYN/FIN) and one with an ACK
+/// were captured.
+pub fn last_seq_ack(
+    lines: &[String],
+    src: IpAddr,
+    sport: u16,
+    dst: IpAddr,
+    dport: u16,
+) -> Option<SeqState> {
+    let needle = format!(" {src}.{sport} > {dst}.{dport}: ");
+    let mut next_seq = None;
+    let mut ack = None;
+    for line in lines.iter().filter(|l| l.contains(&needle)) {
+        let field = |name: &str| {
+            line.split(", ")
+                .find_map(|f| f.strip_prefix(name))
+                .map(str::trim)
+        };
+        if let Some(seq) = field("seq ") {
+            // `seq A:B` (B is the next one) or `seq A` for a SYN or FIN.
+            next_seq = match seq.split_once(':') {
+                Some((_, end)) => end.parse().ok(),
+                None => seq.parse::<u32>().ok().map(|s| s.wrapping_add(1)),
+            }
+            .or(next_seq);
+        }
+        if let Some(a) = field("ack ") {
+            ack = a.parse().ok().or(ack);
+        }
+    }
+    Some(SeqState {
+        next_seq: next_seq?,
+        ack: ack?,
+    })
 }

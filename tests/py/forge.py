@@ -16,7 +16,8 @@ Subcommands:
         puts a destination options header after the fragment header).
       With "duration" D in the top-level object {"duration": D, "specs": [...]}
       the list is sent again and again (fresh random sequence numbers) for D
-      seconds; "started" is printed before the first round.
+      seconds, a round every "interval" seconds (default 0.01); "started" is
+      printed before the first round.
   synflood IFACE DSTMAC DST SRCNET COUNT HOT_LO HOT_HI EVERY SEED
       Send COUNT IPv4 SYNs from random addresses of SRCNET (e.g.
       198.19.128.0/17) and random source ports to DST: every EVERY-th one to
@@ -46,6 +47,22 @@ Subcommands:
       Log in, send the bytes RAW_HEX, synchronise with NOOP, send PASV and
       try the announced port for 2 s: print "connected PORT" or
       "timeout PORT".
+  connect-from HOST PORT SRCPORT TIMEOUT [TEXT]
+      Connect once from local port SRCPORT (SO_REUSEADDR; 21 is fine for
+      root); print connected | refused | timeout | error:MSG. Once
+      connected, if TEXT is given, send it (latin-1), read until as many
+      bytes came back, the peer closed or TIMEOUT passed, and print
+      "received JSON_STRING". Then close.
+  retr-from HOST PORT USER PASS PATH SRCPORT
+      Log in, TYPE I, PASV (EPSV over IPv6), open the data connection from
+      local port SRCPORT, RETR PATH to its end; print a JSON line
+      {"data_port", "src_port", "len", "sha256", "final"}.
+  stor-reset HOST PORT USER PASS REMOTE SRCPORT HOLD
+      Log in, TYPE I, PASV (EPSV over IPv6), open the data connection from
+      local port SRCPORT (0: any), STOR REMOTE and send 64 KiB; print
+      "open DATA_PORT SRC_PORT", wait HOLD seconds with the upload in
+      progress, then abort the data connection with a RST (SO_LINGER 0)
+      and print "reset"; then print "final REPLY" and quit.
   ftpserver ROOT PORT PASV_LO PASV_HI TIMEOUT
       pyftpdlib serving ROOT anonymously, accepting PORT/EPRT to any
       address and port, giving up on active connections after TIMEOUT s;
@@ -127,8 +144,10 @@ def send(iface, dstmac, specs_json):
     conf.verb = 0
     doc = json.loads(specs_json)
     duration = 0.0
+    interval = 0.01
     if isinstance(doc, dict):
         duration = float(doc.get("duration", 0))
+        interval = float(doc.get("interval", interval))
         specs = doc["specs"]
     else:
         specs = doc
@@ -149,7 +168,7 @@ def send(iface, dstmac, specs_json):
             total += len(frames)
             if time.monotonic() >= deadline:
                 break
-            time.sleep(0.01)
+            time.sleep(interval)
     finally:
         sock.close()
     print("sent %d" % total, flush=True)
@@ -531,6 +550,116 @@ def badlines(host, port, user, password, path):
 
 
 # ---------------------------------------------------------------------------
+# Connections from fixed source ports.
+
+
+def bound_socket(host, sport, timeout):
+    """A TCP socket of HOST's family bound to local port SPORT (0: any)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", int(sport)))
+    s.settimeout(timeout)
+    return s
+
+
+def connect_from(host, port, sport, timeout, text=None):
+    s = bound_socket(host, sport, timeout)
+    try:
+        try:
+            s.connect((host, int(port)))
+        except ConnectionRefusedError:
+            print("refused", flush=True)
+            return
+        except socket.timeout:
+            print("timeout", flush=True)
+            return
+        except OSError as e:
+            print("error:%s" % e, flush=True)
+            return
+        print("connected", flush=True)
+        if text is None:
+            return
+        data = text.encode("latin-1")
+        s.sendall(data)
+        got = b""
+        try:
+            while len(got) < len(data):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        except socket.timeout:
+            pass
+        print("received " + json.dumps(got.decode("latin-1")), flush=True)
+    finally:
+        s.close()
+
+
+def passive_data(ctl, host, sport):
+    """PASV (EPSV over IPv6) on CTL, then the data connection from SPORT."""
+    if ctl.sock.family == socket.AF_INET:
+        r = ctl.cmd("PASV")
+        m = re.search(r"(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)", r)
+        if not r.startswith("227") or not m:
+            raise SystemExit("bad PASV reply %r" % r)
+        data_port = int(m.group(5)) * 256 + int(m.group(6))
+    else:
+        r = ctl.cmd("EPSV")
+        m = re.search(r"\(\|\|\|(\d+)\|\)", r)
+        if not r.startswith("229") or not m:
+            raise SystemExit("bad EPSV reply %r" % r)
+        data_port = int(m.group(1))
+    data = bound_socket(host, sport, IO_TIMEOUT)
+    data.connect((host, data_port))
+    return data, data_port
+
+
+def retr_from(host, port, user, password, path, sport):
+    ctl = Control(host, int(port), user, password)
+    ctl.cmd("TYPE I")
+    data, data_port = passive_data(ctl, host, sport)
+    src_port = data.getsockname()[1]
+    r = ctl.cmd("RETR " + path)
+    if not r.startswith("1"):
+        raise SystemExit("RETR refused: %r" % r)
+    digest = hashlib.sha256()
+    total = 0
+    with data:
+        while True:
+            chunk = data.recv(65536)
+            if not chunk:
+                break
+            digest.update(chunk)
+            total += len(chunk)
+    final = ctl.reply()
+    ctl.close()
+    print(json.dumps({"data_port": data_port, "src_port": src_port, "len": total,
+                      "sha256": digest.hexdigest(), "final": final}), flush=True)
+
+
+def stor_reset(host, port, user, password, remote, sport, hold):
+    ctl = Control(host, int(port), user, password)
+    ctl.cmd("TYPE I")
+    data, data_port = passive_data(ctl, host, sport)
+    r = ctl.cmd("STOR " + remote)
+    if not r.startswith("1"):
+        raise SystemExit("STOR refused: %r" % r)
+    data.sendall(b"x" * 65536)
+    print("open %d %d" % (data_port, data.getsockname()[1]), flush=True)
+    time.sleep(hold)
+    # Linger on, timeout 0: close() aborts the connection with a RST.
+    data.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    data.close()
+    print("reset", flush=True)
+    try:
+        print("final " + ctl.reply(), flush=True)
+    except (OSError, EOFError) as e:
+        print("final error %s: %s" % (type(e).__name__, e), flush=True)
+    ctl.close()
+
+
+# ---------------------------------------------------------------------------
 # A permissive FTP server.
 
 
@@ -595,6 +724,13 @@ def main(argv):
         badlines(args[0], args[1], args[2], args[3], args[4])
     elif cmd == "pasv-after":
         pasv_after(args[0], args[1], args[2], args[3], args[4])
+    elif cmd == "connect-from":
+        connect_from(args[0], args[1], args[2], float(args[3]),
+                     args[4] if len(args) > 4 else None)
+    elif cmd == "retr-from":
+        retr_from(args[0], args[1], args[2], args[3], args[4], args[5])
+    elif cmd == "stor-reset":
+        stor_reset(args[0], args[1], args[2], args[3], args[4], args[5], float(args[6]))
     elif cmd == "ftpserver":
         ftpserver(args[0], int(args[1]), int(args[2]), int(args[3]), float(args[4]))
     else:
