@@ -26,8 +26,8 @@ use ftpct_e2e::forge::{
 };
 use ftpct_e2e::servers::ServerOptions;
 use ftpct_e2e::{
-    CLIENT, ConnectResult, Family, FtpServer, FtpSession, Ftpct, LAB_IFACE, Lab, Netns, SERVER,
-    SMALL_FILE, Vsftpd,
+    CLIENT, ConnectResult, Counter, Family, FtpServer, FtpSession, Ftpct, LAB_IFACE, Lab, Netns,
+    SERVER, SMALL_FILE, Vsftpd,
 };
 use serde_json::Value;
 
@@ -307,7 +307,8 @@ fn closed_flow_expires_despite_blind_acks_that_draw_local_resets() -> Result<()>
 /// the connection at once, sending nothing more on it). Old ftpct ignored
 /// every inbound RST, so the flow stayed `open` (for the 2 h idle timeout,
 /// refreshed by anything sent on its 4-tuple). Must: within 1 s of the RST
-/// the flow is `closing` or gone. (An out-of-window RST must not end it:
+/// the flow is `reset` (ending after the closing timeout) or gone, counted
+/// as `flow_reset_remote`. (An out-of-window RST must not end it:
 /// see `blind_rst_on_idle_data_connection_keeps_its_flow` in hostile.rs.)
 #[test]
 fn in_window_rst_from_the_client_closes_its_flow() -> Result<()> {
@@ -317,6 +318,7 @@ fn in_window_rst_from_the_client_closes_its_flow() -> Result<()> {
     let cli4 = CLIENT.ip(Family::V4);
     let target = server.target(srv4);
     let fw = attach(&lab)?;
+    let before = fw.counters()?;
 
     let mut upload = Background::forge(
         lab.client(),
@@ -358,7 +360,7 @@ fn in_window_rst_from_the_client_closes_its_flow() -> Result<()> {
         let row = find_flow(&rows, &remote, &local);
         let ended = match &row {
             None => true,
-            Some(r) => r["state"] == "closing",
+            Some(r) => r["state"] == "reset",
         };
         if ended || reset.elapsed() >= Duration::from_secs(1) {
             break row;
@@ -369,11 +371,16 @@ fn in_window_rst_from_the_client_closes_its_flow() -> Result<()> {
     let server_side = sockets(lab.server(), data_port, RST_SPORT)?;
     let log = upload.wait_exit(Duration::from_secs(15))?;
     assert!(
-        last.as_ref().is_none_or(|r| r["state"] == "closing"),
+        last.as_ref().is_none_or(|r| r["state"] == "reset"),
         "{waited:.1?} after the client reset its upload's data connection {remote} -> {local} \
          (the server's sockets on it now: {server_side:?}), ftpct still has it open: {last:?}; \
          client: {}",
         log.trim()
+    );
+    let after = fw.counters()?;
+    assert!(
+        after.since(&before, Counter::FlowResetRemote) >= 1,
+        "{after}"
     );
     Ok(())
 }
