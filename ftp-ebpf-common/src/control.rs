@@ -99,6 +99,9 @@ pub mod control_flags {
     /// the client's first command, or one seeded at attach: it behaves as
     /// FTP, so the client's `PORT`/`EPRT` may open a port.
     pub const GREETED: u8 = 64;
+    /// The server answered `230` (logged in): never swept as a stranger's
+    /// unauthenticated connection.
+    pub const LOGGED_IN: u8 = 128;
 }
 
 /// Value of `FTPCT_CONTROL`.
@@ -112,6 +115,9 @@ pub mod control_flags {
 pub struct ControlState {
     /// `bpf_ktime_get_ns()` of the last packet.
     pub last_seen_ns: u64,
+    /// `bpf_ktime_get_ns()` when the state was created: a connection that has
+    /// not logged in an expectation lifetime later may be swept.
+    pub created_ns: u64,
     /// Next expected TCP sequence number, client-to-server then server-to-client.
     pub next_seq: [u32; 2],
     /// Commands seen so far.
@@ -120,8 +126,12 @@ pub struct ControlState {
     pub popped: u32,
     /// `control_flags::*`.
     pub flags: u8,
+    /// Directions (bit 0: client to server) whose position was taken from a
+    /// remote segment of a seeded connection, not yet confirmed by the local
+    /// end's acknowledgment.
+    pub unconfirmed: u8,
     /// Always 0.
-    pub _pad: [u8; 3],
+    pub _pad: [u8; 2],
     /// The `recent` slot the next expectation takes (wraps at the cap).
     pub recent_next: u32,
     /// The connection's most recent expectations.

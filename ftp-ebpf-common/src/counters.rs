@@ -118,6 +118,8 @@ counters! {
     ExpectWithdrawn = "expect_withdrawn",
     /// Refused: the client address has too many live expectations.
     RefusedClientLimit = "refused_client_limit",
+    /// Refused: the client's IPv6 /48 has too many live expectations.
+    RefusedSiteLimit = "refused_site_limit",
     /// Inbound SYNs admitted by an expectation.
     SynAdmitted = "syn_admitted",
     /// Inbound SYNs to guarded ports dropped: no expectation.
@@ -142,6 +144,12 @@ counters! {
     BounceBlocked = "bounce_blocked",
     /// A control connection could not be recorded (control table update failed).
     ControlMapFull = "control_map_full",
+    /// A control connection not tracked: its client opened more new ones in an
+    /// expectation lifetime than `max_new_sessions_per_client`.
+    ControlClientLimit = "control_refused_client_limit",
+    /// The control table was full and swept of stale unauthenticated and
+    /// idle connections.
+    ControlSwept = "control_table_swept",
     /// Inbound packets with odd TCP flags (SYN+FIN, SYN+RST, no flags) dropped.
     BadFlagsDropped = "bad_flags_dropped",
     /// Inbound TCP fragments dropped: they cannot be classified by port.

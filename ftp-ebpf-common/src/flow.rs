@@ -208,15 +208,15 @@ impl FlowValue {
     }
 }
 
-/// A client for the per-client expectation cap: its address, or for IPv6 its
-/// /64 (one subscriber's worth of addresses).
+/// A client for the per-client caps: its address, or for IPv6 its /64 (one
+/// subscriber's worth of addresses) or its /48 (one site's).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct ClientKey {
     /// `family::V4` or `family::V6`.
     pub family: u8,
-    /// Always 0.
-    pub _pad0: u8,
+    /// Prefix length `addr` is cut to (32, 64 or 48).
+    pub prefix: u8,
     /// Always 0.
     pub _pad1: u16,
     /// The address (IPv6: lower 64 bits zeroed).
@@ -239,6 +239,8 @@ pub struct ClientValue {
     pub slot: u64,
     /// Expectations created per slot, indexed by slot % `CLIENT_SLOTS`.
     pub created: [u16; CLIENT_SLOTS],
+    /// Control connections created per slot (while not logged in), likewise.
+    pub sessions: [u16; CLIENT_SLOTS],
 }
 
 impl ClientValue {
@@ -259,7 +261,9 @@ impl ClientValue {
         let gap = slot - self.slot;
         for i in 0..CLIENT_SLOTS {
             if (i as u64) < gap {
-                self.created[(slot.wrapping_sub(i as u64) as usize) & (CLIENT_SLOTS - 1)] = 0;
+                let at = (slot.wrapping_sub(i as u64) as usize) & (CLIENT_SLOTS - 1);
+                self.created[at] = 0;
+                self.sessions[at] = 0;
             }
         }
         self.slot = slot;
@@ -269,6 +273,19 @@ impl ClientValue {
     #[inline(always)]
     pub fn live(&self) -> u32 {
         self.created.iter().map(|&n| u32::from(n)).sum()
+    }
+
+    /// Control connections counted in the window.
+    #[inline(always)]
+    pub fn sessions(&self) -> u32 {
+        self.sessions.iter().map(|&n| u32::from(n)).sum()
+    }
+
+    /// Counts a new control connection in the current slot.
+    #[inline(always)]
+    pub fn add_session(&mut self) {
+        let n = &mut self.sessions[(self.slot as usize) & (CLIENT_SLOTS - 1)];
+        *n = n.saturating_add(1);
     }
 
     /// Counts one created in the current slot.

@@ -35,8 +35,11 @@ pub mod map_names {
     pub const POLICY: &str = "FTPCT_POLICY";
     /// Announced data connections not yet opened.
     pub const EXPECTATIONS: &str = "FTPCT_EXPECT";
-    /// Admitted and locally opened connections on guarded ports.
+    /// Admitted connections on guarded ports.
     pub const FLOWS: &str = "FTPCT_FLOWS";
+    /// The host's own connections on guarded ports (opened by it, or
+    /// established at attach).
+    pub const HOST_FLOWS: &str = "FTPCT_HOST_FLOWS";
     /// Per control connection parser and correlation state.
     pub const CONTROL: &str = "FTPCT_CONTROL";
     /// Per-CPU counters indexed by `counters::Counter`.
@@ -46,11 +49,12 @@ pub mod map_names {
     /// Endpoints refused `PORT`/`EPRT` named, blocked on egress for a while.
     pub const BOUNCE: &str = "FTPCT_BOUNCE";
     /// Every map, in the order `ftpct` pins them.
-    pub const ALL: [&str; 8] = [
+    pub const ALL: [&str; 9] = [
         PORTS,
         POLICY,
         EXPECTATIONS,
         FLOWS,
+        HOST_FLOWS,
         CONTROL,
         COUNTERS,
         CLIENTS,

@@ -52,6 +52,23 @@ pub const DEFAULT_MAX_EXPECT_PER_CONN: u16 = 4;
 pub const MAX_EXPECT_PER_CONN: u16 = 8;
 /// Default cap on live expectations per client address (IPv6: per /64).
 pub const DEFAULT_MAX_EXPECT_PER_CLIENT: u16 = 128;
+/// Default cap on live expectations per IPv6 /48 (a site: one attacker's
+/// many /64s count together).
+pub const DEFAULT_MAX_EXPECT_PER_SITE: u16 = 1024;
+/// Default cap on new control connections a client address (IPv6: /64) may
+/// open per expectation lifetime before it has logged in.
+pub const DEFAULT_MAX_NEW_SESSIONS_PER_CLIENT: u16 = 256;
+/// Default capacity of the expectation table. A plain hash, not LRU: a client
+/// flooding `PASV` must not evict other clients' expectations.
+pub const DEFAULT_MAX_EXPECTATIONS: u32 = 65_536;
+/// Default capacity of each flow table (admitted connections; the host's own).
+pub const DEFAULT_MAX_FLOWS: u32 = 262_144;
+/// Default capacity of the control-connection table (a plain hash: strangers
+/// cannot evict sessions; it is swept of stale unauthenticated ones when full).
+pub const DEFAULT_MAX_CONTROL: u32 = 16_384;
+/// Capacity of the per-client table (LRU: evicting a client only forgets its
+/// counts, which can only make its caps more lenient, never stricter).
+pub const CLIENT_ENTRIES: u32 = 65_536;
 
 /// `Policy::flags` bit: in addition, drop new inbound TCP to every open port.
 pub const POLICY_STRICT: u32 = 1;
@@ -79,8 +96,11 @@ pub struct Policy {
     pub max_expect_per_conn: u16,
     /// Live expectations per client address (IPv6: per /64).
     pub max_expect_per_client: u16,
-    /// Always 0.
-    pub _pad: u32,
+    /// Live expectations per IPv6 /48.
+    pub max_expect_per_site: u16,
+    /// New control connections per client (IPv6: /64) and expectation
+    /// lifetime, before they log in.
+    pub max_new_sessions_per_client: u16,
 }
 
 impl Policy {
@@ -95,7 +115,8 @@ impl Policy {
             ready: 1,
             max_expect_per_conn: DEFAULT_MAX_EXPECT_PER_CONN,
             max_expect_per_client: DEFAULT_MAX_EXPECT_PER_CLIENT,
-            _pad: 0,
+            max_expect_per_site: DEFAULT_MAX_EXPECT_PER_SITE,
+            max_new_sessions_per_client: DEFAULT_MAX_NEW_SESSIONS_PER_CLIENT,
         }
     }
 }

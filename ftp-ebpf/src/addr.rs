@@ -29,6 +29,13 @@ pub fn clear_low64(addr: &mut Addr) {
     }
 }
 
+/// Zeroes bytes 6 and 7 (with `clear_low64`, an IPv6 address becomes its /48).
+#[inline(always)]
+pub fn clear_bytes_6_7(addr: &mut Addr) {
+    // SAFETY: offset 6 with width 2 stays within 16 bytes.
+    unsafe { core::ptr::write_unaligned(addr.as_mut_ptr().add(6).cast::<u16>(), 0) };
+}
+
 /// `*dst = a.b.c.d` in the IPv4 layout (the rest zero), as three stores.
 #[inline(always)]
 pub fn set_v4(dst: &mut Addr, octets: [u8; 4]) {

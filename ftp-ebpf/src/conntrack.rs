@@ -9,7 +9,11 @@
 //! connection and needs an expectation of its own. The local end's FIN or RST
 //! ends a flow, and so does a remote RST at the sequence number the local end
 //! acknowledged (one elsewhere may be forged, and changes nothing).
+//!
+//! Admitted connections and the host's own live in separate tables, so a
+//! client making many admitted connections can only push out admitted ones.
 
+use aya_ebpf::btf_maps::LruHashMap;
 use ftp_ebpf_common::{
     counters::Counter,
     flow::{ExpectKey, FlowKey, FlowValue, flow_flags, flow_origin, flow_state},
@@ -20,7 +24,7 @@ use crate::{
     counters::count,
     expectations,
     headers::{PacketInfo, tcp_flags},
-    maps::FTPCT_FLOWS,
+    maps::{FTPCT_FLOWS, FTPCT_HOST_FLOWS},
     port_window,
     shared::now_ns,
 };
@@ -53,6 +57,23 @@ fn outbound_key(info: &PacketInfo) -> FlowKey {
     FlowKey::new(info.family, info.dst, info.dport, info.src, info.sport)
 }
 
+/// Either flow table (they differ only in who may fill them).
+type Flows =
+    LruHashMap<FlowKey, FlowValue, { ftp_ebpf_common::policy::DEFAULT_MAX_FLOWS as usize }>;
+
+/// The flow of `key` and the table it is in: admitted ones first (the bulk
+/// of what reaches guarded ports on an FTP server), then the host's own.
+#[inline(always)]
+fn find(key: &FlowKey) -> Option<(&'static Flows, &'static mut FlowValue)> {
+    let (map, flow) = match FTPCT_FLOWS.get_ptr_mut(key) {
+        Some(flow) => (&FTPCT_FLOWS, flow),
+        None => (&FTPCT_HOST_FLOWS, FTPCT_HOST_FLOWS.get_ptr_mut(key)?),
+    };
+    // SAFETY: pointer from a successful lookup; concurrent updates of these
+    // plain integers by another CPU are benign (last writer wins).
+    Some((map, unsafe { &mut *flow }))
+}
+
 /// How long a flow in `state` lives past the local end's last packet.
 #[inline(always)]
 fn ttl(state: u8, policy: &Policy) -> u64 {
@@ -74,11 +95,8 @@ pub fn inbound(info: &PacketInfo, policy: &Policy) -> Verdict {
     }
     let key = inbound_key(info);
     let mut reused = false;
-    if let Some(flow) = FTPCT_FLOWS.get_ptr_mut(key) {
+    if let Some((map, flow)) = find(&key) {
         let now = now_ns();
-        // SAFETY: pointer from a successful lookup; concurrent updates of these
-        // plain integers by another CPU are benign (last writer wins).
-        let flow = unsafe { &mut *flow };
         if now.wrapping_sub(flow.last_seen_ns) <= ttl(flow.state, policy) {
             if !info.is_syn() {
                 if info.flags & tcp_flags::RST != 0 {
@@ -98,7 +116,7 @@ pub fn inbound(info: &PacketInfo, policy: &Policy) -> Verdict {
             reused = true;
         } else {
             // Over: forget it and judge the packet as new.
-            let _ = FTPCT_FLOWS.remove(key);
+            let _ = map.remove(key);
         }
     }
     if !info.is_syn() {
@@ -147,6 +165,7 @@ fn admit_syn(info: &PacketInfo, key: &FlowKey, reused: bool) -> Verdict {
         return Verdict::Drop;
     }
     record(
+        &FTPCT_FLOWS,
         key,
         FlowValue::new(flow_origin::ADMITTED, flow_state::HANDSHAKE, info.seq, now),
     );
@@ -159,8 +178,8 @@ fn admit_syn(info: &PacketInfo, key: &FlowKey, reused: bool) -> Verdict {
 /// Records a flow; a failure is counted (the connection then stalls rather
 /// than bypassing the table).
 #[inline(always)]
-fn record(key: &FlowKey, value: FlowValue) {
-    if FTPCT_FLOWS.insert(key, value, BPF_ANY).is_err() {
+fn record(map: &Flows, key: &FlowKey, value: FlowValue) {
+    if map.insert(key, value, BPF_ANY).is_err() {
         count(Counter::FlowMapFull);
     }
 }
@@ -171,6 +190,7 @@ fn record(key: &FlowKey, value: FlowValue) {
 pub fn outbound_syn(info: &PacketInfo) {
     let key = outbound_key(info);
     record(
+        &FTPCT_HOST_FLOWS,
         &key,
         FlowValue::new(
             flow_origin::OUTBOUND,
@@ -190,7 +210,7 @@ pub fn outbound_syn(info: &PacketInfo) {
 pub fn opened_locally(info: &PacketInfo) -> bool {
     let key = outbound_key(info);
     // SAFETY: read-only look at a value from a successful lookup.
-    matches!(unsafe { FTPCT_FLOWS.get(key) }, Some(flow) if flow.origin == flow_origin::OUTBOUND)
+    matches!(unsafe { FTPCT_HOST_FLOWS.get(key) }, Some(flow) if flow.origin == flow_origin::OUTBOUND)
 }
 
 /// A packet the local end sends from a guarded port (other than a SYN):
@@ -200,11 +220,9 @@ pub fn opened_locally(info: &PacketInfo) -> bool {
 #[inline(always)]
 pub fn local_packet(info: &PacketInfo) {
     let key = outbound_key(info);
-    let Some(flow) = FTPCT_FLOWS.get_ptr_mut(key) else {
+    let Some((_, flow)) = find(&key) else {
         return;
     };
-    // SAFETY: pointer from a successful lookup; plain integers.
-    let flow = unsafe { &mut *flow };
     if flow.state == flow_state::CLOSING {
         return;
     }

@@ -15,17 +15,18 @@ use core::ffi::c_void;
 
 use aya_ebpf::helpers::{bpf_ktime_get_ns, generated::bpf_for_each_map_elem};
 use ftp_ebpf_common::{
+    Addr,
     control::{ControlKey, ControlState, RECENT_SLOTS},
     counters::Counter,
     family,
-    flow::{ClientKey, ClientValue, ExpectKey, ExpectValue, expect_kind},
+    flow::{ClientValue, ExpectKey, ExpectValue, expect_kind},
     policy::Policy,
 };
 
 use crate::{
-    addr,
+    addr, clients,
     counters::count,
-    maps::{FTPCT_CLIENTS, FTPCT_EXPECT, FTPCT_SCRATCH, Scratch},
+    maps::{FTPCT_EXPECT, FTPCT_SCRATCH, Scratch},
     port_window,
     shared::ready_policy,
 };
@@ -55,18 +56,6 @@ fn fill_key(out: &mut ExpectKey, ctrl: &ControlKey, port: u16, kind: u8) {
     addr::copy(&mut out.dst, dst);
 }
 
-/// Fills `out` with the per-client key of `addr` (IPv6 aggregated per /64).
-#[inline(always)]
-fn fill_client(out: &mut ClientKey, fam: u8, addr: &[u8; 16]) {
-    out.family = fam;
-    out._pad0 = 0;
-    out._pad1 = 0;
-    addr::copy(&mut out.addr, addr);
-    if fam == family::V6 {
-        addr::clear_low64(&mut out.addr);
-    }
-}
-
 /// Creates the expectation `ctrl` announced for `port`, within the caps. All
 /// keys and values are built in per-CPU scratch memory: this runs deep in the
 /// parser's call chain, where stack is scarce.
@@ -79,28 +68,29 @@ pub fn create(state: &mut ControlState, ctrl: &ControlKey, port: u16, kind: u8, 
     let scratch = unsafe { &mut *scratch };
     let now = unsafe { bpf_ktime_get_ns() };
 
-    // Per-client cap, on the expectations still live.
-    fill_client(&mut scratch.client_key, ctrl.family, &ctrl.client);
-    let client = match FTPCT_CLIENTS.get_ptr_mut(&scratch.client_key) {
-        Some(client) => client,
-        None => {
-            let zero = &scratch.zero_client;
-            // A failed insert only means another CPU created it first.
-            let _ = FTPCT_CLIENTS.insert(&scratch.client_key, zero, BPF_NOEXIST);
-            match FTPCT_CLIENTS.get_ptr_mut(&scratch.client_key) {
-                Some(client) => client,
-                None => return,
-            }
-        }
+    // Per-client and, for IPv6, per-site caps, on the expectations still live.
+    let slot = ClientValue::slot_of(now, policy.expect_timeout_ns);
+    let fam = ctrl.family;
+    let Some(client) = clients::entry(scratch, fam, &ctrl.client, clients::client_prefix(fam))
+    else {
+        return;
     };
-    // SAFETY: pointer from a successful lookup; a racing update from another
-    // CPU can only make the count less exact, never unbounded (its slots
-    // roll out of the window).
-    let client = unsafe { &mut *client };
-    client.roll(ClientValue::slot_of(now, policy.expect_timeout_ns));
+    client.roll(slot);
     if client.live() >= u32::from(policy.max_expect_per_client) {
         count(Counter::RefusedClientLimit);
         return;
+    }
+    let mut site = None;
+    if fam == family::V6 {
+        let Some(s) = clients::entry(scratch, fam, &ctrl.client, clients::SITE_PREFIX) else {
+            return;
+        };
+        s.roll(slot);
+        if s.live() >= u32::from(policy.max_expect_per_site) {
+            count(Counter::RefusedSiteLimit);
+            return;
+        }
+        site = Some(s);
     }
 
     // Per-connection cap: the slot this one takes may hold the connection's
@@ -110,7 +100,11 @@ pub fn create(state: &mut ControlState, ctrl: &ControlKey, port: u16, kind: u8, 
     if old.port != 0
         && let Some(expires) = replace_own(scratch, ctrl, old.port, old.kind)
     {
-        client.release(created_slot(expires, policy));
+        let created = created_slot(expires, policy);
+        client.release(created);
+        if let Some(site) = site.as_mut() {
+            site.release(created);
+        }
         count(Counter::ExpectReplaced);
     }
 
@@ -155,6 +149,9 @@ pub fn create(state: &mut ControlState, ctrl: &ControlKey, port: u16, kind: u8, 
     };
     if is_new {
         client.add();
+        if let Some(site) = site {
+            site.add();
+        }
     }
     port_window::extend(port, policy.expect_timeout_ns);
     count(match kind {
@@ -222,10 +219,25 @@ fn release_client(key: &ExpectKey, value: &ExpectValue) {
     } else {
         &key.dst
     };
-    fill_client(&mut scratch.client_key, key.family, addr);
-    if let Some(client) = FTPCT_CLIENTS.get_ptr_mut(&scratch.client_key) {
-        // SAFETY: pointer from a successful lookup.
-        unsafe { (*client).release(created_slot(value.expires_ns, policy)) };
+    release(
+        scratch,
+        key.family,
+        addr,
+        created_slot(value.expires_ns, policy),
+    );
+}
+
+/// Takes one expectation created in `slot` off the counts of the client at
+/// `addr` (and of its IPv6 site).
+#[inline(always)]
+fn release(scratch: &mut Scratch, fam: u8, addr: &Addr, slot: u64) {
+    if let Some(client) = clients::existing(scratch, fam, addr, clients::client_prefix(fam)) {
+        client.release(slot);
+    }
+    if fam == family::V6
+        && let Some(site) = clients::existing(scratch, fam, addr, clients::SITE_PREFIX)
+    {
+        site.release(slot);
     }
 }
 
@@ -279,9 +291,10 @@ pub fn withdraw(ctrl: &ControlKey, port: u16, kind: u8, policy: &Policy) {
         return;
     };
     count(Counter::ExpectWithdrawn);
-    fill_client(&mut scratch.client_key, ctrl.family, &ctrl.client);
-    if let Some(client) = FTPCT_CLIENTS.get_ptr_mut(&scratch.client_key) {
-        // SAFETY: pointer from a successful lookup.
-        unsafe { (*client).release(created_slot(expires, policy)) };
-    }
+    release(
+        scratch,
+        ctrl.family,
+        &ctrl.client,
+        created_slot(expires, policy),
+    );
 }

@@ -9,6 +9,7 @@
 
 mod addr;
 mod bounce;
+mod clients;
 mod conntrack;
 mod control;
 mod counters;

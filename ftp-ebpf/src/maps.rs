@@ -9,20 +9,18 @@ use ftp_ebpf_common::{
     control::{ControlKey, ControlState},
     counters::COUNTER_COUNT,
     flow::{BounceKey, ClientKey, ClientValue, ExpectKey, ExpectValue, FlowKey, FlowValue},
-    policy::{PORT_COUNT, Policy},
+    policy::{
+        CLIENT_ENTRIES, DEFAULT_MAX_CONTROL, DEFAULT_MAX_EXPECTATIONS, DEFAULT_MAX_FLOWS,
+        PORT_COUNT, Policy,
+    },
 };
 
-/// Default capacity of the expectation table. A plain hash, not LRU: a client
-/// flooding `PASV` must not evict other clients' expectations; when full, new
-/// ones are refused and counted.
-pub const EXPECT_ENTRIES: usize = 65_536;
-/// Default capacity of the flow table (LRU: the oldest idle flow goes first).
-pub const FLOW_ENTRIES: usize = 262_144;
-/// Default capacity of the control-connection table.
-pub const CONTROL_ENTRIES: usize = 16_384;
-/// Capacity of the per-client table. LRU: evicting a client only forgets its
-/// count, which can only make the cap more lenient for it, never stricter.
-pub const CLIENT_ENTRIES: usize = 65_536;
+/// Default capacities: one source with the CLI (`ftp_ebpf_common::policy`);
+/// user space may override the expectation, flow and control tables.
+const EXPECT_ENTRIES: usize = DEFAULT_MAX_EXPECTATIONS as usize;
+const FLOW_ENTRIES: usize = DEFAULT_MAX_FLOWS as usize;
+const CONTROL_MAX: usize = DEFAULT_MAX_CONTROL as usize;
+const CLIENT_MAX: usize = CLIENT_ENTRIES as usize;
 
 /// Capacity of the bounce table (LRU: the oldest refused endpoint goes first).
 pub const BOUNCE_ENTRIES: usize = 4_096;
@@ -44,14 +42,24 @@ pub static FTPCT_POLICY: Array<Policy, 1> = Array::new();
 #[btf_map]
 pub static FTPCT_EXPECT: HashMap<ExpectKey, ExpectValue, EXPECT_ENTRIES> = HashMap::new();
 
+/// Admitted connections (LRU: the oldest idle one goes first). Only
+/// connections that consumed an expectation are here, so strangers competing
+/// for room never touch the host's own connections in `FTPCT_HOST_FLOWS`.
 #[btf_map]
 pub static FTPCT_FLOWS: LruHashMap<FlowKey, FlowValue, FLOW_ENTRIES> = LruHashMap::new();
 
+/// Connections the host opened, and those established at attach (LRU among
+/// themselves only).
 #[btf_map]
-pub static FTPCT_CONTROL: LruHashMap<ControlKey, ControlState, CONTROL_ENTRIES> = LruHashMap::new();
+pub static FTPCT_HOST_FLOWS: LruHashMap<FlowKey, FlowValue, FLOW_ENTRIES> = LruHashMap::new();
+
+/// Control connections. A plain hash: nothing a stranger does evicts a
+/// session; when full, stale unauthenticated connections are swept.
+#[btf_map]
+pub static FTPCT_CONTROL: HashMap<ControlKey, ControlState, CONTROL_MAX> = HashMap::new();
 
 #[btf_map]
-pub static FTPCT_CLIENTS: LruHashMap<ClientKey, ClientValue, CLIENT_ENTRIES> = LruHashMap::new();
+pub static FTPCT_CLIENTS: LruHashMap<ClientKey, ClientValue, CLIENT_MAX> = LruHashMap::new();
 
 /// Endpoints refused `PORT`/`EPRT` named → until when (`bpf_ktime_get_ns`)
 /// the local host's SYNs to them are dropped; see `bounce`.
@@ -75,6 +83,9 @@ pub struct Scratch {
     pub client_key: ClientKey,
     pub zero_client: ClientValue,
     pub bounce_key: BounceKey,
+    /// When this CPU last swept the control table (it sweeps at most once a
+    /// second, so a flood of new connections cannot make every one pay).
+    pub control_swept_ns: u64,
 }
 
 #[btf_map]

@@ -60,10 +60,17 @@ pub struct AttachConfig {
     pub max_expect_per_conn: u16,
     /// Live expectations per client address (IPv6: per /64).
     pub max_expect_per_client: u16,
+    /// Live expectations per IPv6 /48.
+    pub max_expect_per_site: u16,
+    /// New control connections per client (IPv6: /64) per expectation
+    /// lifetime, before they log in.
+    pub max_new_sessions_per_client: u16,
     /// Capacity of the expectation table.
     pub max_expectations: u32,
     /// Capacity of the flow table.
     pub max_flows: u32,
+    /// Capacity of the control-connection table.
+    pub max_control: u32,
     /// Pin root (bpffs).
     pub pin_root: PathBuf,
     /// aya-log level compiled into the programs' global (0 = off).
@@ -75,7 +82,9 @@ impl AttachConfig {
     pub fn with_defaults(iface: &str) -> Self {
         use ftp_ebpf_common::policy::{
             DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORTS, DEFAULT_EXPECT_TIMEOUT_SECS,
-            DEFAULT_FLOW_TIMEOUT_SECS, DEFAULT_MAX_EXPECT_PER_CLIENT, DEFAULT_MAX_EXPECT_PER_CONN,
+            DEFAULT_FLOW_TIMEOUT_SECS, DEFAULT_MAX_CONTROL, DEFAULT_MAX_EXPECT_PER_CLIENT,
+            DEFAULT_MAX_EXPECT_PER_CONN, DEFAULT_MAX_EXPECT_PER_SITE, DEFAULT_MAX_EXPECTATIONS,
+            DEFAULT_MAX_FLOWS, DEFAULT_MAX_NEW_SESSIONS_PER_CLIENT,
         };
         Self {
             iface: iface.to_string(),
@@ -91,8 +100,11 @@ impl AttachConfig {
             strict: false,
             max_expect_per_conn: DEFAULT_MAX_EXPECT_PER_CONN,
             max_expect_per_client: DEFAULT_MAX_EXPECT_PER_CLIENT,
-            max_expectations: 65_536,
-            max_flows: 262_144,
+            max_expect_per_site: DEFAULT_MAX_EXPECT_PER_SITE,
+            max_new_sessions_per_client: DEFAULT_MAX_NEW_SESSIONS_PER_CLIENT,
+            max_expectations: DEFAULT_MAX_EXPECTATIONS,
+            max_flows: DEFAULT_MAX_FLOWS,
+            max_control: DEFAULT_MAX_CONTROL,
             pin_root: PathBuf::from(pins::DEFAULT_PIN_ROOT),
             log_level: 0,
         }
@@ -201,6 +213,8 @@ fn load(cfg: &AttachConfig) -> Result<Ebpf> {
     loader
         .map_max_entries(map_names::EXPECTATIONS, cfg.max_expectations)
         .map_max_entries(map_names::FLOWS, cfg.max_flows)
+        .map_max_entries(map_names::HOST_FLOWS, cfg.max_flows)
+        .map_max_entries(map_names::CONTROL, cfg.max_control)
         .override_global(aya_log::LEVEL, &cfg.log_level, false);
     let mut ebpf = loader
         .load(EBPF_OBJECT)
@@ -269,6 +283,8 @@ fn configure(ebpf: &mut Ebpf, cfg: &AttachConfig, classes: &[PortClass]) -> Resu
     }
     policy.max_expect_per_conn = cfg.max_expect_per_conn;
     policy.max_expect_per_client = cfg.max_expect_per_client;
+    policy.max_expect_per_site = cfg.max_expect_per_site;
+    policy.max_new_sessions_per_client = cfg.max_new_sessions_per_client;
     let mut map: Array<_, Policy> = Array::try_from(
         ebpf.map_mut(map_names::POLICY)
             .ok_or_else(|| anyhow!("map {} missing", map_names::POLICY))?,
@@ -348,8 +364,8 @@ fn seed_tables(ebpf: &mut Ebpf, classes: &[PortClass]) -> Result<()> {
     let sockets = seed::read_sockets()?;
     let now = monotonic_ns();
     let mut flows: HashMap<&mut MapData, FlowKey, FlowValue> = HashMap::try_from(
-        ebpf.map_mut(map_names::FLOWS)
-            .ok_or_else(|| anyhow!("map {} missing", map_names::FLOWS))?,
+        ebpf.map_mut(map_names::HOST_FLOWS)
+            .ok_or_else(|| anyhow!("map {} missing", map_names::HOST_FLOWS))?,
     )?;
     for (key, value) in seed::flows(&sockets, classes, now) {
         flows

@@ -6,8 +6,9 @@ use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 use ftp_ebpf_common::policy::{
     DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORTS, DEFAULT_EXPECT_TIMEOUT_SECS,
-    DEFAULT_FLOW_TIMEOUT_SECS, DEFAULT_MAX_EXPECT_PER_CLIENT, DEFAULT_MAX_EXPECT_PER_CONN,
-    MAX_EXPECT_PER_CONN,
+    DEFAULT_FLOW_TIMEOUT_SECS, DEFAULT_MAX_CONTROL, DEFAULT_MAX_EXPECT_PER_CLIENT,
+    DEFAULT_MAX_EXPECT_PER_CONN, DEFAULT_MAX_EXPECT_PER_SITE, DEFAULT_MAX_EXPECTATIONS,
+    DEFAULT_MAX_FLOWS, DEFAULT_MAX_NEW_SESSIONS_PER_CLIENT, MAX_EXPECT_PER_CONN,
 };
 
 use ftp_userspace::{
@@ -108,12 +109,24 @@ struct AttachArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_EXPECT_PER_CLIENT,
           value_parser = clap::value_parser!(u16).range(1..))]
     max_expect_per_client: u16,
+    /// Live expectations per IPv6 /48 (one site's many /64s together).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_EXPECT_PER_SITE,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    max_expect_per_site: u16,
+    /// New control connections a client address (IPv6: /64) may open per
+    /// expectation lifetime before logging in; more are not tracked.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_NEW_SESSIONS_PER_CLIENT,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    max_new_sessions_per_client: u16,
     /// Capacity of the expectation table.
-    #[arg(long, value_name = "N", default_value_t = 65_536)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_EXPECTATIONS)]
     max_expectations: u32,
-    /// Capacity of the flow table.
-    #[arg(long, value_name = "N", default_value_t = 262_144)]
+    /// Capacity of each flow table (admitted connections; the host's own).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_FLOWS)]
     max_flows: u32,
+    /// Capacity of the control-connection table.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONTROL)]
+    max_control: u32,
     #[command(flatten)]
     pins: PinArgs,
 }
@@ -123,7 +136,7 @@ impl AttachArgs {
         if self.expect_timeout == 0 || self.flow_timeout == 0 {
             bail!("timeouts must be at least 1 second");
         }
-        if self.max_expectations == 0 || self.max_flows == 0 {
+        if self.max_expectations == 0 || self.max_flows == 0 || self.max_control == 0 {
             bail!("table sizes must be at least 1");
         }
         Ok(AttachConfig {
@@ -139,8 +152,11 @@ impl AttachArgs {
             strict: self.strict,
             max_expect_per_conn: self.max_expect_per_conn,
             max_expect_per_client: self.max_expect_per_client,
+            max_expect_per_site: self.max_expect_per_site,
+            max_new_sessions_per_client: self.max_new_sessions_per_client,
             max_expectations: self.max_expectations,
             max_flows: self.max_flows,
+            max_control: self.max_control,
             pin_root: pins::resolve_root(self.pins.pin_root.as_deref()),
             log_level,
         })

@@ -11,6 +11,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
+use aya::programs::links::PinnedLink;
 
 use crate::netns::Netns;
 
@@ -204,8 +205,20 @@ pub fn remove_iface_dir(dir: &Path) -> Result<()> {
     }
     for link in [LINK_INGRESS, LINK_EGRESS] {
         let path = dir.join(link);
-        if path.exists() {
-            fs::remove_file(&path).with_context(|| format!("unpinning {}", path.display()))?;
+        if !path.exists() {
+            continue;
+        }
+        // Unpinned through an fd of our own, which is then the last reference:
+        // closing it detaches at once (a plain unlink leaves the detach to a
+        // kernel worker, after this command may have returned).
+        match PinnedLink::from_pin(&path) {
+            Ok(link) => drop(
+                link.unpin()
+                    .with_context(|| format!("unpinning {}", path.display()))?,
+            ),
+            Err(_) => {
+                fs::remove_file(&path).with_context(|| format!("unpinning {}", path.display()))?
+            }
         }
     }
     for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {

@@ -60,6 +60,10 @@ pub struct IfaceStatus {
     pub max_expect_per_conn: u16,
     /// Live expectations per client address (IPv6: per /64).
     pub max_expect_per_client: u16,
+    /// Live expectations per IPv6 /48.
+    pub max_expect_per_site: u16,
+    /// New control connections per client per expectation lifetime.
+    pub max_new_sessions_per_client: u16,
     /// Live expectations.
     pub expectations: usize,
     /// Live flows.
@@ -129,6 +133,8 @@ fn iface_status_in(dir: &Path, netns: &Netns, iface: &str) -> Result<IfaceStatus
         strict: policy.flags & POLICY_STRICT != 0,
         max_expect_per_conn: policy.max_expect_per_conn,
         max_expect_per_client: policy.max_expect_per_client,
+        max_expect_per_site: policy.max_expect_per_site,
+        max_new_sessions_per_client: policy.max_new_sessions_per_client,
         expectations: tables::expectations(dir, iface)?.len(),
         flows: tables::flows(dir, iface)?.len(),
         control_connections: tables::control_count(dir)?,
@@ -179,8 +185,12 @@ pub fn print_text(s: &IfaceStatus) {
         }
     );
     println!(
-        "  limits         {} expectations per control connection, {} per client",
-        s.max_expect_per_conn, s.max_expect_per_client
+        "  limits         {} expectations per control connection, {} per client, {} per IPv6 /48; \
+         {} new control connections per client",
+        s.max_expect_per_conn,
+        s.max_expect_per_client,
+        s.max_expect_per_site,
+        s.max_new_sessions_per_client
     );
     println!(
         "  tables         {}, {}, {}",

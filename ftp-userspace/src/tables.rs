@@ -95,21 +95,28 @@ pub struct FlowRow {
 
 /// The flow table of one interface.
 pub fn flows(dir: &Path, iface: &str) -> Result<Vec<FlowRow>> {
-    let map: HashMap<MapData, FlowKey, FlowValue> = open(dir, map_names::FLOWS)?.try_into()?;
     let now = monotonic_ns();
     let mut rows = Vec::new();
-    for item in map.iter() {
-        let (k, v) = item.context("reading the flow table")?;
-        rows.push(FlowRow {
-            iface: iface.to_string(),
-            remote: endpoint(k.family, &k.src, k.sport),
-            local: endpoint(k.family, &k.dst, k.dport),
-            origin: flow_origin::name(v.origin),
-            state: flow_state::name(v.state),
-            idle_secs: (now.saturating_sub(v.last_seen_ns) as f64 / 1e8).round() / 10.0,
-        });
+    for name in [map_names::FLOWS, map_names::HOST_FLOWS] {
+        let map: HashMap<MapData, FlowKey, FlowValue> = open(dir, name)?.try_into()?;
+        for item in map.iter() {
+            let (k, v) = item.with_context(|| format!("reading {name}"))?;
+            rows.push(flow_row(iface, now, &k, &v));
+        }
     }
     Ok(rows)
+}
+
+/// One flow as `ftpct flows` shows it.
+fn flow_row(iface: &str, now: u64, k: &FlowKey, v: &FlowValue) -> FlowRow {
+    FlowRow {
+        iface: iface.to_string(),
+        remote: endpoint(k.family, &k.src, k.sport),
+        local: endpoint(k.family, &k.dst, k.dport),
+        origin: flow_origin::name(v.origin),
+        state: flow_state::name(v.state),
+        idle_secs: (now.saturating_sub(v.last_seen_ns) as f64 / 1e8).round() / 10.0,
+    }
 }
 
 /// Number of control connections tracked.

@@ -153,6 +153,10 @@ fn on_reply(state: &mut ControlState, key: &ControlKey, policy: &Policy, line: &
         // The server spoke first: what an FTP server does.
         state.flags |= control_flags::GREETED;
     }
+    if line.code == 230 {
+        // Logged in: a session to protect, not a stranger's connection.
+        state.flags |= control_flags::LOGGED_IN;
+    }
     if line.code == 234 {
         // TLS starts, whichever command this pairs with (fail closed: a
         // pairing thrown off by framing differences must not leave ftpct

@@ -12,20 +12,23 @@
 mod correlate;
 mod feed;
 mod sequence;
+mod sweep;
 
 use ftp_ebpf_common::{
     control::{ControlKey, ControlState, control_flags},
     counters::Counter,
+    flow::ClientValue,
     parser::Direction,
+    policy::Policy,
 };
 
 use crate::{
-    conntrack,
+    clients, conntrack,
     counters::count,
     headers::{PacketInfo, tcp_flags},
-    maps::{FTPCT_CONTROL, FTPCT_SCRATCH},
+    maps::{FTPCT_CONTROL, FTPCT_SCRATCH, Scratch},
     packet::Packet,
-    shared::now_ns,
+    shared::{now_ns, ready_policy},
 };
 
 const BPF_ANY: u64 = 0;
@@ -100,15 +103,30 @@ fn lookup(key: &ControlKey, side: u8) -> Option<&'static mut ControlState> {
 }
 
 /// Creates the state of a connection the local end uses as `side`, unless
-/// one exists; `None` if the table refused it or it exists for the other role.
+/// one exists; `None` if the table or the client's budget refused it, or it
+/// exists for the other role. A local server's connection counts against its
+/// remote client's budget of new connections (`max_new_sessions_per_client`
+/// per expectation lifetime): one host churning connections cannot take the
+/// table; the host's own client connections are not budgeted.
 #[inline(always)]
 fn create(key: &ControlKey, side: u8) -> Option<&'static mut ControlState> {
-    let scratch = FTPCT_SCRATCH.get_ptr(0)?;
-    // SAFETY: per-CPU scratch from a successful lookup; `zero_control` is never
-    // written, so it is all zeroes (a fresh state).
-    let zero = unsafe { &(*scratch).zero_control };
-    if FTPCT_CONTROL.insert(key, zero, BPF_NOEXIST).is_err() && FTPCT_CONTROL.get_ptr(key).is_none()
-    {
+    let scratch = FTPCT_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: per-CPU scratch from a successful lookup, used by this CPU only.
+    let scratch = unsafe { &mut *scratch };
+    let policy = ready_policy()?;
+    let now = now_ns();
+    let client = clients::entry(
+        scratch,
+        key.family,
+        &key.client,
+        clients::client_prefix(key.family),
+    )?;
+    client.roll(ClientValue::slot_of(now, policy.expect_timeout_ns));
+    if client.sessions() >= u32::from(policy.max_new_sessions_per_client) {
+        count(Counter::ControlClientLimit);
+        return None;
+    }
+    if !insert(key, BPF_NOEXIST, scratch, now, policy) && FTPCT_CONTROL.get_ptr(key).is_none() {
         count(Counter::ControlMapFull);
         return None;
     }
@@ -118,6 +136,9 @@ fn create(key: &ControlKey, side: u8) -> Option<&'static mut ControlState> {
     if state.flags & (control_flags::LOCAL_SERVER | control_flags::LOCAL_CLIENT) & !side != 0 {
         return None;
     }
+    if state.flags & side == 0 {
+        client.add_session();
+    }
     state.flags |= side;
     Some(state)
 }
@@ -126,12 +147,12 @@ fn create(key: &ControlKey, side: u8) -> Option<&'static mut ControlState> {
 /// local, starting afresh whatever an older one on the same 4-tuple left.
 #[inline(always)]
 fn start_client(key: &ControlKey, info: &PacketInfo) {
-    let Some(scratch) = FTPCT_SCRATCH.get_ptr(0) else {
+    let (Some(scratch), Some(policy)) = (FTPCT_SCRATCH.get_ptr_mut(0), ready_policy()) else {
         return;
     };
-    // SAFETY: as in `create`.
-    let zero = unsafe { &(*scratch).zero_control };
-    if FTPCT_CONTROL.insert(key, zero, BPF_ANY).is_err() {
+    // SAFETY: per-CPU scratch from a successful lookup, used by this CPU only.
+    let scratch = unsafe { &mut *scratch };
+    if !insert(key, BPF_ANY, scratch, now_ns(), policy) {
         count(Counter::ControlMapFull);
         return;
     }
@@ -141,8 +162,29 @@ fn start_client(key: &ControlKey, info: &PacketInfo) {
     // SAFETY: pointer from a successful lookup.
     let state = unsafe { &mut *state };
     state.flags = control_flags::LOCAL_CLIENT;
-    state.last_seen_ns = now_ns();
     sequence::local_syn(state, info);
+}
+
+/// Inserts a fresh state for `key` (`flags`: `BPF_NOEXIST` or `BPF_ANY`),
+/// sweeping the table once if it is full. The state goes to the helper by
+/// reference: a copy would not fit on the stack.
+#[allow(clippy::needless_borrows_for_generic_args)]
+#[inline(always)]
+fn insert(key: &ControlKey, flags: u64, scratch: &mut Scratch, now: u64, policy: &Policy) -> bool {
+    // `zero_control` is never written but for the two timestamps, so it is a
+    // fresh state created now.
+    scratch.zero_control.created_ns = now;
+    scratch.zero_control.last_seen_ns = now;
+    if FTPCT_CONTROL
+        .insert(key, &scratch.zero_control, flags)
+        .is_ok()
+    {
+        return true;
+    }
+    sweep::run(scratch, now, policy)
+        && FTPCT_CONTROL
+            .insert(key, &scratch.zero_control, flags)
+            .is_ok()
 }
 
 /// Handles one segment of a known control connection travelling in `dir`,

@@ -55,7 +55,20 @@ pub fn local_ack(state: &mut ControlState, info: &PacketInfo, dir: Direction) {
         state.flags |= bit;
         return;
     }
-    if info.ack.wrapping_sub(state.next_seq[peer]) as i32 > 0 {
+    let ahead = info.ack.wrapping_sub(state.next_seq[peer]) as i32;
+    let peer_bit = 1u8 << peer;
+    if state.unconfirmed & peer_bit != 0 {
+        state.unconfirmed &= !peer_bit;
+        if ahead < -MAX_GAP {
+            // The remote segment a seeded connection was synced from was not
+            // the peer's (the kernel acknowledges something else entirely).
+            count(Counter::ControlOutOfWindow);
+            state.parsers[peer].restart();
+            state.next_seq[peer] = info.ack;
+            return;
+        }
+    }
+    if ahead > 0 {
         count(Counter::ControlGaps);
         state.parsers[peer].restart();
         state.next_seq[peer] = info.ack;
@@ -75,9 +88,15 @@ pub fn accept(
     let bit = synced_bit(d);
     if state.flags & bit == 0 {
         if !from_local {
-            // Where the remote stream is comes from the local end only.
-            count(Counter::ControlOutOfOrder);
-            return None;
+            if state.flags & control_flags::SEEDED == 0 {
+                // Where the remote stream is comes from the local end only.
+                count(Counter::ControlOutOfOrder);
+                return None;
+            }
+            // A connection seeded at attach, whose peer spoke before the
+            // local end: parse it, and let the local end's next
+            // acknowledgment confirm (or undo) where it put the stream.
+            state.unconfirmed |= 1 << d;
         }
         state.next_seq[d] = info.seq;
         state.flags |= bit;

@@ -10,6 +10,7 @@ use aya::{
     programs::{Program, TestRun, TestRunOptions},
 };
 use ftp_ebpf_common::{
+    control::{ControlKey, ControlState},
     counters::Counter,
     flow::{ExpectKey, ExpectValue, FlowKey, FlowValue},
     map_names,
@@ -174,10 +175,23 @@ impl Harness {
         map.iter().map(|r| r.expect("entry")).collect()
     }
 
-    pub fn flows(&self) -> Vec<(FlowKey, FlowValue)> {
-        let map: HashMap<&MapData, FlowKey, FlowValue> =
-            HashMap::try_from(self.ebpf.map(map_names::FLOWS).expect("map")).expect("lru map");
+    /// Every tracked control connection.
+    pub fn control_states(&self) -> Vec<(ControlKey, ControlState)> {
+        let map: HashMap<&MapData, ControlKey, ControlState> =
+            HashMap::try_from(self.ebpf.map(map_names::CONTROL).expect("map")).expect("hash map");
         map.iter().map(|r| r.expect("entry")).collect()
+    }
+
+    /// Every flow, admitted ones and the host's own.
+    pub fn flows(&self) -> Vec<(FlowKey, FlowValue)> {
+        [map_names::FLOWS, map_names::HOST_FLOWS]
+            .into_iter()
+            .flat_map(|name| {
+                let map: HashMap<&MapData, FlowKey, FlowValue> =
+                    HashMap::try_from(self.ebpf.map(name).expect("map")).expect("lru map");
+                map.iter().map(|r| r.expect("entry")).collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// Rewrites the policy the programs read (e.g. a closing timeout shorter
@@ -252,6 +266,11 @@ impl<'a> Control<'a> {
             c2s: 100,
             s2c: 1,
         }
+    }
+    /// The same connection to another local server address (e.g. IPv6).
+    pub fn server(mut self, server: &'static str) -> Self {
+        self.server = server;
+        self
     }
     /// This host (CLIENT) as the FTP client of a remote `server`: the
     /// handshake, with its SYN and final ACK leaving on egress.
