@@ -414,8 +414,8 @@ pub fn local_ports_to(ns: &Netns, dport: u16) -> Result<Vec<u16>> {
 }
 
 /// Whether an XDP program is attached to `eth0` of `ns`.
-pub fn xdp_attached(ns: &Netns) -> Result<bool> {
-    let out = ns.run_ok(&["ip", "-d", "link", "show", "dev", LAB_IFACE])?;
+pub fn xdp_attached(ns: &Netns, iface: &str) -> Result<bool> {
+    let out = ns.run_ok(&["ip", "-d", "link", "show", "dev", iface])?;
     Ok(String::from_utf8_lossy(&out.stdout).contains("prog/xdp"))
 }
 

@@ -99,6 +99,14 @@ pub fn assert_cli_error(what: &str, out: &Output, code: i32, needle: &str) {
     }
 }
 
+/// `addr:port` as ftpct prints endpoints (IPv6 in brackets).
+pub fn endpoint(addr: std::net::IpAddr, port: u16) -> String {
+    match addr {
+        std::net::IpAddr::V4(a) => format!("{a}:{port}"),
+        std::net::IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
 /// ftpct attached to an interface of a namespace; dropping it runs
 /// `ftpct detach` (errors ignored) and removes the pin root.
 pub struct Ftpct<'a> {

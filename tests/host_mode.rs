@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use ftpct_e2e::clients::{curl_download, lftp_download, lftp_list, lftp_upload, tcp_connect};
 use ftpct_e2e::fixtures::{FileDigest, pseudo_random_bytes};
+use ftpct_e2e::forge::xdp_attached;
+use ftpct_e2e::ftpct::endpoint;
 use ftpct_e2e::process::run_with_timeout;
 use ftpct_e2e::servers::ServerOptions;
 use ftpct_e2e::{
@@ -36,19 +38,6 @@ const ECHO_TIMEOUT: Duration = Duration::from_secs(5);
 /// A port inside the lab servers' passive range that no FTP server uses in
 /// the tests that listen on it.
 const UNANNOUNCED_PORT: u16 = 40050;
-
-/// Attaches ftpct with default options to the server's `eth0`.
-fn attach(lab: &Lab) -> Result<Ftpct<'_>> {
-    Ftpct::attach(lab.server(), LAB_IFACE, &[], lab.pin_root())
-}
-
-/// `addr:port` as ftpct prints endpoints (IPv6 in brackets).
-fn endpoint(addr: IpAddr, port: u16) -> String {
-    match addr {
-        IpAddr::V4(a) => format!("{a}:{port}"),
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
-    }
-}
 
 /// The expectation row letting `src` connect to `dst:port`, if any.
 fn find_expectation(rows: &[Value], src: IpAddr, dst: IpAddr, port: u16) -> Option<&Value> {
@@ -84,12 +73,6 @@ fn active_counter(family: Family, mode: TransferMode) -> Counter {
     }
 }
 
-/// Whether an XDP program is attached to `eth0` of `ns`.
-fn xdp_attached(ns: &Netns) -> Result<bool> {
-    let out = ns.run_ok(&["ip", "-d", "link", "show", "dev", LAB_IFACE])?;
-    Ok(String::from_utf8_lossy(&out.stdout).contains("prog/xdp"))
-}
-
 /// Checks that a failed attach left nothing behind in this lab.
 fn assert_nothing_attached(what: &str, lab: &Lab) -> Result<()> {
     let root = lab.pin_root();
@@ -100,7 +83,7 @@ fn assert_nothing_attached(what: &str, lab: &Lab) -> Result<()> {
         ensure!(left.is_empty(), "{what}: {left:?} left behind");
     }
     ensure!(
-        !xdp_attached(lab.server())?,
+        !xdp_attached(lab.server(), LAB_IFACE)?,
         "{what}: an XDP program is attached"
     );
     Ok(())
@@ -127,7 +110,7 @@ fn wait_until(timeout: Duration, mut cond: impl FnMut() -> Result<bool>) -> Resu
 fn curl_all_modes_both_families_pass_through_ftpct() -> Result<()> {
     let lab = Lab::new()?;
     let server = Vsftpd::start(lab.server())?;
-    let fw = attach(&lab)?;
+    let fw = lab.attach(&[])?;
     let small = server.tree().digest(SMALL_FILE)?;
     let start = fw.counters()?;
     for family in Family::ALL {
@@ -183,7 +166,7 @@ fn curl_all_modes_both_families_pass_through_ftpct() -> Result<()> {
 fn lftp_list_upload_download_passive_through_ftpct() -> Result<()> {
     let lab = Lab::new()?;
     let server = Vsftpd::start(lab.server())?;
-    let fw = attach(&lab)?;
+    let fw = lab.attach(&[])?;
     let small = server.tree().digest(SMALL_FILE)?;
     for (i, family) in Family::ALL.into_iter().enumerate() {
         let target = server.target(SERVER.ip(family));
@@ -241,7 +224,7 @@ fn unannounced_syn_is_dropped() -> Result<()> {
     let r = tcp_connect(lab.intruder(), srv4, closed_port, PROBE)?;
     assert_eq!(r, ConnectResult::Refused, "without ftpct, closed port");
 
-    let fw = attach(&lab)?;
+    let fw = lab.attach(&[])?;
     let before = fw.counters()?;
     for addr in [srv4, srv6] {
         let r = tcp_connect(lab.intruder(), addr, listener.port(), PROBE)?;
@@ -315,7 +298,7 @@ fn untracked_non_syn_is_dropped() -> Result<()> {
         let rst = bare_ack_gets_rst(lab.intruder(), SERVER.ip(family), listener.port())?;
         assert!(rst, "without ftpct, {family:?}: no RST");
     }
-    let fw = attach(&lab)?;
+    let fw = lab.attach(&[])?;
     let before = fw.counters()?;
     for family in Family::ALL {
         let rst = bare_ack_gets_rst(lab.intruder(), SERVER.ip(family), listener.port())?;
@@ -360,7 +343,7 @@ fn announced_port_is_refused_to_intruder_and_admits_client() -> Result<()> {
         session.quit()?;
     }
 
-    let fw = attach(&lab)?;
+    let fw = lab.attach(&[])?;
     for (family, mode) in THEFT_CASES {
         let what = format!("{mode:?} over {family:?}");
         let server_ip = SERVER.ip(family);
@@ -433,7 +416,7 @@ fn expectation_is_consumed_by_first_connection() -> Result<()> {
         session.quit()?;
     }
 
-    let fw = attach(&lab)?;
+    let fw = lab.attach(&[])?;
     let mut session = FtpSession::open(lab.client(), &target)?;
     let port = session.pasv()?;
     let rows = fw.expectations_json()?;
@@ -487,7 +470,7 @@ fn server_host_outbound_connections_work() -> Result<()> {
     // host is the client here.
     let remote = Vsftpd::start(lab.client())?;
     let echo = EchoServer::start(lab.client(), &CLIENT.v4.to_string(), 5555)?;
-    let fw = attach(&lab)?;
+    let fw = lab.attach(&[])?;
     let start = fw.counters()?;
 
     let mut conn = EchoClient::connect(
@@ -566,7 +549,7 @@ fn established_connections_survive_attach() -> Result<()> {
     assert_eq!(echo4.exchange("before v4")?, "before v4");
     assert_eq!(echo6.exchange("before v6")?, "before v6");
 
-    let fw = attach(&lab)?;
+    let fw = lab.attach(&[])?;
     let flows = fw.flows_json()?;
     let seeded = flows
         .iter()
@@ -610,8 +593,11 @@ fn detach_restores_unprotected_behaviour() -> Result<()> {
     let server = Vsftpd::start(lab.server())?;
     let listener = EchoServer::start(lab.server(), "::", UNANNOUNCED_PORT)?;
     let server_ip = SERVER.ip(Family::V4);
-    let mut fw = attach(&lab)?;
-    assert!(xdp_attached(lab.server())?, "no XDP program after attach");
+    let mut fw = lab.attach(&[])?;
+    assert!(
+        xdp_attached(lab.server(), LAB_IFACE)?,
+        "no XDP program after attach"
+    );
     // Kernel objects that must all be gone after detach: both programs and
     // both links (the tcx egress link is only visible through its id).
     let status = fw.status_json()?;
@@ -698,7 +684,7 @@ fn detach_restores_unprotected_behaviour() -> Result<()> {
 fn bpftool_shows_pinned_maps_with_field_names() -> Result<()> {
     let lab = Lab::new()?;
     let server = Vsftpd::start(lab.server())?;
-    let fw = attach(&lab)?;
+    let fw = lab.attach(&[])?;
     let dir = fw.pin_dir();
     let pinned = |name: &str| dir.join(name).display().to_string();
     let bpftool = |args: &[&str]| -> Result<String> {
@@ -814,11 +800,11 @@ fn cli_needs_root() -> Result<()> {
     assert!(!lab.pin_root().exists(), "pin root created by nobody");
 
     // Detach as nobody does not remove a real attachment.
-    let fw = attach(&lab)?;
+    let fw = lab.attach(&[])?;
     let out = unprivileged(&["detach", LAB_IFACE])?;
     assert_cli_error("detach as nobody", &out, 1, "needs root");
     assert!(fw.pin_dir().exists(), "pins removed by nobody");
-    assert!(xdp_attached(lab.server())?, "detached by nobody");
+    assert!(xdp_attached(lab.server(), LAB_IFACE)?, "detached by nobody");
     fw.detach()?;
     Ok(())
 }
@@ -826,7 +812,7 @@ fn cli_needs_root() -> Result<()> {
 #[test]
 fn cli_refuses_second_attach_and_double_detach() -> Result<()> {
     let lab = Lab::new()?;
-    let mut fw = attach(&lab)?;
+    let mut fw = lab.attach(&[])?;
     assert!(
         fw.attach_output()
             .starts_with(&format!("ftpct: guarding {LAB_IFACE}")),
@@ -842,7 +828,7 @@ fn cli_refuses_second_attach_and_double_detach() -> Result<()> {
     let out = ftpct_in(&lab, &["attach", LAB_IFACE])?;
     assert_cli_error("second attach", &out, 1, "already attached");
     // The first attachment is untouched.
-    assert!(xdp_attached(lab.server())?);
+    assert!(xdp_attached(lab.server(), LAB_IFACE)?);
     let status = fw.status_json()?;
     assert_eq!(
         (
@@ -873,7 +859,7 @@ fn cli_refuses_ip_netns_exec_with_default_pin_root() -> Result<()> {
     assert_cli_error("ip netns exec attach", &out, 1, "ip netns exec");
     assert_cli_error("ip netns exec attach", &out, 1, "nsenter");
     ensure!(
-        !xdp_attached(lab.server())?,
+        !xdp_attached(lab.server(), LAB_IFACE)?,
         "XDP attached from ip netns exec"
     );
     Ok(())
@@ -1070,7 +1056,7 @@ enum ActiveSource {
 
 /// One passive and one active IPv4 download through ftpct.
 fn other_server<S: FtpServer>(lab: &Lab, server: &S, active: ActiveSource) -> Result<()> {
-    let fw = attach(lab)?;
+    let fw = lab.attach(&[])?;
     let name = server.name();
     let small = server.tree().digest(SMALL_FILE)?;
     let target = server.target(SERVER.ip(Family::V4));

@@ -30,12 +30,13 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use ftpct_e2e::clients::{curl_download, tcp_connect};
+use ftpct_e2e::clients::{curl_download, probe_all, tcp_connect};
 use ftpct_e2e::fixtures::{FileDigest, ServedTree};
 use ftpct_e2e::forge::{
     Background, Capture, Segment, Sink, ftp_commands, iface_mac, local_ports_to, reply_to, rsts,
     send_segments, syn_acks_to, xdp_attached,
 };
+use ftpct_e2e::ftpct::endpoint;
 use ftpct_e2e::servers::{FtpTarget, ServerOptions};
 use ftpct_e2e::{
     BIG_FILE, CLIENT, ConnectResult, Counter, Counters, Family, FtpServer, FtpSession, Ftpct,
@@ -52,19 +53,6 @@ const LISTEN_PORT: u16 = 40050;
 
 /// A port outside the passive range for plain listeners.
 const OTHER_PORT: u16 = 45000;
-
-/// Attaches ftpct with `args` to `eth0` of the lab's server.
-fn attach<'a>(lab: &'a Lab, args: &[&str]) -> Result<Ftpct<'a>> {
-    Ftpct::attach(lab.server(), LAB_IFACE, args, lab.pin_root())
-}
-
-/// `addr:port` as ftpct prints endpoints (IPv6 in brackets).
-fn endpoint(addr: IpAddr, port: u16) -> String {
-    match addr {
-        IpAddr::V4(a) => format!("{a}:{port}"),
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
-    }
-}
 
 /// The expectation row letting `src` connect to `dst:port`, if any.
 fn find_expectation(rows: &[Value], src: IpAddr, dst: IpAddr, port: u16) -> Option<&Value> {
@@ -85,20 +73,6 @@ fn created(c: &Counters) -> u64 {
     .into_iter()
     .map(|k| c.get(k))
     .sum()
-}
-
-/// Tries the connections in `list` at the same time; each waits [`PROBE`].
-fn probe_all(list: &[(&Netns, IpAddr, u16)]) -> Result<Vec<ConnectResult>> {
-    thread::scope(|s| {
-        let handles: Vec<_> = list
-            .iter()
-            .map(|&(ns, addr, port)| s.spawn(move || tcp_connect(ns, addr, port, PROBE)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().map_err(|_| anyhow!("probe thread panicked"))?)
-            .collect()
-    })
 }
 
 /// An ephemeral-looking source port for forged segments, distinct per
@@ -126,11 +100,11 @@ fn forged_227_from_outside_creates_nothing() -> Result<()> {
 
     // Without ftpct a listening data port is open to everybody: the
     // intruder needs no announcement at all.
-    for (r, t) in probe_all(&targets)?.iter().zip(&targets) {
+    for (r, t) in probe_all(&targets, PROBE)?.iter().zip(&targets) {
         assert_eq!(*r, ConnectResult::Connected, "without ftpct: {}", t.1);
     }
 
-    let fw = attach(&lab, &[])?;
+    let fw = lab.attach(&[])?;
     let before = fw.counters()?;
     let (hi, lo) = (LISTEN_PORT >> 8, LISTEN_PORT & 0xff);
     let pasv = format!("227 Entering Passive Mode (198,18,0,1,{hi},{lo}).\r\n");
@@ -173,7 +147,7 @@ fn forged_227_from_outside_creates_nothing() -> Result<()> {
         "{after}"
     );
 
-    for (r, t) in probe_all(&targets)?.iter().zip(&targets) {
+    for (r, t) in probe_all(&targets, PROBE)?.iter().zip(&targets) {
         assert_eq!(*r, ConnectResult::TimedOut, "with ftpct: {}", t.1);
     }
     let end = fw.counters()?;
@@ -254,7 +228,7 @@ fn spoofed_client_syn_after_admission_is_dropped() -> Result<()> {
             .iter()
             .map(|&(ip, port)| (lab.intruder(), ip, port))
             .collect();
-        let results = probe_all(&targets)?;
+        let results = probe_all(&targets, PROBE)?;
         // The admitted connections still carry their transfers.
         for (session, (family, mode)) in sessions.into_iter().zip(THEFT_CASES) {
             let mut session = session;
@@ -275,7 +249,7 @@ fn spoofed_client_syn_after_admission_is_dropped() -> Result<()> {
         assert_eq!(results[i], ConnectResult::Connected, "without ftpct");
     }
 
-    let fw = attach(&lab, &[])?;
+    let fw = lab.attach(&[])?;
     let before = fw.counters()?;
     let (lines, results) = run(1, Some(&fw))?;
     for (i, (family, mode)) in THEFT_CASES.into_iter().enumerate() {
@@ -315,10 +289,13 @@ fn syn_after_consumed_and_completed_transfer_is_dropped() -> Result<()> {
         let port = session.prepare(mode)?;
         assert_eq!(session.retr(SMALL_FILE)?, small);
         let _again = Sink::start(lab.server(), "::", &port.to_string())?;
-        let results = probe_all(&[
-            (lab.client(), server_ip, port),
-            (lab.intruder(), server_ip, port),
-        ])?;
+        let results = probe_all(
+            &[
+                (lab.client(), server_ip, port),
+                (lab.intruder(), server_ip, port),
+            ],
+            PROBE,
+        )?;
         session.quit()?;
         Ok(results)
     };
@@ -330,7 +307,7 @@ fn syn_after_consumed_and_completed_transfer_is_dropped() -> Result<()> {
         "without ftpct"
     );
 
-    let fw = attach(&lab, &[])?;
+    let fw = lab.attach(&[])?;
     for (family, mode) in [
         (Family::V4, TransferMode::Pasv),
         (Family::V6, TransferMode::Epsv),
@@ -369,7 +346,7 @@ fn expired_epsv_over_ipv6_is_dropped() -> Result<()> {
     assert_eq!(r, ConnectResult::Connected, "without ftpct");
     session.quit()?;
 
-    let fw = attach(&lab, &["--expect-timeout", "1"])?;
+    let fw = lab.attach(&["--expect-timeout", "1"])?;
     let mut session = FtpSession::open(lab.client(), &target)?;
     let port = session.epsv()?;
     let rows = fw.expectations_json()?;
@@ -638,7 +615,7 @@ fn pasv_flood_is_capped_and_other_clients_transfer() -> Result<()> {
     // Without ftpct: the server answers all 1320 PASVs.
     flood(&|| Ok(()))?;
 
-    let fw = attach(&lab, &[])?;
+    let fw = lab.attach(&[])?;
     let before = fw.counters()?;
     let intruder = INTRUDER.v4.to_string();
     let summary = flood(&|| {
@@ -746,7 +723,7 @@ fn ack_scan_and_rst_injection_fail() -> Result<()> {
     assert_eq!(session.retr(BIG_FILE)?, big);
     session.quit()?;
 
-    let fw = attach(&lab, &[])?;
+    let fw = lab.attach(&[])?;
     let mut session = FtpSession::open(lab.client(), &target)?;
     let port = session.pasv()?;
     session.connect()?;
@@ -845,7 +822,7 @@ fn blind_rst_on_idle_data_connection_keeps_its_flow() -> Result<()> {
     assert_eq!(session.retr(BIG_FILE)?, big, "without ftpct");
     session.quit()?;
 
-    let fw = attach(&lab, &[])?;
+    let fw = lab.attach(&[])?;
     let mut session = FtpSession::open(lab.client(), &target)?;
     let port = session.pasv()?;
     session.connect()?;
@@ -917,7 +894,7 @@ fn fragmented_syn_is_dropped() -> Result<()> {
         );
     }
 
-    let fw = attach(&lab, &[])?;
+    let fw = lab.attach(&[])?;
     let before = fw.counters()?;
     let syns = fragmented_syns(33700);
     let cap = Capture::start(lab.server(), filter)?;
@@ -966,7 +943,7 @@ fn ipv6_fragmented_syn_behind_destination_options_is_dropped() -> Result<()> {
         "without ftpct the kernel did not answer: {lines:#?}"
     );
 
-    let fw = attach(&lab, &[])?;
+    let fw = lab.attach(&[])?;
     let before = fw.counters()?;
     let cap = Capture::start(lab.server(), filter)?;
     let frames = send_segments(lab.intruder(), lab.server(), &[syn(33801)])?;
@@ -1026,7 +1003,7 @@ fn malformed_control_lines_do_not_break_the_session() -> Result<()> {
     assert!(matches(&summary), "without ftpct: {summary}");
     assert!(summary["bad_lines"].as_u64() >= Some(200), "{summary}");
 
-    let fw = attach(&lab, &[])?;
+    let fw = lab.attach(&[])?;
     let status = fw.status_json()?;
     let ids = (
         status[0]["ingress_prog_id"].clone(),
@@ -1067,7 +1044,7 @@ fn malformed_control_lines_do_not_break_the_session() -> Result<()> {
         ids,
         "{status}"
     );
-    assert!(xdp_attached(lab.server())?, "XDP program gone");
+    assert!(xdp_attached(lab.server(), LAB_IFACE)?, "XDP program gone");
     let r = tcp_connect(lab.intruder(), SERVER.ip(Family::V4), LISTEN_PORT, PROBE)?;
     assert_ne!(r, ConnectResult::Connected, "guard no longer enforced");
     assert_eq!(
@@ -1103,7 +1080,7 @@ fn empty_command_line_keeps_replies_paired() -> Result<()> {
     let r = run(crlf)?;
     assert!(r.starts_with("connected"), "without ftpct: {r}");
 
-    let fw = attach(&lab, &[])?;
+    let fw = lab.attach(&[])?;
     // A line of spaces gets a reply ("500"): no problem.
     let r = run("20200d0a")?;
     assert!(r.starts_with("connected"), "with ftpct, blank line: {r}");
@@ -1190,7 +1167,7 @@ fn spoofed_syn_flood_is_dropped_while_client_transfers() -> Result<()> {
         "without ftpct only {synacks} SYN-ACKs for {sent} SYNs"
     );
 
-    let fw = attach(&lab, &[])?;
+    let fw = lab.attach(&[])?;
     let before = fw.counters()?;
     let cap = Capture::start(
         lab.server(),
@@ -1260,7 +1237,7 @@ fn control_survives(lab: &Lab, forged: impl Fn(u16) -> Vec<Segment>) -> Result<(
     assert_eq!(session.retr(SMALL_FILE)?, small, "without ftpct");
     session.quit()?;
 
-    let fw = attach(lab, &[])?;
+    let fw = lab.attach(&[])?;
     let (mut session, port) = session_with_port(lab, &target)?;
     session.pasv()?;
     assert_eq!(session.retr(SMALL_FILE)?, small, "before the forgery");

@@ -14,7 +14,6 @@
 //! `target/release/ftpct`). Run:
 //! `cargo test -p ftpct-e2e --test hostile_flows -- --test-threads=1`.
 
-use std::net::IpAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -24,10 +23,11 @@ use ftpct_e2e::forge::{
     Background, Capture, Segment, SeqState, connect_from, last_seq_ack, retr_from, send_repeatedly,
     syn_acks_to,
 };
+use ftpct_e2e::ftpct::endpoint;
 use ftpct_e2e::servers::ServerOptions;
 use ftpct_e2e::{
-    CLIENT, ConnectResult, Counter, Family, FtpServer, FtpSession, Ftpct, LAB_IFACE, Lab, Netns,
-    SERVER, SMALL_FILE, Vsftpd,
+    CLIENT, ConnectResult, Counter, Family, FtpServer, FtpSession, Lab, Netns, SERVER, SMALL_FILE,
+    Vsftpd,
 };
 use serde_json::Value;
 
@@ -52,19 +52,6 @@ const KEEPALIVE_SPORTS: [u16; 2] = [47011, 47012];
 
 /// The client's data source port in the RST test.
 const RST_SPORT: u16 = 47021;
-
-/// Attaches ftpct with default options to `eth0` of the lab's server.
-fn attach(lab: &Lab) -> Result<Ftpct<'_>> {
-    Ftpct::attach(lab.server(), LAB_IFACE, &[], lab.pin_root())
-}
-
-/// `addr:port` as ftpct prints endpoints (IPv6 in brackets).
-fn endpoint(addr: IpAddr, port: u16) -> String {
-    match addr {
-        IpAddr::V4(a) => format!("{a}:{port}"),
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
-    }
-}
 
 /// The row of `ftpct flows --json` for `remote -> local`, if listed.
 fn find_flow(rows: &[Value], remote: &str, local: &str) -> Option<Value> {
@@ -159,7 +146,7 @@ fn finished_transfers_4_tuple_cannot_take_the_next_clients_data_port() -> Result
     );
     reuse.session2.quit()?;
 
-    let fw = attach(&lab)?;
+    let fw = lab.attach(&[])?;
     let sport = REUSE_SPORTS[1];
     let mut reuse = attempt(sport)?;
     let flows = fw.flows_json()?;
@@ -207,7 +194,7 @@ fn closed_flow_expires(
     let srv4 = SERVER.ip(Family::V4);
     let cli4 = CLIENT.ip(Family::V4);
     let target = server.target(srv4);
-    let fw = attach(lab)?;
+    let fw = lab.attach(&[])?;
 
     let filter = format!("tcp and host {cli4} and port {sport}");
     let cap = Capture::start(lab.server(), &filter)?;
@@ -317,7 +304,7 @@ fn in_window_rst_from_the_client_closes_its_flow() -> Result<()> {
     let srv4 = SERVER.ip(Family::V4);
     let cli4 = CLIENT.ip(Family::V4);
     let target = server.target(srv4);
-    let fw = attach(&lab)?;
+    let fw = lab.attach(&[])?;
     let before = fw.counters()?;
 
     let mut upload = Background::forge(

@@ -18,16 +18,12 @@
 //! `target/release/ftpct`). Run:
 //! `cargo test -p ftpct-e2e --test hostile_roles -- --test-threads=1`.
 
-use std::net::IpAddr;
-use std::thread;
 use std::time::Duration;
 
-use anyhow::{Result, anyhow, ensure};
-use ftpct_e2e::clients::tcp_connect;
+use anyhow::{Result, ensure};
+use ftpct_e2e::clients::probe_all;
 use ftpct_e2e::forge::{Sink, connect_from};
-use ftpct_e2e::{
-    ConnectResult, Counter, EchoServer, Family, Ftpct, INTRUDER, LAB_IFACE, Lab, Netns, SERVER,
-};
+use ftpct_e2e::{ConnectResult, Counter, EchoServer, Family, INTRUDER, Lab, SERVER};
 
 /// How long a probe waits before calling a connection attempt dropped.
 const PROBE: Duration = Duration::from_secs(2);
@@ -45,25 +41,6 @@ const PORT_TARGET: u16 = 40036;
 /// The server port the echoed `EPRT` names.
 const EPRT_TARGET: u16 = 40037;
 
-/// Attaches ftpct with `args` to `eth0` of the lab's server.
-fn attach<'a>(lab: &'a Lab, args: &[&str]) -> Result<Ftpct<'a>> {
-    Ftpct::attach(lab.server(), LAB_IFACE, args, lab.pin_root())
-}
-
-/// Tries the connections in `list` at the same time; each waits [`PROBE`].
-fn probe_all(list: &[(&Netns, IpAddr, u16)]) -> Result<Vec<ConnectResult>> {
-    thread::scope(|s| {
-        let handles: Vec<_> = list
-            .iter()
-            .map(|&(ns, addr, port)| s.spawn(move || tcp_connect(ns, addr, port, PROBE)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().map_err(|_| anyhow!("probe thread panicked"))?)
-            .collect()
-    })
-}
-
 /// The attack over `family`: with an echo service on the server's
 /// [`ECHO_PORT`] and a listener on `target`, the intruder connects to the
 /// echo service from source port 21 and sends `line`; then it tries
@@ -74,10 +51,10 @@ fn echo_from_port_21_opens_nothing(family: Family, line: &str, target: u16) -> R
     let sink = Sink::start(lab.server(), "::", &target.to_string())?;
     let server_ip = SERVER.ip(family);
     let intruder_ip = INTRUDER.ip(family);
-    let fw = attach(&lab, &[])?;
+    let fw = lab.attach(&[])?;
 
     // The guard is up: the data port is closed to the intruder.
-    let r = probe_all(&[(lab.intruder(), server_ip, target)])?;
+    let r = probe_all(&[(lab.intruder(), server_ip, target)], PROBE)?;
     ensure!(
         r == [ConnectResult::TimedOut],
         "before the attack the intruder reached port {target}: {r:?}"
@@ -98,7 +75,7 @@ fn echo_from_port_21_opens_nothing(family: Family, line: &str, target: u16) -> R
     );
 
     let rows = fw.expectations_json()?;
-    let r = probe_all(&[(lab.intruder(), server_ip, target)])?;
+    let r = probe_all(&[(lab.intruder(), server_ip, target)], PROBE)?;
     let after = fw.counters()?;
     let intruder = intruder_ip.to_string();
     let intruders: Vec<_> = rows

@@ -156,6 +156,11 @@ impl Lab {
         &self.switch
     }
 
+    /// Attaches ftpct with `args` to the server's [`LAB_IFACE`].
+    pub fn attach(&self, args: &[&str]) -> Result<crate::Ftpct<'_>> {
+        crate::Ftpct::attach(&self.server, LAB_IFACE, args, &self.pin_root)
+    }
+
     /// This lab's unique bpffs pin root (not created; pass it to ftpct).
     pub fn pin_root(&self) -> &Path {
         &self.pin_root

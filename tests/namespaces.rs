@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use ftpct_e2e::clients::tcp_connect;
+use ftpct_e2e::forge::xdp_attached;
 use ftpct_e2e::ftpct::{remove_pin_root, unique_pin_root};
 use ftpct_e2e::{
     ConnectResult, Counter, EchoServer, Family, FtpServer, FtpSession, Ftpct, LAB_IFACE, Lab,
@@ -53,12 +54,6 @@ fn ftpct_ok(ns: &Netns, pin_root: &Path, args: &[&str]) -> Result<String> {
 fn json_in(ns: &Netns, pin_root: &Path, subcommand: &str) -> Result<Value> {
     let text = ftpct_ok(ns, pin_root, &[subcommand, "--json"])?;
     serde_json::from_str(&text).with_context(|| format!("ftpct {subcommand} --json: {text}"))
-}
-
-/// Whether an XDP program is attached to `iface` of `ns`.
-fn xdp_attached(ns: &Netns, iface: &str) -> Result<bool> {
-    let out = ns.run_ok(&["ip", "-d", "link", "show", "dev", iface])?;
-    Ok(String::from_utf8_lossy(&out.stdout).contains("prog/xdp"))
 }
 
 /// A namespace of its own holding a veth pair `eth0` - `eth1`, both up

@@ -72,6 +72,26 @@ pub fn tcp_connect(
     })
 }
 
+/// Tries the connections in `list` at the same time; each waits `wait`.
+pub fn probe_all(
+    list: &[(&Netns, std::net::IpAddr, u16)],
+    wait: Duration,
+) -> Result<Vec<ConnectResult>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = list
+            .iter()
+            .map(|&(ns, addr, port)| s.spawn(move || tcp_connect(ns, addr, port, wait)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("probe thread panicked"))?
+            })
+            .collect()
+    })
+}
+
 /// Whether `addr:port` in `ns` answers with a 220 banner within `timeout`.
 pub fn wait_banner(ns: &Netns, addr: IpAddr, port: u16, timeout: Duration) -> Result<bool> {
     let argv = helper_argv(&[
