@@ -2,79 +2,13 @@
 //! where its text comes from), fed whole and split at every byte boundary, plus
 //! framing behaviour: multi-line replies, pipelining, bare LF, resync, Telnet IAC.
 
+mod common;
+
+use common::{cmd, cmd_ep, epsv_ok, pasv_ok, refused, reply, run};
 use ftp_ebpf_common::parser::{
     Direction::{self, ClientToServer as C2S, ServerToClient as S2C},
-    Endpoint, LineKind, LineParser, ParsedLine, RefuseReason, Status, Verb, feed_all,
+    LineKind, LineParser, ParsedLine, RefuseReason, Verb, feed_all,
 };
-
-/// Feeds `pieces` one after another (the state is copied between pieces, as it
-/// is when it lives in a BPF map) and returns every completion.
-fn run(dir: Direction, max_line: u16, pieces: &[&[u8]]) -> Vec<ParsedLine> {
-    let mut p = LineParser::new();
-    let mut out = Vec::new();
-    for piece in pieces {
-        let mut copy = p;
-        feed_all(&mut copy, piece, dir, max_line, |l| out.push(*l));
-        p = copy;
-    }
-    out
-}
-
-fn cmd(verb: Verb) -> ParsedLine {
-    ParsedLine {
-        kind: LineKind::Command,
-        verb,
-        ..ParsedLine::default()
-    }
-}
-
-fn cmd_ep(verb: Verb, family: u8, addr: &[u8], port: u16) -> ParsedLine {
-    let mut a = [0u8; 16];
-    a[..addr.len()].copy_from_slice(addr);
-    ParsedLine {
-        status: Status::Ok,
-        endpoint: Endpoint {
-            port,
-            family,
-            _pad: 0,
-            addr: a,
-        },
-        ..cmd(verb)
-    }
-}
-
-fn reply(code: u16) -> ParsedLine {
-    ParsedLine {
-        kind: LineKind::Reply,
-        code,
-        ..ParsedLine::default()
-    }
-}
-
-fn pasv_ok(addr: [u8; 4], port: u16) -> ParsedLine {
-    ParsedLine {
-        status: Status::Ok,
-        endpoint: cmd_ep(Verb::Other, 4, &addr, port).endpoint,
-        ..reply(227)
-    }
-}
-
-fn epsv_ok(port: u16) -> ParsedLine {
-    ParsedLine {
-        status: Status::Ok,
-        endpoint: Endpoint {
-            port,
-            ..Endpoint::default()
-        },
-        ..reply(229)
-    }
-}
-
-fn refused(mut line: ParsedLine, reason: RefuseReason) -> ParsedLine {
-    line.status = Status::Refused;
-    line.reason = reason;
-    line
-}
 
 /// `(source, direction, bytes, expected completions)`.
 type Row = (&'static str, Direction, &'static [u8], Vec<ParsedLine>);

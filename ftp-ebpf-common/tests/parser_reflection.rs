@@ -9,46 +9,13 @@
 //! between the pieces, as in the BPF map) and must complete exactly one reply:
 //! the echoing reply, with no endpoint.
 
+mod common;
+
+use common::{pasv_ok, reply, run};
 use ftp_ebpf_common::parser::{
     Direction::{self, ClientToServer as C2S, ServerToClient as S2C},
-    Endpoint, LineKind, LineParser, ParsedLine, RefuseReason, Status, Verb, feed_all,
+    LineKind, LineParser, ParsedLine, RefuseReason, Status, Verb, feed_all,
 };
-
-/// Feeds `pieces` one after another (the state is copied between pieces, as it
-/// is when it lives in a BPF map) and returns every completion.
-fn run(dir: Direction, max_line: u16, pieces: &[&[u8]]) -> Vec<ParsedLine> {
-    let mut p = LineParser::new();
-    let mut out = Vec::new();
-    for piece in pieces {
-        let mut copy = p;
-        feed_all(&mut copy, piece, dir, max_line, |l| out.push(*l));
-        p = copy;
-    }
-    out
-}
-
-fn reply(code: u16) -> ParsedLine {
-    ParsedLine {
-        kind: LineKind::Reply,
-        code,
-        ..ParsedLine::default()
-    }
-}
-
-fn pasv_ok(addr: [u8; 4], port: u16) -> ParsedLine {
-    let mut a = [0u8; 16];
-    a[..4].copy_from_slice(&addr);
-    ParsedLine {
-        status: Status::Ok,
-        endpoint: Endpoint {
-            port,
-            family: 4,
-            _pad: 0,
-            addr: a,
-        },
-        ..reply(227)
-    }
-}
 
 /// `want` for `input` fed whole, in two pieces and in three pieces.
 fn check_splits(src: &str, dir: Direction, input: &[u8], want: &[ParsedLine]) {

@@ -1113,8 +1113,9 @@ fn forged_segments_neither_create_nor_cost_expectations() {
 // hands the peer the real bytes, so ftpct and the endpoints disagree from
 // there on. It takes the exact next sequence number (give or take the
 // segment's length), which only an attacker on the path sees.
-// These two tests fail while the data path behaves so; they are ignored to
-// keep the suite green (run them with `-- --ignored`).
+// Fixed: a remote control segment is read only if it carries ACK and
+// acknowledges nothing the local end has not sent; these two tests failed
+// before that rule.
 
 /// Local client: one forged byte `5` at the remote server's next sequence
 /// number (riding on a segment that starts one byte earlier, without ACK)
@@ -1122,7 +1123,6 @@ fn forged_segments_neither_create_nor_cost_expectations() {
 /// ftpct, which withdraws the expectation; the server, which read the real
 /// `PORT`, connects and is dropped.
 #[test]
-#[ignore = "finding: forged segments the kernel discards are parsed (see above)"]
 fn finding_a_segment_without_ack_at_the_next_byte_withdraws_a_local_clients_port() {
     use common::{CLIENT, CPORT, Control};
     const REMOTE: &str = "198.18.4.1";
@@ -1151,7 +1151,6 @@ fn finding_a_segment_without_ack_at_the_next_byte_withdraws_a_local_clients_port
 /// the client's `PASV` into `NASV` for ftpct; the server's real `227`
 /// answers no `PASV` and opens nothing.
 #[test]
-#[ignore = "finding: forged segments the kernel discards are parsed (see above)"]
 fn finding_a_segment_acking_unsent_data_at_the_next_byte_costs_a_local_servers_pasv() {
     use common::{CLIENT, CPORT, Control, SERVER, pasv};
     let h = Harness::new();

@@ -86,6 +86,13 @@ pub fn accept(
 ) -> Option<u32> {
     let d = dir as usize & 1;
     let bit = synced_bit(d);
+    if !from_local && !acceptable_ack(state, info, d ^ 1) {
+        // The kernel drops it too: no ACK flag, or an acknowledgment of
+        // bytes the local end never sent. Reading it would put forged bytes
+        // where the peer's real ones go.
+        count(Counter::ControlOutOfWindow);
+        return None;
+    }
     if state.flags & bit == 0 {
         if !from_local {
             if state.flags & control_flags::SEEDED == 0 {
@@ -122,6 +129,18 @@ pub fn accept(
         return None;
     }
     Some(seen)
+}
+
+/// Whether a remote segment's acknowledgment is one the kernel takes: the
+/// ACK flag set, and nothing acknowledged that the local end (direction
+/// `local`) has not sent yet.
+#[inline(always)]
+fn acceptable_ack(state: &ControlState, info: &PacketInfo, local: usize) -> bool {
+    if info.flags & tcp_flags::ACK == 0 {
+        return false;
+    }
+    state.flags & synced_bit(local) == 0
+        || info.ack.wrapping_sub(state.next_seq[local & 1]) as i32 <= 0
 }
 
 /// The segment was parsed: the stream continues after it.
