@@ -2,7 +2,8 @@
 //! or repeatedly, with sequence numbers read from a capture if need be; a
 //! spoofed SYN flood; packet captures with tcpdump; logging TCP listeners;
 //! raw FTP control sessions; connections and passive transfers from a chosen
-//! source port.
+//! source port; table exhaustion (connection churn, an `EPSV` flood from
+//! many source addresses, a flood of admitted data connections).
 //!
 //! Forged frames are sent from a lab namespace's `eth0` straight to the
 //! server's MAC address, so any source address (a spoofed client, random
@@ -554,4 +555,211 @@ pub fn last_seq_ack(
         next_seq: next_seq?,
         ack: ack?,
     })
+}
+
+/// The JSON summary line (the last line starting with `{`) of a helper run.
+fn summary(out: &str) -> Result<Value> {
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .with_context(|| format!("no summary line in {out:?}"))?;
+    serde_json::from_str(line).with_context(|| format!("parsing {line}"))
+}
+
+/// A non-negative integer field of a summary.
+fn count_field(v: &Value, name: &str) -> Result<u64> {
+    v[name]
+        .as_u64()
+        .with_context(|| format!("no {name} in {v}"))
+}
+
+/// What a connection churn ([`churn`]) did.
+#[derive(Clone, Debug)]
+pub struct Churn {
+    /// Cycles completed.
+    pub cycles: u64,
+    /// Cycles that read the server's `220` greeting before the RST.
+    pub banners: u64,
+    /// Cycles that failed (no connection, no greeting).
+    pub errors: u64,
+    /// Wall time, seconds.
+    pub secs: f64,
+    /// Cycles per second.
+    pub rate: f64,
+}
+
+/// From `ns`, `count` cycles of: connect to `addr:port`, read the first
+/// line (an FTP server's greeting), abort the connection with a RST
+/// (`SO_LINGER` 0); `parallel` at a time, for at most `max` (keep it well
+/// under 90 s, the helper's own bound). Cycle `n` connects from local port
+/// `sport_base + n` (wrapping back to `sport_base` after 65535), so each is
+/// a new 4-tuple; with `sport_base` 0 the kernel picks the port, and for
+/// one destination it uses only the even ports of its ephemeral range
+/// (about 14,000 4-tuples).
+pub fn churn(
+    ns: &Netns,
+    addr: IpAddr,
+    port: u16,
+    count: u32,
+    parallel: u32,
+    max: Duration,
+    sport_base: u16,
+) -> Result<Churn> {
+    let out = forge(
+        ns,
+        &[
+            "churn".to_string(),
+            addr.to_string(),
+            port.to_string(),
+            count.to_string(),
+            parallel.to_string(),
+            max.as_secs_f64().to_string(),
+            sport_base.to_string(),
+        ],
+    )?;
+    let v = summary(&out)?;
+    Ok(Churn {
+        cycles: count_field(&v, "cycles")?,
+        banners: count_field(&v, "banners")?,
+        errors: count_field(&v, "errors")?,
+        secs: v["secs"].as_f64().unwrap_or_default(),
+        rate: v["rate"].as_f64().unwrap_or_default(),
+    })
+}
+
+/// What an `EPSV` flood from many source addresses ([`epsv_flood`]) did.
+#[derive(Clone, Debug)]
+pub struct EpsvFlood {
+    /// Control connections that logged in and sent all their `EPSV`s.
+    pub conns: u64,
+    /// `229` replies received.
+    pub epsv_229: u64,
+    /// Other replies to the `EPSV`s.
+    pub other_replies: u64,
+    /// Control connections that failed.
+    pub errors: u64,
+    /// The first failure, if any.
+    pub first_error: Option<String>,
+    /// Wall time, seconds.
+    pub secs: f64,
+}
+
+/// From `ns`, for each of `sources` (addresses of `ns`), opens
+/// `conns_per_source` control connections to `addr` port 21 from that
+/// address, `parallel` at a time; each logs in anonymously, sends `EPSV`
+/// `epsv_per_conn` times (pipelined four at a time), reads the replies and
+/// closes. Starts no new connection after `max`.
+pub fn epsv_flood(
+    ns: &Netns,
+    addr: IpAddr,
+    sources: &[IpAddr],
+    conns_per_source: u32,
+    epsv_per_conn: u32,
+    parallel: u32,
+    max: Duration,
+) -> Result<EpsvFlood> {
+    let list: Vec<String> = sources.iter().map(IpAddr::to_string).collect();
+    let out = forge(
+        ns,
+        &[
+            "epsvflood".to_string(),
+            addr.to_string(),
+            "21".to_string(),
+            list.join(","),
+            conns_per_source.to_string(),
+            epsv_per_conn.to_string(),
+            parallel.to_string(),
+            max.as_secs_f64().to_string(),
+        ],
+    )?;
+    let v = summary(&out)?;
+    Ok(EpsvFlood {
+        conns: count_field(&v, "conns")?,
+        epsv_229: count_field(&v, "epsv_229")?,
+        other_replies: count_field(&v, "other_replies")?,
+        errors: count_field(&v, "errors")?,
+        first_error: v["first_error"].as_str().map(str::to_string),
+        secs: v["secs"].as_f64().unwrap_or_default(),
+    })
+}
+
+/// What a `PASV` + connect flood ([`PasvConnectFlood`]) did.
+#[derive(Clone, Debug)]
+pub struct PasvConnect {
+    /// Ports announced by `227`s.
+    pub announced: u64,
+    /// Data connections established.
+    pub connected: u64,
+    /// Data connections the server refused (a RST: the SYN got through).
+    pub refused: u64,
+    /// Data connections that timed out (the SYN or its answer was dropped).
+    pub timeout: u64,
+    /// Other failures (connections or control sessions).
+    pub errors: u64,
+    /// Wall time, seconds.
+    pub secs: f64,
+}
+
+/// Many admitted data connections, in the background: `parallel` logged-in
+/// control connections to `target` send `total` `PASV`s between them,
+/// `pipeline` (at most 4) at once, and connect to every announced port
+/// (only the last one of a batch listens: the others answer with a RST,
+/// but ftpct admitted the SYN and recorded a flow either way). Stops after
+/// `max`, or when dropped.
+pub struct PasvConnectFlood {
+    bg: Background,
+}
+
+impl PasvConnectFlood {
+    /// Starts the flood from `ns`.
+    pub fn start(
+        ns: &Netns,
+        target: &FtpTarget,
+        total: u32,
+        pipeline: u32,
+        parallel: u32,
+        max: Duration,
+    ) -> Result<Self> {
+        let bg = Background::forge(
+            ns,
+            &[
+                "pasvconnect".to_string(),
+                target.host.to_string(),
+                target.port.to_string(),
+                target.credentials.user.clone(),
+                target.credentials.password.clone(),
+                total.to_string(),
+                pipeline.to_string(),
+                parallel.to_string(),
+                max.as_secs_f64().to_string(),
+            ],
+            Some("started"),
+        )?;
+        Ok(Self { bg })
+    }
+
+    /// Whether the flood has printed its summary (it is over).
+    pub fn done(&self) -> bool {
+        self.bg.output().lines().any(|l| l.starts_with('{'))
+    }
+
+    /// Waits (bounded) for the flood to end; returns its summary.
+    pub fn finish(mut self, timeout: Duration) -> Result<PasvConnect> {
+        let out = self.bg.wait_exit(timeout)?;
+        let v = summary(&out)?;
+        Ok(PasvConnect {
+            announced: count_field(&v, "announced")?,
+            connected: count_field(&v, "connected")?,
+            refused: count_field(&v, "refused")?,
+            timeout: count_field(&v, "timeout")?,
+            errors: count_field(&v, "errors")?,
+            secs: v["secs"].as_f64().unwrap_or_default(),
+        })
+    }
+
+    /// Stops the flood now; returns what it printed.
+    pub fn stop(self) -> String {
+        self.bg.stop()
+    }
 }

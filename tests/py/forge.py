@@ -63,6 +63,29 @@ Subcommands:
       "open DATA_PORT SRC_PORT", wait HOLD seconds with the upload in
       progress, then abort the data connection with a RST (SO_LINGER 0)
       and print "reset"; then print "final REPLY" and quit.
+  churn HOST PORT COUNT PARALLEL MAX_SECS SPORT_BASE
+      COUNT cycles (at most MAX_SECS seconds), PARALLEL at a time: connect,
+      read the first line (the server's greeting), abort with a RST
+      (SO_LINGER 0). Cycle N binds local port SPORT_BASE + N (wrapping
+      back to SPORT_BASE after 65535), so every cycle is a new 4-tuple; 0
+      leaves the port to the kernel (which, for one destination, uses only
+      the even ports of its ephemeral range: about 14,000 4-tuples). Prints a JSON line {"cycles", "banners", "errors",
+      "secs", "rate"}.
+  epsvflood HOST PORT SOURCES CONNS EPSV PARALLEL MAX_SECS
+      For each address of SOURCES (comma-separated), CONNS control
+      connections from that address, PARALLEL at a time: log in
+      anonymously, send EPSV EPSV times (pipelined, four at a time: ftpct
+      correlates at most four outstanding commands per connection), read
+      every reply, close. Stops starting connections after MAX_SECS.
+      Prints a JSON line {"conns", "epsv_229", "other_replies", "errors",
+      "first_error", "secs"}.
+  pasvconnect HOST PORT USER PASS TOTAL PIPELINE PARALLEL MAX_SECS
+      PARALLEL logged-in control connections, together sending TOTAL PASVs
+      (at most MAX_SECS seconds): each sends PIPELINE PASVs at once (at
+      most 4), reads the 227s and opens a data connection to every announced
+      port (2 s each; only the last one listens, the others answer with a
+      RST), then closes them. Prints "started", then a JSON line
+      {"announced", "connected", "refused", "timeout", "errors", "secs"}.
   ftpserver ROOT PORT PASV_LO PASV_HI TIMEOUT
       pyftpdlib serving ROOT anonymously, accepting PORT/EPRT to any
       address and port, giving up on active connections after TIMEOUT s;
@@ -284,8 +307,11 @@ def listen(host, portspec):
 
 
 class Control:
-    def __init__(self, host, port, user, password):
-        self.sock = socket.create_connection((host, port), timeout=IO_TIMEOUT)
+    def __init__(self, host, port, user, password, source=None):
+        """Connect (from address SOURCE if given), read the greeting, log in."""
+        src = None if source is None else (source, 0)
+        self.sock = socket.create_connection((host, port), timeout=IO_TIMEOUT,
+                                             source_address=src)
         self.sock.settimeout(IO_TIMEOUT)
         self.buf = b""
         self.reply()
@@ -660,6 +686,189 @@ def stor_reset(host, port, user, password, remote, sport, hold):
 
 
 # ---------------------------------------------------------------------------
+# Table exhaustion: connection churn, expectation and flow floods.
+
+
+def churn(host, port, count, parallel, max_secs, sport_base):
+    """COUNT connect / greeting / RST cycles, PARALLEL at a time; cycle N from
+    local port SPORT_BASE + N (wrapping at 65535) unless SPORT_BASE is 0."""
+    port = int(port)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    linger = struct.pack("ii", 1, 0)
+    lock = threading.Lock()
+    tally = {"started": 0, "banners": 0, "errors": 0}
+    start = time.monotonic()
+    deadline = start + max_secs
+
+    def worker():
+        while True:
+            with lock:
+                n = tally["started"]
+                if n >= count or time.monotonic() >= deadline:
+                    return
+                tally["started"] += 1
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.settimeout(5.0)
+            ok = False
+            try:
+                if sport_base:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0",
+                            sport_base + n % (65536 - sport_base)))
+                s.connect((host, port))
+                buf = b""
+                while b"\n" not in buf:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    buf += chunk
+                ok = buf.startswith(b"220")
+            except OSError:
+                pass
+            finally:
+                # Linger on, timeout 0: close() aborts with a RST.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                s.close()
+            with lock:
+                tally["banners" if ok else "errors"] += 1
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(parallel)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max_secs + 10)
+    secs = time.monotonic() - start
+    cycles = tally["banners"] + tally["errors"]
+    print(json.dumps({"cycles": cycles, "banners": tally["banners"], "errors": tally["errors"],
+                      "secs": round(secs, 2), "rate": round(cycles / secs, 1)}), flush=True)
+
+
+def epsvflood(host, port, sources, conns, epsv, parallel, max_secs):
+    """CONNS control connections per source address, EPSV EPSVs each."""
+    port = int(port)
+    tasks = [src for _ in range(conns) for src in sources]
+    lock = threading.Lock()
+    tally = {"next": 0, "conns": 0, "epsv_229": 0, "other_replies": 0, "errors": 0,
+             "first_error": None}
+    start = time.monotonic()
+    deadline = start + max_secs
+
+    def one(src):
+        ctl = Control(host, port, "anonymous", "flood@example.com", source=src)
+        got = other = 0
+        try:
+            left = epsv
+            while left:
+                n = min(4, left)
+                ctl.send(b"EPSV\r\n" * n)
+                for _ in range(n):
+                    if ctl.reply().startswith("229"):
+                        got += 1
+                    else:
+                        other += 1
+                left -= n
+        finally:
+            ctl.sock.close()
+        return got, other
+
+    def worker():
+        while True:
+            with lock:
+                i = tally["next"]
+                if i >= len(tasks) or time.monotonic() >= deadline:
+                    return
+                tally["next"] += 1
+            try:
+                got, other = one(tasks[i])
+            except (OSError, EOFError) as e:
+                with lock:
+                    tally["errors"] += 1
+                    if tally["first_error"] is None:
+                        tally["first_error"] = "%s: %s: %s" % (tasks[i], type(e).__name__, e)
+                continue
+            with lock:
+                tally["conns"] += 1
+                tally["epsv_229"] += got
+                tally["other_replies"] += other
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(parallel)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max_secs + 2 * IO_TIMEOUT)
+    del tally["next"]
+    tally["secs"] = round(time.monotonic() - start, 2)
+    print(json.dumps(tally), flush=True)
+
+
+def pasvconnect(host, port, user, password, total, pipeline, parallel, max_secs):
+    """TOTAL PASVs over PARALLEL connections, each announced port connected to."""
+    port = int(port)
+    pipeline = max(1, min(4, pipeline))
+    lock = threading.Lock()
+    tally = {"left": total, "announced": 0, "connected": 0, "refused": 0, "timeout": 0,
+             "errors": 0}
+    start = time.monotonic()
+    deadline = start + max_secs
+
+    def worker():
+        try:
+            ctl = Control(host, port, user, password)
+        except (OSError, EOFError):
+            with lock:
+                tally["errors"] += 1
+            return
+        try:
+            while True:
+                with lock:
+                    n = min(pipeline, tally["left"])
+                    if n <= 0 or time.monotonic() >= deadline:
+                        return
+                    tally["left"] -= n
+                ctl.send(b"PASV\r\n" * n)
+                ports = []
+                for _ in range(n):
+                    r = ctl.reply()
+                    m = re.search(r"(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)", r)
+                    if r.startswith("227") and m:
+                        ports.append(int(m.group(5)) * 256 + int(m.group(6)))
+                results = []
+                for p in ports:
+                    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+                    s.settimeout(2.0)
+                    try:
+                        s.connect((host, p))
+                        results.append("connected")
+                    except ConnectionRefusedError:
+                        results.append("refused")
+                    except socket.timeout:
+                        results.append("timeout")
+                    except OSError:
+                        results.append("errors")
+                    finally:
+                        s.close()
+                with lock:
+                    tally["announced"] += len(ports)
+                    for r in results:
+                        tally[r] += 1
+        except (OSError, EOFError):
+            with lock:
+                tally["errors"] += 1
+        finally:
+            ctl.close()
+
+    print("started", flush=True)
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(parallel)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max_secs + 2 * IO_TIMEOUT)
+    del tally["left"]
+    tally["secs"] = round(time.monotonic() - start, 2)
+    print(json.dumps(tally), flush=True)
+
+
+# ---------------------------------------------------------------------------
 # A permissive FTP server.
 
 
@@ -731,6 +940,14 @@ def main(argv):
         retr_from(args[0], args[1], args[2], args[3], args[4], args[5])
     elif cmd == "stor-reset":
         stor_reset(args[0], args[1], args[2], args[3], args[4], args[5], float(args[6]))
+    elif cmd == "churn":
+        churn(args[0], args[1], int(args[2]), int(args[3]), float(args[4]), int(args[5]))
+    elif cmd == "epsvflood":
+        epsvflood(args[0], args[1], args[2].split(","), int(args[3]), int(args[4]),
+                  int(args[5]), float(args[6]))
+    elif cmd == "pasvconnect":
+        pasvconnect(args[0], args[1], args[2], args[3], int(args[4]), int(args[5]),
+                    int(args[6]), float(args[7]))
     elif cmd == "ftpserver":
         ftpserver(args[0], int(args[1]), int(args[2]), int(args[3]), float(args[4]))
     else:
