@@ -32,11 +32,6 @@ use ftpct_e2e::{
 };
 use serde_json::Value;
 
-/// Attaches ftpct with `args` to `eth0` of the lab's server.
-fn attach<'a>(lab: &'a Lab, args: &[&str]) -> Result<Ftpct<'a>> {
-    Ftpct::attach(lab.server(), LAB_IFACE, args, lab.pin_root())
-}
-
 /// This interface's entry of `ftpct status --json`.
 fn status(fw: &Ftpct<'_>) -> Result<Value> {
     let all = fw.status_json()?;
@@ -107,7 +102,7 @@ fn unauthenticated_connection_churn_does_not_evict_a_logged_in_session() -> Resu
     let small = server.tree().digest(SMALL_FILE)?;
     let srv4 = SERVER.ip(Family::V4);
     let target = server.target(srv4);
-    let fw = attach(&lab, &[])?;
+    let fw = lab.attach(&[])?;
 
     let mut session = FtpSession::open(lab.client(), &target)?;
     session.pasv()?;
@@ -162,6 +157,11 @@ fn unauthenticated_connection_churn_does_not_evict_a_logged_in_session() -> Resu
         session.retr(SMALL_FILE)?,
         small,
         "the session's transfer after the churn"
+    );
+    // What held it: the intruder's budget of new control connections.
+    assert!(
+        after.since(&before, Counter::ControlClientLimit) > 0,
+        "{after}"
     );
     session.quit()?;
     Ok(())
@@ -276,15 +276,12 @@ fn expectation_table_flood_from_many_ipv6_64s_does_not_block_an_ipv4_client() ->
     let sources = add_v6_sources(&lab)?;
     let table = FLOOD_TABLE.to_string();
     let per_conn = FLOOD_PER_CONN.to_string();
-    let fw = attach(
-        &lab,
-        &[
-            "--max-expectations",
-            &table,
-            "--max-expect-per-conn",
-            &per_conn,
-        ],
-    )?;
+    let fw = lab.attach(&[
+        "--max-expectations",
+        &table,
+        "--max-expect-per-conn",
+        &per_conn,
+    ])?;
 
     // The IPv4 client's download works before the flood.
     let target = server.target(srv4);
@@ -350,6 +347,11 @@ fn expectation_table_flood_from_many_ipv6_64s_does_not_block_an_ipv4_client() ->
         after.since(&after_flood, Counter::RefusedExpectFull),
         after.since(&after_flood, Counter::SynDropped),
     );
+    // What held it: the /48 all 512 /64s share.
+    assert!(
+        after_flood.since(&before, Counter::RefusedSiteLimit) > 0,
+        "{after_flood}"
+    );
     Ok(())
 }
 
@@ -412,7 +414,7 @@ fn admitted_flow_flood_does_not_evict_the_hosts_own_connections() -> Result<()> 
     let srv4 = SERVER.ip(Family::V4);
     let target = server.target(srv4);
     let flows = SMALL_FLOWS.to_string();
-    let fw = attach(&lab, &["--max-flows", &flows])?;
+    let fw = lab.attach(&["--max-flows", &flows])?;
 
     let _echo_server = EchoServer::start(lab.client2(), "::", ECHO_PORT)?;
     let mut echo = EchoClient::connect(
