@@ -13,7 +13,7 @@
 
 use core::ffi::c_void;
 
-use aya_ebpf::helpers::{bpf_ktime_get_ns, generated::bpf_for_each_map_elem};
+use aya_ebpf::helpers::generated::bpf_for_each_map_elem;
 use ftp_ebpf_common::{
     Addr,
     control::{ControlKey, ControlState, RECENT_SLOTS},
@@ -28,7 +28,7 @@ use crate::{
     counters::count,
     maps::{FTPCT_EXPECT, FTPCT_SCRATCH, Scratch},
     port_window,
-    shared::ready_policy,
+    shared::{now_ns, ready_policy},
 };
 
 const BPF_ANY: u64 = 0;
@@ -66,7 +66,7 @@ pub fn create(state: &mut ControlState, ctrl: &ControlKey, port: u16, kind: u8, 
     };
     // SAFETY: per-CPU scratch from a successful lookup, used by this CPU only.
     let scratch = unsafe { &mut *scratch };
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = now_ns();
 
     // Per-client and, for IPv6, per-site caps, on the expectations still live.
     let slot = ClientValue::slot_of(now, policy.expect_timeout_ns);
@@ -246,7 +246,7 @@ fn release(scratch: &mut Scratch, fam: u8, addr: &Addr, slot: u64) {
 /// table holds only live entries.
 #[inline(never)]
 fn sweep() {
-    let mut now = unsafe { bpf_ktime_get_ns() };
+    let mut now = now_ns();
     let map: *mut c_void = core::ptr::from_ref(&FTPCT_EXPECT).cast_mut().cast();
     // SAFETY: `map` is this program's map; the callback gets pointers to each
     // key and value and to `now` on this stack frame.

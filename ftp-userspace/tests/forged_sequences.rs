@@ -34,7 +34,7 @@ use std::{
 
 use aya::maps::{HashMap, MapData};
 use common::{
-    ACK, FIN, Harness, PSH, RST, SYN, Segment, TC_ACT_OK, XDP_DROP, XDP_PASS, expect_key,
+    ACK, FIN, Harness, PSH, RST, Rng, SYN, Segment, TC_ACT_OK, XDP_DROP, XDP_PASS, expect_key,
 };
 use ftp_ebpf_common::{
     counters::{Counter, INGRESS_VERDICTS},
@@ -56,34 +56,6 @@ const ANNOUNCED_END: u16 = 45_000;
 const STRAY_CPORTS: (u16, u16) = (10_000, 19_999);
 /// Trace lines kept per session for failure messages.
 const TRACE: usize = 24;
-
-/// xorshift64*, as in `random_frames`.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn percent(&mut self, p: u64) -> bool {
-        self.below(100) < p
-    }
-    fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-    /// A port in `lo..=hi`.
-    fn port(&mut self, lo: u16, hi: u16) -> u16 {
-        lo + self.below(u64::from(hi - lo) + 1) as u16
-    }
-}
 
 fn ip(text: &str) -> IpAddr {
     text.parse().expect("test address")
@@ -980,10 +952,7 @@ impl Run<'_> {
 
 #[test]
 fn forged_segments_neither_create_nor_cost_expectations() {
-    let seed = std::env::var("FTPCT_RANDOM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0xf0_4ced_5e95_u64);
+    let seed = Rng::from_env(0xf0_4ced_5e95).0;
     let h = Harness::new();
     let mut run = Run {
         h: &h,

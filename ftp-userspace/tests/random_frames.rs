@@ -8,28 +8,10 @@
 
 mod common;
 
-use common::{Harness, SYN, Segment, XDP_PASS};
+use common::{Harness, Rng, SYN, Segment, XDP_PASS};
 use ftp_ebpf_common::counters::{Counter, INGRESS_VERDICTS};
 
 const FRAMES: usize = 100_000;
-
-/// xorshift64*: deterministic, seedable with FTPCT_RANDOM_SEED.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
-}
 
 /// What the kernel's stack would see: `Some((dport, flags))` for a TCP
 /// segment it would accept (well-formed headers within the frame), else None.
@@ -179,11 +161,8 @@ fn insert_ipv6_extensions(rng: &mut Rng, frame: &mut Vec<u8>, l3: usize) {
 
 #[test]
 fn no_random_or_mutated_frame_reaches_a_guarded_port() {
-    let seed = std::env::var("FTPCT_RANDOM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_f7c7_u64);
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_env(0x5eed_f7c7);
+    let seed = rng.0;
     let h = Harness::new();
     let mut judged = 0usize;
     for i in 0..FRAMES {

@@ -342,3 +342,40 @@ pub fn pasv(c: &mut Control, port: u16) {
     );
     c.reply(text.as_bytes());
 }
+
+/// xorshift64*: a deterministic generator for the randomised tests.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Seeded from `FTPCT_RANDOM_SEED` if set, else `default` (printed by the
+    /// tests so a failure can be replayed).
+    pub fn from_env(default: u64) -> Self {
+        let seed = std::env::var("FTPCT_RANDOM_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default);
+        Self(seed)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    pub fn percent(&mut self, p: u64) -> bool {
+        self.below(100) < p
+    }
+    pub fn byte(&mut self) -> u8 {
+        self.next() as u8
+    }
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+    /// A port in `lo..=hi`.
+    pub fn port(&mut self, lo: u16, hi: u16) -> u16 {
+        lo + self.below(u64::from(hi - lo) + 1) as u16
+    }
+}
