@@ -376,7 +376,7 @@ fn seed_tables(ebpf: &mut Ebpf, classes: &[PortClass]) -> Result<()> {
         ebpf.map_mut(map_names::CONTROL)
             .ok_or_else(|| anyhow!("map {} missing", map_names::CONTROL))?,
     )?;
-    for (key, value) in seed::controls(&sockets, classes) {
+    for (key, value) in seed::controls(&sockets, classes, now) {
         // BPF_NOEXIST: never overwrite state the programs already track.
         let _ = controls.insert(key, value, 1);
     }

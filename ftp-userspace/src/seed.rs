@@ -138,7 +138,13 @@ pub fn flows(sockets: &[Socket], classes: &[PortClass], now_ns: u64) -> Vec<(Flo
 /// the local end is the server only where a socket listens on its port (it
 /// accepted the connection); otherwise it is the client of a remote control
 /// port. A seeded client session counts as greeted (it is past its greeting).
-pub fn controls(sockets: &[Socket], classes: &[PortClass]) -> Vec<(ControlKey, ControlState)> {
+/// `now_ns` dates the entries, so a sweep of the full table sees them as
+/// active since attach.
+pub fn controls(
+    sockets: &[Socket],
+    classes: &[PortClass],
+    now_ns: u64,
+) -> Vec<(ControlKey, ControlState)> {
     let is_control = |port: u16| classes.get(port as usize) == Some(&PortClass::Control);
     let listening = |s: &Socket| {
         sockets.iter().any(|l| {
@@ -162,6 +168,8 @@ pub fn controls(sockets: &[Socket], classes: &[PortClass]) -> Vec<(ControlKey, C
             };
             let state = ControlState {
                 flags: side | control_flags::SEEDED,
+                created_ns: now_ns,
+                last_seen_ns: now_ns,
                 ..ControlState::default()
             };
             Some((key, state))
@@ -224,7 +232,7 @@ mod tests {
         assert_eq!(flows[1].1.state, flow_state::CLOSING, "TIME_WAIT");
         assert_eq!(flows[0].0.dport, 40000);
         assert_eq!(flows[0].0.sport, 5555);
-        let controls = controls(&sockets, &classes);
+        let controls = controls(&sockets, &classes, 7);
         assert_eq!(controls.len(), 2);
         assert_eq!(controls[0].0.server_port, 21);
         assert_ne!(controls[0].1.flags & control_flags::LOCAL_SERVER, 0);
@@ -247,18 +255,19 @@ mod tests {
         };
         // A local client bound to port 21 talking to a remote server's 21,
         // with nothing listening on 21 here: the local end is the client.
-        let controls_found = controls(&[sock(21, 21, TCP_ESTABLISHED)], &classes);
+        let controls_found = controls(&[sock(21, 21, TCP_ESTABLISHED)], &classes, 7);
         assert_eq!(controls_found.len(), 1);
         assert_eq!(controls_found[0].0.client_port, 21);
         assert_eq!(controls_found[0].0.client, [1; 16]);
         assert_ne!(controls_found[0].1.flags & control_flags::LOCAL_CLIENT, 0);
         // A local process connected out from control port 2121 to a remote
         // 8080: neither server nor client of an FTP session.
-        assert!(controls(&[sock(2121, 8080, TCP_ESTABLISHED)], &classes).is_empty());
+        assert!(controls(&[sock(2121, 8080, TCP_ESTABLISHED)], &classes, 7).is_empty());
         // A remote client connected from its port 21 to the listening server.
         let found = controls(
             &[sock(21, 0, TCP_LISTEN), sock(21, 21, TCP_ESTABLISHED)],
             &classes,
+            7,
         );
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].0.client, [2; 16]);
