@@ -23,7 +23,7 @@ use tempfile::TempDir;
 
 use crate::clients::ConnectResult;
 use crate::clients::python::python;
-use crate::fixtures::FileDigest;
+use crate::fixtures::{FileDigest, ServedTree};
 use crate::lab::LAB_IFACE;
 use crate::netns::Netns;
 use crate::process::{ChildGuard, check_success, describe, run_with_timeout};
@@ -369,6 +369,36 @@ impl Sink {
     /// Everything the listener printed.
     pub fn output(&self) -> String {
         self.bg.output()
+    }
+}
+
+/// pyftpdlib (`forge.py ftpserver`) on port 21 accepting `PORT`/`EPRT` to
+/// any address and port (FTP bounce allowed), passive ports 40000-40099,
+/// giving up on active data connections after 3 s. It connects as soon as
+/// it gets `PORT` and answers `200` only once connected (`425` if it could
+/// not). Stopped on drop.
+pub struct PermissiveFtpd {
+    _bg: Background,
+    tree: ServedTree,
+}
+
+impl PermissiveFtpd {
+    /// Starts it in `ns`, serving a fresh [`ServedTree`] anonymously
+    /// (read-only).
+    pub fn start(ns: &Netns) -> Result<Self> {
+        let tree = ServedTree::create((0, 0))?;
+        let root = tree.root().display().to_string();
+        let bg = Background::forge(
+            ns,
+            &["ftpserver", &root, "21", "40000", "40099", "3"],
+            Some("serving"),
+        )?;
+        Ok(Self { _bg: bg, tree })
+    }
+
+    /// The served tree.
+    pub fn tree(&self) -> &ServedTree {
+        &self.tree
     }
 }
 

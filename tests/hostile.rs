@@ -31,16 +31,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use ftpct_e2e::clients::{curl_download, probe_all, tcp_connect};
-use ftpct_e2e::fixtures::{FileDigest, ServedTree};
+use ftpct_e2e::fixtures::FileDigest;
 use ftpct_e2e::forge::{
-    Background, Capture, Segment, Sink, ftp_commands, iface_mac, local_ports_to, reply_to, rsts,
-    send_segments, syn_acks_to, xdp_attached,
+    Background, Capture, PermissiveFtpd, Segment, Sink, ftp_commands, iface_mac, local_ports_to,
+    reply_to, rsts, send_segments, syn_acks_to, xdp_attached,
 };
 use ftpct_e2e::ftpct::endpoint;
 use ftpct_e2e::servers::{FtpTarget, ServerOptions};
 use ftpct_e2e::{
     BIG_FILE, CLIENT, ConnectResult, Counter, Counters, Family, FtpServer, FtpSession, Ftpct,
-    INTRUDER, LAB_IFACE, Lab, Netns, SERVER, SMALL_FILE, TransferMode, Vsftpd,
+    INTRUDER, LAB_IFACE, Lab, SERVER, SMALL_FILE, TransferMode, Vsftpd,
 };
 use serde_json::Value;
 
@@ -372,27 +372,6 @@ fn expired_epsv_over_ipv6_is_dropped() -> Result<()> {
 // ---------------------------------------------------------------------------
 // 5. FTP bounce and low ports in PORT/EPRT, ftpct guarding the client.
 
-/// pyftpdlib (`forge.py ftpserver`) accepting `PORT`/`EPRT` to any address
-/// and port, giving up on active data connections after 3 s. It connects
-/// as soon as it gets `PORT` and answers `200` only once connected.
-struct PermissiveFtpd {
-    _bg: Background,
-    tree: ServedTree,
-}
-
-impl PermissiveFtpd {
-    fn start(ns: &Netns) -> Result<Self> {
-        let tree = ServedTree::create((0, 0))?;
-        let root = tree.root().display().to_string();
-        let bg = Background::forge(
-            ns,
-            &["ftpserver", &root, "21", "40000", "40099", "3"],
-            Some("serving"),
-        )?;
-        Ok(Self { _bg: bg, tree })
-    }
-}
-
 /// Whether the reply `ftp_commands` got for `cmd` starts with `code`.
 fn replied(lines: &[String], cmd: &str, code: &str) -> bool {
     reply_to(lines, cmd).is_some_and(|r| r.starts_with(code))
@@ -405,7 +384,7 @@ const ANON: (&str, &str) = ("anonymous", "bounce@example.com");
 fn bounce_and_low_port_port_commands_are_refused_on_the_client() -> Result<()> {
     let lab = Lab::new()?;
     let server = PermissiveFtpd::start(lab.server())?;
-    let small_len = server.tree.path(SMALL_FILE).metadata()?.len();
+    let small_len = server.tree().path(SMALL_FILE).metadata()?.len();
     let srv4 = SERVER.ip(Family::V4);
     let srv6 = SERVER.ip(Family::V6);
     // The bounce target: a listener on the intruder. A service on the
@@ -505,7 +484,7 @@ fn bounce_and_low_port_port_commands_are_refused_on_the_client() -> Result<()> {
 fn active_mode_works_with_a_server_that_connects_before_answering() -> Result<()> {
     let lab = Lab::new()?;
     let server = PermissiveFtpd::start(lab.server())?;
-    let small_len = server.tree.path(SMALL_FILE).metadata()?.len();
+    let small_len = server.tree().path(SMALL_FILE).metadata()?.len();
     let srv4 = SERVER.ip(Family::V4);
     let sink = Sink::start(lab.client(), "::", "45001")?;
     let good = "PORT 198,18,0,2,175,201"; // 45001

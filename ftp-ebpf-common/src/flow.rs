@@ -228,10 +228,11 @@ pub const CLIENT_SLOTS: usize = 8;
 
 /// Live expectations of one client, by the time slot they were created in.
 ///
-/// A slot is an eighth of the expectation lifetime; an expectation counts
-/// while its slot is one of the last `CLIENT_SLOTS`, so it stops counting at
-/// most one slot after it expired, with no per-entry work when it does. Using,
-/// replacing or withdrawing one takes it off its slot at once.
+/// A slot is a seventh of the expectation lifetime; an expectation counts
+/// while its slot is one of the last `CLIENT_SLOTS` (8), so it counts for its
+/// whole life and stops at most one slot after it expired, with no per-entry
+/// work when it does. Using, replacing or withdrawing one takes it off its
+/// slot at once.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct ClientValue {
@@ -244,12 +245,13 @@ pub struct ClientValue {
 }
 
 impl ClientValue {
-    /// The slot of time `ns` for expectations living `lifetime_ns`: an eighth
-    /// of the lifetime wide.
+    /// The slot of time `ns` for expectations living `lifetime_ns`: a seventh
+    /// of the lifetime wide, so that the `CLIENT_SLOTS` (8) slots counted
+    /// span at least a lifetime past any creation in the oldest of them.
     #[inline(always)]
     pub fn slot_of(ns: u64, lifetime_ns: u64) -> u64 {
         const _: () = assert!(CLIENT_SLOTS == 8);
-        ns.checked_div(lifetime_ns >> 3).unwrap_or(ns)
+        ns.checked_div(lifetime_ns / 7).unwrap_or(ns)
     }
 
     /// Moves the window to `slot`: slots that left it stop counting.

@@ -272,7 +272,7 @@ extern "C" fn sweep_one(
     let (key, expires, now) = unsafe { (&*key, (*value).expires_ns, *(now as *const u64)) };
     if now > expires {
         // The client's count needs no update: an entry stops counting within
-        // an eighth of a lifetime of expiring (see `ClientValue`).
+        // a seventh of a lifetime of expiring (see `ClientValue`).
         let _ = FTPCT_EXPECT.remove(key);
     }
     0

@@ -90,6 +90,22 @@ Subcommands:
       pyftpdlib serving ROOT anonymously, accepting PORT/EPRT to any
       address and port, giving up on active connections after TIMEOUT s;
       prints "serving". Runs until killed.
+  pipelined HOST PORT USER PASS RAW_HEX
+      Log in, send the bytes RAW_HEX in one write (they should end with
+      "PASV\r\n"), then read reply lines ended by CRLF only (a bare LF stays
+      inside a line): print each as "reply JSON_STRING" until one starts
+      with "227", then "pasv PORT" (the port it announces). Then keep the
+      session open until killed.
+  fakeftp HOST PORT GREETING
+      A fake FTP server: listen on HOST:PORT, print "listening"; send each
+      connection GREETING + CRLF (nothing if GREETING is empty), then read
+      and print "got JSON_STRING" for what arrives, answering nothing,
+      until the peer closes (30 s limit). Runs until killed.
+  send-hold HOST PORT WAIT TEXT
+      Connect, wait up to WAIT seconds for the peer's first bytes (print
+      "greeting JSON_STRING"), send TEXT (latin-1) in one write, print
+      "sent", then keep the connection open (printing what arrives) until
+      killed or 30 s pass.
 """
 
 import hashlib
@@ -869,6 +885,93 @@ def pasvconnect(host, port, user, password, total, pipeline, parallel, max_secs)
 
 
 # ---------------------------------------------------------------------------
+# Text that ends up in FTP control streams.
+
+
+def pipelined(host, port, user, password, raw_hex):
+    """Log in, send RAW_HEX in one write, print the replies (lines ended by
+    CRLF only) up to the first 227 and the port it announces; then hold the
+    session open until killed."""
+    ctl = Control(host, int(port), user, password)
+    ctl.send(bytes.fromhex(raw_hex))
+    buf = ctl.buf
+    deadline = time.monotonic() + IO_TIMEOUT
+    while True:
+        while b"\r\n" not in buf:
+            if time.monotonic() >= deadline:
+                raise SystemExit("no 227 within %ss: %r" % (IO_TIMEOUT, buf))
+            chunk = ctl.sock.recv(65536)
+            if not chunk:
+                raise SystemExit("control connection closed: %r" % buf)
+            buf += chunk
+        line, buf = buf.split(b"\r\n", 1)
+        text = line.decode("latin-1")
+        print("reply " + json.dumps(text), flush=True)
+        if text.startswith("227"):
+            break
+    m = re.search(r"(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)", text)
+    if not m:
+        raise SystemExit("bad PASV reply %r" % text)
+    print("pasv %d" % (int(m.group(5)) * 256 + int(m.group(6))), flush=True)
+    while True:
+        time.sleep(1)
+
+
+def fakeftp(host, port, greeting):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.bind((host, int(port)))
+    s.listen(16)
+    print("listening", flush=True)
+    lock = threading.Lock()
+
+    def serve(conn):
+        conn.settimeout(30.0)
+        with conn:
+            try:
+                if greeting:
+                    conn.sendall(greeting.encode("latin-1") + b"\r\n")
+                while True:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    with lock:
+                        print("got " + json.dumps(chunk.decode("latin-1")), flush=True)
+            except OSError:
+                pass
+
+    while True:
+        conn, _ = s.accept()
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+
+def send_hold(host, port, wait, text):
+    s = socket.create_connection((host, int(port)), timeout=IO_TIMEOUT)
+    s.settimeout(wait)
+    try:
+        first = s.recv(65536)
+    except socket.timeout:
+        first = b""
+    print("greeting " + json.dumps(first.decode("latin-1")), flush=True)
+    s.sendall(text.encode("latin-1"))
+    print("sent", flush=True)
+    s.settimeout(1.0)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            continue
+        if not chunk:
+            break
+        print("received " + json.dumps(chunk.decode("latin-1")), flush=True)
+    s.close()
+
+
+# ---------------------------------------------------------------------------
 # A permissive FTP server.
 
 
@@ -948,6 +1051,12 @@ def main(argv):
     elif cmd == "pasvconnect":
         pasvconnect(args[0], args[1], args[2], args[3], int(args[4]), int(args[5]),
                     int(args[6]), float(args[7]))
+    elif cmd == "pipelined":
+        pipelined(args[0], args[1], args[2], args[3], args[4])
+    elif cmd == "fakeftp":
+        fakeftp(args[0], args[1], args[2])
+    elif cmd == "send-hold":
+        send_hold(args[0], args[1], float(args[2]), args[3])
     elif cmd == "ftpserver":
         ftpserver(args[0], int(args[1]), int(args[2]), int(args[3]), float(args[4]))
     else:
