@@ -97,7 +97,9 @@ pub fn inbound(info: &PacketInfo, policy: &Policy) -> Verdict {
     let mut reused = false;
     if let Some((map, flow)) = find(&key) {
         let now = now_ns();
-        if now.wrapping_sub(flow.last_seen_ns) <= ttl(flow.state, policy) {
+        // Saturating: the egress program on another CPU may have stamped the
+        // flow after this program read the clock; that is fresh, not expired.
+        if now.saturating_sub(flow.last_seen_ns) <= ttl(flow.state, policy) {
             if !info.is_syn() {
                 if info.flags & tcp_flags::RST != 0 {
                     remote_rst(flow, info, now);
@@ -216,17 +218,23 @@ pub fn opened_locally(info: &PacketInfo) -> bool {
 /// A packet the local end sends from a guarded port (other than a SYN):
 /// keeps its flow alive, ends the handshake, and remembers the local end's
 /// acknowledgment (where a real RST from the remote must fall). Its FIN or
-/// RST starts the closing timer, which nothing refreshes.
+/// RST starts the closing timer, which only its own data keeps going.
 #[inline(always)]
 pub fn local_packet(info: &PacketInfo) {
     let key = outbound_key(info);
     let Some((_, flow)) = find(&key) else {
         return;
     };
+    let now = now_ns();
     if flow.state == flow_state::CLOSING {
+        // Closing is final; only data the local end still (re)sends after its
+        // FIN keeps the timer going. Its answers to what the remote sends (a
+        // RST, a duplicate ACK from TIME_WAIT) do not.
+        if info.payload_len > 0 && info.flags & tcp_flags::RST == 0 {
+            flow.last_seen_ns = now;
+        }
         return;
     }
-    let now = now_ns();
     flow.last_seen_ns = now;
     if info.flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
         flow.state = flow_state::CLOSING;

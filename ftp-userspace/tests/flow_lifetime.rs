@@ -6,10 +6,15 @@ mod common;
 
 use std::{thread::sleep, time::Duration};
 
+use aya::maps::{HashMap, MapData};
 use common::{
     ACK, CLIENT, Control, FIN, Harness, RST, SERVER, SYN, Segment, XDP_DROP, XDP_PASS, pasv,
 };
-use ftp_ebpf_common::{counters::Counter, flow::flow_state};
+use ftp_ebpf_common::{
+    counters::Counter,
+    flow::{FlowKey, FlowValue, flow_state},
+    map_names,
+};
 use ftp_userspace::attach::AttachConfig;
 
 const DATA_PORT: u16 = 40_000;
@@ -186,4 +191,49 @@ fn a_reset_flow_ends_after_the_closing_timeout() {
     sleep(Duration::from_millis(700));
     assert_eq!(d.remote(ACK, b""), XDP_DROP);
     assert_eq!(d.syn(1000), XDP_DROP, "the 4-tuple admits nothing new");
+}
+
+#[test]
+fn a_flow_stamped_after_the_clock_was_read_is_fresh() {
+    // The egress program on another CPU may stamp a flow just after the
+    // ingress program read the clock: that flow is fresh, not idle for 2^64 ns.
+    let mut h = Harness::new();
+    let ack = {
+        let mut d = Data::established(&h);
+        d.send(b"");
+        Segment::new(CLIENT, CLIENT_PORT, SERVER, DATA_PORT)
+            .seq(d.inbound)
+            .ack(d.outbound)
+            .flags(ACK)
+            .frame()
+    };
+    let (key, mut value) = h.flows()[0];
+    value.last_seen_ns = ftp_userspace::attach::monotonic_ns() + 2_000_000_000;
+    let mut flows: HashMap<&mut MapData, FlowKey, FlowValue> =
+        HashMap::try_from(h.ebpf.map_mut(map_names::FLOWS).expect("map")).expect("lru map");
+    flows.insert(key, value, 0).expect("writing the flow");
+    assert_eq!(h.ingress(&ack), XDP_PASS);
+    assert_eq!(h.flows().len(), 1, "not removed as expired");
+}
+
+#[test]
+fn only_the_local_ends_data_keeps_a_closing_flow() {
+    let mut h = Harness::new();
+    h.set_policy(|p| p.closing_timeout_ns = 600_000_000);
+    let mut d = Data::established(&h);
+    d.send(b"data");
+    d.local(FIN | ACK, b"", d.outbound);
+    // Data the local end retransmits after its FIN keeps the timer going...
+    for _ in 0..3 {
+        sleep(Duration::from_millis(300));
+        d.local(ACK, b"data", d.outbound - 4);
+    }
+    assert_eq!(d.remote(ACK, b""), XDP_PASS, "retransmitting");
+    // ...its RSTs and bare ACKs (answers to what the remote sends) do not.
+    for _ in 0..3 {
+        sleep(Duration::from_millis(300));
+        d.local(RST, b"", d.outbound);
+        d.local(ACK, b"", d.outbound);
+    }
+    assert_eq!(d.remote(ACK, b""), XDP_DROP, "closed");
 }

@@ -35,7 +35,7 @@ struct SweepCtx {
 /// whether it swept.
 #[inline(never)]
 pub fn run(scratch: &mut Scratch, now: u64, policy: &Policy) -> bool {
-    if now.wrapping_sub(scratch.control_swept_ns) < SWEEP_INTERVAL_NS {
+    if now.saturating_sub(scratch.control_swept_ns) < SWEEP_INTERVAL_NS {
         return false;
     }
     scratch.control_swept_ns = now;
@@ -70,8 +70,9 @@ extern "C" fn sweep_one(
     let (key, state, ctx) = unsafe { (&*key, &*value, &*(ctx as *const SweepCtx)) };
     let kept = control_flags::LOGGED_IN | control_flags::LOCAL_CLIENT | control_flags::SEEDED;
     let unauthenticated =
-        state.flags & kept == 0 && ctx.now.wrapping_sub(state.created_ns) > ctx.login_ns;
-    let idle = ctx.now.wrapping_sub(state.last_seen_ns) > ctx.idle_ns;
+        state.flags & kept == 0 && ctx.now.saturating_sub(state.created_ns) > ctx.login_ns;
+    // Saturating: a CPU may stamp an entry after this sweep read the clock.
+    let idle = ctx.now.saturating_sub(state.last_seen_ns) > ctx.idle_ns;
     if unauthenticated || idle {
         let _ = FTPCT_CONTROL.remove(key);
     }
