@@ -50,19 +50,17 @@ pub fn entry(
     addr: &Addr,
     prefix: u8,
 ) -> Option<&'static mut ClientValue> {
-    fill_key(&mut scratch.client_key, fam, addr, prefix);
-    if FTPCT_CLIENTS.get_ptr_mut(&scratch.client_key).is_none() {
-        // A failed insert only means another CPU created it first (or the
-        // LRU had to make room, which only forgets another client's counts).
-        let _ = FTPCT_CLIENTS.insert(&scratch.client_key, &scratch.zero_client, BPF_NOEXIST);
+    if let Some(client) = existing(scratch, fam, addr, prefix) {
+        return Some(client);
     }
-    let client = FTPCT_CLIENTS.get_ptr_mut(&scratch.client_key)?;
-    // SAFETY: pointer from a successful lookup; a racing update from another
-    // CPU can only make a count less exact, never unbounded (slots roll out).
-    Some(unsafe { &mut *client })
+    // A failed insert only means another CPU created it first (or the LRU
+    // had to make room, which only forgets another client's counts).
+    let _ = FTPCT_CLIENTS.insert(&scratch.client_key, &scratch.zero_client, BPF_NOEXIST);
+    lookup(&scratch.client_key)
 }
 
-/// The entry of `addr` at `prefix`, if there is one.
+/// The entry of `addr` at `prefix`, if there is one (the key is left in
+/// `scratch.client_key`).
 #[inline(always)]
 pub fn existing(
     scratch: &mut Scratch,
@@ -71,7 +69,13 @@ pub fn existing(
     prefix: u8,
 ) -> Option<&'static mut ClientValue> {
     fill_key(&mut scratch.client_key, fam, addr, prefix);
-    let client = FTPCT_CLIENTS.get_ptr_mut(&scratch.client_key)?;
-    // SAFETY: as in `entry`.
+    lookup(&scratch.client_key)
+}
+
+#[inline(always)]
+fn lookup(key: &ClientKey) -> Option<&'static mut ClientValue> {
+    let client = FTPCT_CLIENTS.get_ptr_mut(key)?;
+    // SAFETY: pointer from a successful lookup; a racing update from another
+    // CPU can only make a count less exact, never unbounded (slots roll out).
     Some(unsafe { &mut *client })
 }

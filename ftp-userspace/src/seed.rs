@@ -204,19 +204,23 @@ mod tests {
         assert_eq!(s.local[15], 1);
     }
 
+    /// An IPv4 socket between [1; 16] (local) and [2; 16] (remote).
+    fn sock(local_port: u16, remote_port: u16, state: u8) -> Socket {
+        Socket {
+            family: family::V4,
+            local: [1; 16],
+            local_port,
+            remote: [2; 16],
+            remote_port,
+            state,
+        }
+    }
+
     #[test]
     fn seeds_guarded_flows_and_control_sessions() {
         let mut classes = vec![PortClass::Open; 65536];
         classes[21] = PortClass::Control;
         classes[40000] = PortClass::Guarded;
-        let sock = |lp, rp, state| Socket {
-            family: family::V4,
-            local: [1; 16],
-            local_port: lp,
-            remote: [2; 16],
-            remote_port: rp,
-            state,
-        };
         let sockets = [
             sock(40000, 5555, TCP_ESTABLISHED),
             sock(40000, 0, TCP_LISTEN),
@@ -245,14 +249,6 @@ mod tests {
         let mut classes = vec![PortClass::Open; 65536];
         classes[21] = PortClass::Control;
         classes[2121] = PortClass::Control;
-        let sock = |lp, rp, state| Socket {
-            family: family::V4,
-            local: [1; 16],
-            local_port: lp,
-            remote: [2; 16],
-            remote_port: rp,
-            state,
-        };
         // A local client bound to port 21 talking to a remote server's 21,
         // with nothing listening on 21 here: the local end is the client.
         let controls_found = controls(&[sock(21, 21, TCP_ESTABLISHED)], &classes, 7);

@@ -531,6 +531,20 @@ def pasv_after(host, port, user, password, raw_hex):
     ctl.close()
 
 
+def drain(data):
+    """Reads a data connection to its end (and closes it): (sha256, bytes)."""
+    digest = hashlib.sha256()
+    total = 0
+    with data:
+        while True:
+            chunk = data.recv(65536)
+            if not chunk:
+                break
+            digest.update(chunk)
+            total += len(chunk)
+    return digest, total
+
+
 def badlines(host, port, user, password, path):
     # First on a throwaway connection: 5000-byte lines, which the server
     # may answer by closing the connection.
@@ -574,15 +588,7 @@ def badlines(host, port, user, password, path):
     r = ctl.cmd("RETR " + path)
     if not r.startswith("1"):
         raise SystemExit("RETR refused: %r" % r)
-    digest = hashlib.sha256()
-    total = 0
-    with data:
-        while True:
-            chunk = data.recv(65536)
-            if not chunk:
-                break
-            digest.update(chunk)
-            total += len(chunk)
+    digest, total = drain(data)
     final = ctl.reply()
     if not final.startswith("226"):
         raise SystemExit("transfer not complete: %r" % final)
@@ -665,15 +671,7 @@ def retr_from(host, port, user, password, path, sport):
     r = ctl.cmd("RETR " + path)
     if not r.startswith("1"):
         raise SystemExit("RETR refused: %r" % r)
-    digest = hashlib.sha256()
-    total = 0
-    with data:
-        while True:
-            chunk = data.recv(65536)
-            if not chunk:
-                break
-            digest.update(chunk)
-            total += len(chunk)
+    digest, total = drain(data)
     final = ctl.reply()
     ctl.close()
     print(json.dumps({"data_port": data_port, "src_port": src_port, "len": total,
