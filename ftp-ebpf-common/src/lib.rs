@@ -5,6 +5,7 @@
 //! kernel side, user space and `bpftool` (through BTF) agree on every byte.
 #![no_std]
 
+pub mod attachment;
 pub mod control;
 pub mod counters;
 pub mod flow;
@@ -48,8 +49,10 @@ pub mod map_names {
     pub const CLIENTS: &str = "FTPCT_CLIENTS";
     /// Endpoints refused `PORT`/`EPRT` named, blocked on egress for a while.
     pub const BOUNCE: &str = "FTPCT_BOUNCE";
+    /// The one `attachment::Attachment` record of how `attach` hooked in.
+    pub const ATTACHMENT: &str = "FTPCT_ATTACHMENT";
     /// Every map, in the order `ftpct` pins them.
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 10] = [
         PORTS,
         POLICY,
         EXPECTATIONS,
@@ -59,6 +62,7 @@ pub mod map_names {
         COUNTERS,
         CLIENTS,
         BOUNCE,
+        ATTACHMENT,
     ];
 }
 

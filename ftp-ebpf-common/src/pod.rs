@@ -5,11 +5,14 @@
 //! pattern is valid and there is no uninitialised padding.
 
 use crate::{
+    attachment::Attachment,
     control::{ControlKey, ControlState},
     flow::{BounceKey, ClientKey, ClientValue, ExpectKey, ExpectValue, FlowKey, FlowValue},
     policy::Policy,
 };
 
+// SAFETY: see the module comment.
+unsafe impl aya::Pod for Attachment {}
 // SAFETY: see the module comment.
 unsafe impl aya::Pod for ExpectKey {}
 // SAFETY: see the module comment.

@@ -15,7 +15,7 @@ use ftp_ebpf_common::{counters::Counter, policy::PortClass};
 use crate::{
     bounce, conntrack, control,
     counters::count,
-    headers,
+    headers::{self, PacketInfo},
     shared::{port_class, ready_policy},
 };
 
@@ -35,6 +35,15 @@ pub fn run(ctx: &TcContext) -> i32 {
     if to_control || from_control {
         control::outbound(ctx, info, to_control, from_control);
     }
+    track(info, sclass)
+}
+
+/// What every packet the host sends is checked for: a SYN to a bounce
+/// target, a connection it opens, the local end of a tracked flow. Not
+/// inlined, for the same reason as ingress's `guarded`: its keys stay out of
+/// the frame the control path's call chain adds up with.
+#[inline(never)]
+fn track(info: &PacketInfo, sclass: PortClass) -> i32 {
     if info.is_syn() {
         if bounce::blocked(info) {
             count(Counter::BounceBlocked);

@@ -4,7 +4,10 @@ use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use aya_log_ebpf::debug;
 use core::mem::MaybeUninit;
 
-use ftp_ebpf_common::{counters::Counter, policy::PortClass};
+use ftp_ebpf_common::{
+    counters::Counter,
+    policy::{Policy, PortClass},
+};
 
 use crate::{
     conntrack::{self, Verdict},
@@ -54,6 +57,15 @@ pub fn run(ctx: &XdpContext) -> u32 {
         count(Counter::PassedOther);
         return xdp_action::XDP_PASS;
     };
+    guarded(ctx, info, policy)
+}
+
+/// An inbound packet to a guarded port. Not inlined: its keys and flow
+/// state live in this frame, a sibling of the control path's, so the two
+/// never add up against the kernel's 512-byte limit on a call chain's stack
+/// (Linux 6.1 counts the whole chain, the main program's frame included).
+#[inline(never)]
+fn guarded(ctx: &XdpContext, info: &PacketInfo, policy: &Policy) -> u32 {
     let verdict = conntrack::inbound(info, policy);
     if info.is_syn() {
         log_syn(ctx, info, &verdict);

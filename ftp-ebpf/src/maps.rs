@@ -6,6 +6,7 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use ftp_ebpf_common::{
+    attachment::Attachment,
     control::{ControlKey, ControlState},
     counters::COUNTER_COUNT,
     flow::{BounceKey, ClientKey, ClientValue, ExpectKey, ExpectValue, FlowKey, FlowValue},
@@ -65,6 +66,11 @@ pub static FTPCT_CLIENTS: LruHashMap<ClientKey, ClientValue, CLIENT_MAX> = LruHa
 /// the local host's SYNs to them are dropped; see `bounce`.
 #[btf_map]
 pub static FTPCT_BOUNCE: LruHashMap<BounceKey, u64, BOUNCE_ENTRIES> = LruHashMap::new();
+
+/// How user space hooked the programs in (written by `attach`, read by
+/// `status` and `detach`; the programs never look at it).
+#[btf_map]
+pub static FTPCT_ATTACHMENT: Array<Attachment, 1> = Array::new();
 
 #[btf_map]
 pub static FTPCT_COUNTERS: PerCpuArray<u64, { COUNTER_COUNT as usize }> = PerCpuArray::new();

@@ -11,12 +11,12 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData},
     programs::{
-        LinkOrder, ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        ProgramError, SchedClassifier, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
-        tc::TcAttachOptions,
     },
 };
 use ftp_ebpf_common::{
+    attachment::{Attachment, xdp_mode},
     control::{ControlKey, ControlState},
     flow::{FlowKey, FlowValue},
     map_names,
@@ -26,7 +26,8 @@ use ftp_ebpf_common::{
 
 use crate::{
     binding::Binding,
-    netdev,
+    egress_hook::{self, Hooked},
+    features, netdev,
     netns::Netns,
     pins::{self, LINK_EGRESS, LINK_INGRESS, PROG_EGRESS, PROG_INGRESS},
     portspec::{self, PortRange},
@@ -35,6 +36,30 @@ use crate::{
 
 /// The eBPF object built by build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ftp-ebpf"));
+
+/// How the XDP program is attached (`--xdp-mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum XdpModeChoice {
+    /// Native; generic with a warning where the driver has no native XDP.
+    #[default]
+    Auto,
+    /// Native (in the driver) or fail.
+    Native,
+    /// Generic (skb) mode: any driver, slower.
+    Generic,
+}
+
+/// How the egress program is attached (`--egress-hook`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum EgressHookChoice {
+    /// tcx where the kernel has it (6.6+), else clsact.
+    #[default]
+    Auto,
+    /// A tcx link or fail.
+    Tcx,
+    /// A `cls_bpf` filter on the `clsact` qdisc, even where tcx exists.
+    Clsact,
+}
 
 /// Everything `ftpct attach` needs, already validated.
 #[derive(Clone, Debug)]
@@ -75,6 +100,10 @@ pub struct AttachConfig {
     pub pin_root: PathBuf,
     /// aya-log level compiled into the programs' global (0 = off).
     pub log_level: u8,
+    /// Native or generic XDP.
+    pub xdp_mode: XdpModeChoice,
+    /// tcx or clsact for egress.
+    pub egress_hook: EgressHookChoice,
 }
 
 impl AttachConfig {
@@ -107,6 +136,8 @@ impl AttachConfig {
             max_control: DEFAULT_MAX_CONTROL,
             pin_root: PathBuf::from(pins::DEFAULT_PIN_ROOT),
             log_level: 0,
+            xdp_mode: XdpModeChoice::Auto,
+            egress_hook: EgressHookChoice::Auto,
         }
     }
 }
@@ -139,6 +170,9 @@ pub fn attach(cfg: &AttachConfig) -> Result<Ebpf> {
     privileges::require_bpf_admin("ftpct attach")?;
     // Before anything is created: a refused device leaves nothing behind.
     let ifindex = netdev::require_ethernet(&cfg.iface)?;
+    if let Some(missing) = features::missing_for_attach() {
+        bail!(missing);
+    }
     let netns = Netns::current()?;
     let root_existed = cfg.pin_root.exists();
     pins::prepare_root(&cfg.pin_root)?;
@@ -209,6 +243,7 @@ pub fn detach(pin_root: &Path, iface: &str) -> Result<Binding> {
 }
 
 fn load(cfg: &AttachConfig) -> Result<Ebpf> {
+    raise_memlock_limit();
     let mut loader = EbpfLoader::new();
     loader
         .map_max_entries(map_names::EXPECTATIONS, cfg.max_expectations)
@@ -238,6 +273,18 @@ fn load(cfg: &AttachConfig) -> Result<Ebpf> {
     Ok(ebpf)
 }
 
+/// Before Linux 5.11 maps are charged to `RLIMIT_MEMLOCK` (64 KiB by
+/// default), far below ftpct's tables; later kernels charge the memory
+/// cgroup and ignore the limit. Best effort: a failure shows at map creation.
+fn raise_memlock_limit() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads a valid rlimit.
+    let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+}
+
 /// Turns a load failure into one clear message with the verifier's last words.
 fn verifier_error(name: &str, err: ProgramError) -> anyhow::Error {
     match err {
@@ -249,8 +296,8 @@ fn verifier_error(name: &str, err: ProgramError) -> anyhow::Error {
             let tail: Vec<&str> = log.lines().rev().take(12).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             anyhow!(
-                "the kernel refused to load {name} ({io_error}); the kernel may lack a needed \
-                 feature (bpf_loop: Linux 5.17+, tcx: 6.6+). Verifier said:\n{}",
+                "the kernel refused to load {name} ({io_error}); `ftpct check` lists what this \
+                 kernel lacks. Verifier said:\n{}",
                 tail.join("\n")
             )
         }
@@ -314,39 +361,81 @@ fn attach_and_pin(
     let tc: &mut SchedClassifier = program(ebpf, program_names::EGRESS)?.try_into()?;
     tc.pin(dir.join(PROG_EGRESS))
         .context("pinning the egress program")?;
-    let link_id = tc
-        .attach_with_options(
-            &cfg.iface,
-            TcAttachType::Egress,
-            TcAttachOptions::TcxOrder(LinkOrder::default()),
-        )
-        .map_err(|err| {
-            anyhow!(err).context(format!(
-                "attaching the egress program to {} with tcx (needs Linux 6.6+)",
-                cfg.iface
-            ))
-        })?;
-    let link: FdLink = tc.take_link(link_id)?.try_into()?;
-    pin_link(link, &dir.join(LINK_EGRESS))?;
+    let tcx = match cfg.egress_hook {
+        EgressHookChoice::Auto => features::has_tcx(),
+        EgressHookChoice::Tcx => true,
+        EgressHookChoice::Clsact => false,
+    };
+    let mut record = match egress_hook::attach(tc, &cfg.iface, tcx)? {
+        Hooked::Tcx(link) => {
+            pin_link(link, &dir.join(LINK_EGRESS))?;
+            Attachment::tcx(ifindex, 0)
+        }
+        Hooked::Clsact {
+            priority,
+            handle,
+            qdisc_created,
+        } => Attachment::clsact(ifindex, 0, priority, handle, qdisc_created),
+    };
+    // Recorded at once: a failure from here on undoes the filter through it.
+    write_record(ebpf, record)?;
 
     let xdp: &mut Xdp = program(ebpf, program_names::INGRESS)?.try_into()?;
     xdp.pin(dir.join(PROG_INGRESS))
         .context("pinning the ingress program")?;
-    let link_id = xdp
-        .attach_to_if_index(ifindex, XdpMode::Default)
-        .map_err(|err| {
-            anyhow!(err).context(format!(
-                "attaching the XDP program to {} (is another XDP program attached? see `ip link show {}`)",
-                cfg.iface, cfg.iface
-            ))
-        })?;
-    let link: FdLink = xdp.take_link(link_id)?.try_into().map_err(|_| {
-        anyhow!("this kernel attached XDP without a bpf_link; ftpct needs Linux 5.9+")
-    })?;
+    let (link, mode) = attach_xdp(xdp, ifindex, cfg)?;
     pin_link(link, &dir.join(LINK_INGRESS))?;
+    record.xdp_mode = mode;
+    write_record(ebpf, record)?;
 
     // Connections that appeared between the first seeding and the attach.
     seed_tables(ebpf, classes)
+}
+
+fn write_record(ebpf: &mut Ebpf, record: Attachment) -> Result<()> {
+    let map = ebpf
+        .map_mut(map_names::ATTACHMENT)
+        .ok_or_else(|| anyhow!("map {} missing", map_names::ATTACHMENT))?;
+    egress_hook::record(map, record)
+}
+
+/// Attaches the XDP program in the mode asked for; in `auto`, natively
+/// where the driver can, else generically with a warning. Returns the link
+/// and the `xdp_mode` it runs in.
+fn attach_xdp(xdp: &mut Xdp, ifindex: u32, cfg: &AttachConfig) -> Result<(FdLink, u8)> {
+    let iface = &cfg.iface;
+    let busy = format!(
+        "is another XDP program attached? see `ip link show {iface}`; `--xdp-mode generic` \
+         works with any driver"
+    );
+    let attempt = |xdp: &mut Xdp, mode: XdpMode| -> Result<FdLink> {
+        let id = xdp.attach_to_if_index(ifindex, mode)?;
+        xdp.take_link(id)?.try_into().map_err(|_| {
+            anyhow!("this kernel attached XDP without a bpf_link; ftpct needs Linux 5.9+")
+        })
+    };
+    match cfg.xdp_mode {
+        XdpModeChoice::Generic => attempt(xdp, XdpMode::Skb)
+            .map(|link| (link, xdp_mode::GENERIC))
+            .with_context(|| format!("attaching the XDP program to {iface} in generic mode")),
+        XdpModeChoice::Native => attempt(xdp, XdpMode::Driver)
+            .map(|link| (link, xdp_mode::NATIVE))
+            .with_context(|| format!("attaching the XDP program to {iface} natively ({busy})")),
+        XdpModeChoice::Auto => match attempt(xdp, XdpMode::Driver) {
+            Ok(link) => Ok((link, xdp_mode::NATIVE)),
+            Err(native) => {
+                let link = attempt(xdp, XdpMode::Skb).with_context(|| {
+                    format!("attaching the XDP program to {iface} ({busy}); natively: {native:#}")
+                })?;
+                let driver = features::driver(iface).unwrap_or_else(|| "unknown".to_string());
+                log::warn!(
+                    "{iface} (driver {driver}) has no native XDP ({native:#}): running in \
+                     generic mode, which works but costs more per packet"
+                );
+                Ok((link, xdp_mode::GENERIC))
+            }
+        },
+    }
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::programs::Program> {

@@ -4,11 +4,14 @@
 
 pub mod attach;
 pub mod binding;
+pub mod egress_hook;
+pub mod features;
 pub mod netdev;
 pub mod netns;
 pub mod pins;
 pub mod portspec;
 pub mod privileges;
+pub mod rtnl;
 pub mod run;
 pub mod seed;
 pub mod status;

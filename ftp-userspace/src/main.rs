@@ -12,8 +12,9 @@ use ftp_ebpf_common::policy::{
 };
 
 use ftp_userspace::{
-    attach::{self, AttachConfig},
+    attach::{self, AttachConfig, EgressHookChoice, XdpModeChoice},
     binding::Binding,
+    features,
     netns::Netns,
     pins, portspec, run, status, tables,
 };
@@ -65,6 +66,12 @@ enum Command {
     },
     /// Attach in the foreground, print the programs' logs, detach on SIGINT/SIGTERM.
     Run(AttachArgs),
+    /// Check whether ftpct can run here: one line per kernel feature and
+    /// requirement, then the path attach would take. Exits 1 if it cannot.
+    Check {
+        /// Also check the XDP mode of this interface.
+        iface: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -127,6 +134,14 @@ struct AttachArgs {
     /// Capacity of the control-connection table.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONTROL)]
     max_control: u32,
+    /// XDP in the driver (native), on the skb (generic, any driver, slower),
+    /// or native with a fallback to generic (auto).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = XdpModeChoice::Auto)]
+    xdp_mode: XdpModeChoice,
+    /// Egress through a tcx link (Linux 6.6+), a clsact qdisc filter, or
+    /// tcx where the kernel has it (auto).
+    #[arg(long, value_enum, value_name = "HOOK", default_value_t = EgressHookChoice::Auto)]
+    egress_hook: EgressHookChoice,
     #[command(flatten)]
     pins: PinArgs,
 }
@@ -159,6 +174,8 @@ impl AttachArgs {
             max_control: self.max_control,
             pin_root: pins::resolve_root(self.pins.pin_root.as_deref()),
             log_level,
+            xdp_mode: self.xdp_mode,
+            egress_hook: self.egress_hook,
         })
     }
 }
@@ -284,5 +301,18 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Run(args) => run::run(args.config(run::LOG_LEVEL_DEBUG)?),
+        Command::Check { iface } => {
+            let probes = features::probe_all(iface.as_deref());
+            for p in &probes {
+                println!("{:<18} {:<8} {}", p.name, p.verdict(), p.detail);
+            }
+            println!("{}", features::path_line(&probes));
+            if features::can_run(&probes) {
+                println!("ftpct can run here");
+                Ok(())
+            } else {
+                bail!("ftpct cannot run here: see the MISSING lines above")
+            }
+        }
     }
 }

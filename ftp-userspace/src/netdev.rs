@@ -111,6 +111,44 @@ pub fn name_of(index: u32) -> Option<String> {
     Some(name.to_string_lossy().into_owned())
 }
 
+/// `struct ethtool_drvinfo`, the answer to `ETHTOOL_GDRVINFO`.
+#[repr(C)]
+struct EthtoolDrvinfo {
+    cmd: u32,
+    driver: [u8; 32],
+    version: [u8; 32],
+    fw_version: [u8; 32],
+    bus_info: [u8; 32],
+    erom_version: [u8; 32],
+    reserved2: [u8; 12],
+    counts: [u32; 5],
+}
+
+/// The driver of `name` as `ethtool -i` reports it (virtual devices such as
+/// veth have no `/sys/class/net/NAME/device`).
+pub fn ethtool_driver(name: &str) -> Option<String> {
+    const SIOCETHTOOL: libc::c_ulong = 0x8946;
+    const ETHTOOL_GDRVINFO: u32 = 3;
+    check_name(name).ok()?;
+    let socket = ioctl_socket().ok()?;
+    let mut info = EthtoolDrvinfo {
+        cmd: ETHTOOL_GDRVINFO,
+        driver: [0; 32],
+        version: [0; 32],
+        fw_version: [0; 32],
+        bus_info: [0; 32],
+        erom_version: [0; 32],
+        reserved2: [0; 12],
+        counts: [0; 5],
+    };
+    let mut req = ifreq_named(name);
+    req.ifr_ifru.ifru_data = (&mut info as *mut EthtoolDrvinfo).cast();
+    ifreq_ioctl(&socket, SIOCETHTOOL, &mut req).ok()?;
+    let end = info.driver.iter().position(|&b| b == 0).unwrap_or(32);
+    let driver = String::from_utf8_lossy(&info.driver[..end]).into_owned();
+    (!driver.is_empty()).then_some(driver)
+}
+
 /// The ifindex of `name`, which must be an Ethernet device: the programs
 /// parse Ethernet headers, and on an L3 device (tun, WireGuard, ipip, ppp)
 /// or loopback they would misread every packet and let it pass.

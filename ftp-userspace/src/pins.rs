@@ -203,6 +203,8 @@ pub fn remove_iface_dir(dir: &Path) -> Result<()> {
     if !dir.exists() {
         return Ok(());
     }
+    // A clsact filter is no pin: it goes first, through the record.
+    crate::egress_hook::remove(dir)?;
     for link in [LINK_INGRESS, LINK_EGRESS] {
         let path = dir.join(link);
         if !path.exists() {

@@ -9,6 +9,7 @@ use aya::{
     programs::{ProgramInfo, links::PinnedLink},
 };
 use ftp_ebpf_common::{
+    attachment::{egress_hook, xdp_mode},
     map_names,
     policy::{POLICY_ALLOW_LOW_PORTS, POLICY_STRICT, Policy, PortClass},
 };
@@ -16,6 +17,7 @@ use serde::Serialize;
 
 use crate::{
     binding::Binding,
+    egress_hook as hook,
     netns::Netns,
     pins::{self, LINK_EGRESS, LINK_INGRESS, PROG_EGRESS, PROG_INGRESS},
     portspec, tables,
@@ -42,8 +44,16 @@ pub struct IfaceStatus {
     pub ingress_prog_id: u32,
     /// Kernel id of the TC program.
     pub egress_prog_id: u32,
-    /// Kernel ids of the XDP and tcx links (0 if missing).
+    /// Kernel ids of the XDP and tcx links (0 if missing; a clsact filter
+    /// has no link).
     pub link_ids: (u32, u32),
+    /// `native` or `generic` (`unknown` for attachments from before the
+    /// attachment record).
+    pub xdp_mode: String,
+    /// `tcx` or `clsact` (`unknown` as above).
+    pub egress_hook: String,
+    /// The clsact filter's priority and handle, if egress runs as one.
+    pub clsact_filter: Option<(u16, u32)>,
     /// Control ports, as ranges.
     pub control_ports: String,
     /// Guarded ports, as ranges.
@@ -102,6 +112,7 @@ fn iface_status_in(dir: &Path, netns: &Netns, iface: &str) -> Result<IfaceStatus
             .with_context(|| format!("reading pinned program {name} of {iface}"))?
             .id())
     };
+    let record = hook::read_record(dir);
     let data = MapData::from_pin(dir.join(map_names::POLICY)).context("opening the policy map")?;
     let policy_map: Array<MapData, Policy> = aya::maps::Map::from_map_data(data)?.try_into()?;
     let policy = policy_map.get(&0, 0).context("reading the policy")?;
@@ -125,6 +136,21 @@ fn iface_status_in(dir: &Path, netns: &Netns, iface: &str) -> Result<IfaceStatus
             link_id(&dir.join(LINK_INGRESS)),
             link_id(&dir.join(LINK_EGRESS)),
         ),
+        xdp_mode: match record.map(|r| r.xdp_mode) {
+            Some(xdp_mode::NATIVE) => "native",
+            Some(xdp_mode::GENERIC) => "generic",
+            _ => "unknown",
+        }
+        .to_string(),
+        egress_hook: match record.map(|r| r.egress_hook) {
+            Some(egress_hook::TCX) => "tcx",
+            Some(egress_hook::CLSACT) => "clsact",
+            _ => "unknown",
+        }
+        .to_string(),
+        clsact_filter: record
+            .filter(|r| r.egress_hook == egress_hook::CLSACT)
+            .map(|r| (r.tc_priority, r.tc_handle)),
         control_ports: portspec::format_ranges(&portspec::ranges_of(&classes, PortClass::Control)),
         guarded_ports: portspec::format_ranges(&portspec::ranges_of(&classes, PortClass::Guarded)),
         expect_timeout_secs: policy.expect_timeout_ns / 1_000_000_000,
@@ -164,9 +190,15 @@ pub fn print_text(s: &IfaceStatus) {
         namespace.push_str(&format!(", ifindex {}", s.ifindex));
     }
     println!("  namespace      {namespace}");
+    let egress = match s.clsact_filter {
+        Some((priority, handle)) => {
+            format!("clsact filter pref {priority} handle {handle:#x}")
+        }
+        None => format!("{} link {}", s.egress_hook, s.link_ids.1),
+    };
     println!(
-        "  programs       xdp ingress id {} (link {}), tc egress id {} (link {})",
-        s.ingress_prog_id, s.link_ids.0, s.egress_prog_id, s.link_ids.1
+        "  programs       xdp ingress id {} ({}, link {}), tc egress id {} ({egress})",
+        s.ingress_prog_id, s.xdp_mode, s.link_ids.0, s.egress_prog_id
     );
     println!("  control ports  {}", s.control_ports);
     println!(
