@@ -423,6 +423,10 @@ fn attach_xdp(xdp: &mut Xdp, ifindex: u32, cfg: &AttachConfig) -> Result<(FdLink
             .with_context(|| format!("attaching the XDP program to {iface} natively ({busy})")),
         XdpModeChoice::Auto => match attempt(xdp, XdpMode::Driver) {
             Ok(link) => Ok((link, xdp_mode::NATIVE)),
+            // Only a driver without native XDP falls back; any other failure
+            // (another program holds the interface) is reported as it is.
+            Err(native) if !unsupported(&native) => Err(native)
+                .with_context(|| format!("attaching the XDP program to {iface} ({busy})")),
             Err(native) => {
                 let link = attempt(xdp, XdpMode::Skb).with_context(|| {
                     format!("attaching the XDP program to {iface} ({busy}); natively: {native:#}")
@@ -436,6 +440,15 @@ fn attach_xdp(xdp: &mut Xdp, ifindex: u32, cfg: &AttachConfig) -> Result<(FdLink
             }
         },
     }
+}
+
+/// Whether `err` is the kernel saying the driver cannot do this (EOPNOTSUPP).
+fn unsupported(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(libc::EOPNOTSUPP))
+    })
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::programs::Program> {
