@@ -77,19 +77,30 @@ fn guards_transfers(lab: &Lab, server: &Vsftpd, fw: &Ftpct, listener: &EchoServe
     Ok(())
 }
 
-#[test]
-fn clsact_egress_guards_and_detach_removes_the_qdisc_it_added() -> Result<()> {
-    let lab = Lab::new()?;
-    let server = Vsftpd::start(lab.server())?;
-    let listener = EchoServer::start(lab.server(), "::", UNANNOUNCED_PORT)?;
-    // Without ftpct the intruder reaches the listener.
+/// Whether the intruder's connection to the listener goes through.
+fn intruder_connects(lab: &Lab, listener: &EchoServer) -> Result<bool> {
     let r = tcp_connect(
         lab.intruder(),
         SERVER.ip(Family::V4),
         listener.port(),
         PROBE,
     )?;
-    assert_eq!(r, ConnectResult::Connected, "without ftpct");
+    Ok(r == ConnectResult::Connected)
+}
+
+/// A lab with vsftpd and a listener on an unannounced guarded port, which
+/// the intruder reaches while ftpct is not attached.
+fn lab_with_listener() -> Result<(Lab, Vsftpd, EchoServer)> {
+    let lab = Lab::new()?;
+    let server = Vsftpd::start(lab.server())?;
+    let listener = EchoServer::start(lab.server(), "::", UNANNOUNCED_PORT)?;
+    ensure!(intruder_connects(&lab, &listener)?, "without ftpct");
+    Ok((lab, server, listener))
+}
+
+#[test]
+fn clsact_egress_guards_and_detach_removes_the_qdisc_it_added() -> Result<()> {
+    let (lab, server, listener) = lab_with_listener()?;
     assert!(!has_clsact(&lab)?, "the lab starts without a clsact qdisc");
 
     let mut fw = lab.attach(&["--egress-hook", "clsact"])?;
@@ -104,21 +115,13 @@ fn clsact_egress_guards_and_detach_removes_the_qdisc_it_added() -> Result<()> {
     assert!(out.status.success(), "detach: {out:?}");
     assert!(!has_clsact(&lab)?, "detach left the qdisc it added");
     assert!(!xdp_attached(lab.server(), LAB_IFACE)?, "XDP left attached");
-    let r = tcp_connect(
-        lab.intruder(),
-        SERVER.ip(Family::V4),
-        listener.port(),
-        PROBE,
-    )?;
-    assert_eq!(r, ConnectResult::Connected, "after detach");
+    assert!(intruder_connects(&lab, &listener)?, "after detach");
     Ok(())
 }
 
 #[test]
 fn detach_leaves_another_tools_clsact_qdisc_and_filters_alone() -> Result<()> {
-    let lab = Lab::new()?;
-    let server = Vsftpd::start(lab.server())?;
-    let listener = EchoServer::start(lab.server(), "::", UNANNOUNCED_PORT)?;
+    let (lab, server, listener) = lab_with_listener()?;
     // Another tool's qdisc and egress filter, there before ftpct.
     tc(lab.server(), &["qdisc", "add", "dev", LAB_IFACE, "clsact"])?;
     // u32 is in every kernel configuration (matchall and actions are not).
@@ -201,9 +204,7 @@ fn failed_attach_removes_its_clsact_filter_and_qdisc() -> Result<()> {
 
 #[test]
 fn generic_xdp_guards_and_auto_falls_back_where_the_driver_has_no_native_xdp() -> Result<()> {
-    let lab = Lab::new()?;
-    let server = Vsftpd::start(lab.server())?;
-    let listener = EchoServer::start(lab.server(), "::", UNANNOUNCED_PORT)?;
+    let (lab, server, listener) = lab_with_listener()?;
     let fw = lab.attach(&["--xdp-mode", "generic"])?;
     let link = lab.server().run_ok(&["ip", "link", "show", LAB_IFACE])?;
     let link = String::from_utf8_lossy(&link.stdout).into_owned();
@@ -254,7 +255,7 @@ fn check_reports_every_requirement_and_the_path() -> Result<()> {
         "privileges",
         "bpffs",
         "bpf_loop",
-        "for_each_map_elem",
+        "bpf_for_each_map_elem",
         "tcx",
         "clsact",
         "xdp on eth0",

@@ -77,6 +77,17 @@ pub fn has_tcx() -> bool {
         .unwrap_or_else(|| KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0)))
 }
 
+/// The helpers the programs call that older kernels lack: the parser's byte
+/// loop and the control-table sweep. (name, helper, from which Linux).
+const REQUIRED_HELPERS: &[(&str, BpfHelper, &str)] = &[
+    ("loop", BpfHelper::BPF_FUNC_loop, "5.17"),
+    (
+        "for_each_map_elem",
+        BpfHelper::BPF_FUNC_for_each_map_elem,
+        "5.13",
+    ),
+];
+
 fn helper(helper: BpfHelper) -> bool {
     is_helper_supported(ProgramType::Xdp, helper).unwrap_or(false)
 }
@@ -259,17 +270,10 @@ pub fn probe_all(iface: Option<&str>) -> Vec<Probe> {
         ));
         return probes;
     }
-    for (name, id, from) in [
-        ("bpf_loop", BpfHelper::BPF_FUNC_loop, "5.17"),
-        (
-            "for_each_map_elem",
-            BpfHelper::BPF_FUNC_for_each_map_elem,
-            "5.13",
-        ),
-    ] {
+    for &(name, id, from) in REQUIRED_HELPERS {
         let ok = helper(id);
         probes.push(Probe::new(
-            name,
+            &format!("bpf_{name}"),
             ok,
             Need::Required,
             if ok {
@@ -364,17 +368,10 @@ pub fn can_run(probes: &[Probe]) -> bool {
 /// checked by `attach` itself.
 pub fn missing_for_attach() -> Option<String> {
     let release = kernel_release();
-    for (name, id, from) in [
-        ("bpf_loop", BpfHelper::BPF_FUNC_loop, "5.17"),
-        (
-            "bpf_for_each_map_elem",
-            BpfHelper::BPF_FUNC_for_each_map_elem,
-            "5.13",
-        ),
-    ] {
+    for &(name, id, from) in REQUIRED_HELPERS {
         if !helper(id) {
             return Some(format!(
-                "this kernel ({release}) lacks the {name} helper, which ftpct's FTP parser \
+                "this kernel ({release}) lacks the bpf_{name} helper, which ftpct's FTP parser \
                  needs; it exists from Linux {from} (`ftpct check` lists every requirement)"
             ));
         }
@@ -399,7 +396,7 @@ pub fn path_line(probes: &[Probe]) -> String {
     } else {
         "none"
     };
-    let parser = if ok("bpf_loop") && ok("for_each_map_elem") {
+    let parser = if ok("bpf_loop") && ok("bpf_for_each_map_elem") {
         "bpf_loop"
     } else {
         "none"

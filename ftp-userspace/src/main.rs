@@ -304,7 +304,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Check { iface } => {
             let probes = features::probe_all(iface.as_deref());
             for p in &probes {
-                println!("{:<18} {:<8} {}", p.name, p.verdict(), p.detail);
+                println!("{:<22} {:<8} {}", p.name, p.verdict(), p.detail);
             }
             println!("{}", features::path_line(&probes));
             if features::can_run(&probes) {
