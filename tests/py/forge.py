@@ -108,6 +108,7 @@ Subcommands:
       killed or 30 s pass.
 """
 
+import errno
 import hashlib
 import ipaddress
 import json
@@ -275,6 +276,21 @@ def ports_of(spec):
     return [int(p) for p in spec.split(",")]
 
 
+def bind_when_free(s, host, port, timeout=5.0):
+    """Binds, waiting (bounded) while the port is in use: a data port a
+    transfer just finished on stays taken until the server's end of that
+    connection is closed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            s.bind((host, port))
+            return
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def listen(host, portspec):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listeners = {}
@@ -283,7 +299,7 @@ def listen(host, portspec):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        s.bind((host, port))
+        bind_when_free(s, host, port)
         s.listen(4096)
         listeners[s.fileno()] = (s, port)
     print("listening", flush=True)
