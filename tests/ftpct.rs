@@ -200,6 +200,38 @@ impl<'a> Ftpct<'a> {
         Counters::from_status(entry)
     }
 
+    /// The kernel objects this attachment holds, from `ftpct status --json`:
+    /// `("prog", id)` for both programs and `("link", id)` for each link
+    /// (an egress program attached without a link, as on kernels before
+    /// tcx, has none).
+    pub fn kernel_objects(&self) -> Result<Vec<(&'static str, u64)>> {
+        let status = self.status_json()?;
+        let entry = status
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["iface"] == self.iface.as_str()))
+            .with_context(|| format!("{} missing from ftpct status: {status}", self.iface))?;
+        let mut objects = Vec::new();
+        for field in ["ingress_prog_id", "egress_prog_id"] {
+            let id = entry[field]
+                .as_u64()
+                .filter(|&id| id != 0)
+                .with_context(|| format!("bad {field} in {entry}"))?;
+            objects.push(("prog", id));
+        }
+        let links = entry["link_ids"]
+            .as_array()
+            .with_context(|| format!("no link_ids in {entry}"))?;
+        for link in links {
+            let id = link
+                .as_u64()
+                .with_context(|| format!("bad link id {link} in {entry}"))?;
+            if id != 0 {
+                objects.push(("link", id));
+            }
+        }
+        Ok(objects)
+    }
+
     /// Runs `ftpct detach IFACE` now and returns its output, leaving the pin
     /// root in place (so a test can check what detach itself removed). The
     /// guard will not detach again.
@@ -273,6 +305,13 @@ impl Drop for Ftpct<'_> {
     fn drop(&mut self) {
         self.cleanup();
     }
+}
+
+/// Whether the kernel still has the BPF object `kind` (`prog`, `link`)
+/// `id`, as bpftool run in `ns` sees it.
+pub fn kernel_object_exists(ns: &Netns, kind: &str, id: u64) -> Result<bool> {
+    let out = ns.run(&["bpftool", kind, "show", "id", &id.to_string()])?;
+    Ok(out.status.success())
 }
 
 /// Runs the ftpct binary with `args` (exactly as given) inside `ns`; a

@@ -13,14 +13,14 @@
 use std::net::IpAddr;
 use std::process::{Command, Output};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use ftpct_e2e::clients::{curl_download, lftp_download, lftp_list, lftp_upload, tcp_connect};
 use ftpct_e2e::fixtures::{FileDigest, pseudo_random_bytes};
 use ftpct_e2e::forge::xdp_attached;
-use ftpct_e2e::ftpct::endpoint;
-use ftpct_e2e::process::run_with_timeout;
+use ftpct_e2e::ftpct::{endpoint, kernel_object_exists};
+use ftpct_e2e::process::{run_with_timeout, wait_until};
 use ftpct_e2e::servers::ServerOptions;
 use ftpct_e2e::{
     BIG_FILE, CLIENT, ConnectResult, Counter, Counters, EchoClient, EchoServer, Family, FtpServer,
@@ -70,36 +70,6 @@ fn active_counter(family: Family, mode: TransferMode) -> Counter {
     match (family, mode) {
         (Family::V4, TransferMode::Port) => Counter::ExpectPort,
         _ => Counter::ExpectEprt,
-    }
-}
-
-/// Checks that a failed attach left nothing behind in this lab.
-fn assert_nothing_attached(what: &str, lab: &Lab) -> Result<()> {
-    let root = lab.pin_root();
-    if root.exists() {
-        let left: Vec<_> = std::fs::read_dir(root)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<std::io::Result<_>>()?;
-        ensure!(left.is_empty(), "{what}: {left:?} left behind");
-    }
-    ensure!(
-        !xdp_attached(lab.server(), LAB_IFACE)?,
-        "{what}: an XDP program is attached"
-    );
-    Ok(())
-}
-
-/// Polls `cond` every 100 ms until it holds or `timeout` passes.
-fn wait_until(timeout: Duration, mut cond: impl FnMut() -> Result<bool>) -> Result<bool> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond()? {
-            return Ok(true);
-        }
-        if Instant::now() >= deadline {
-            return Ok(false);
-        }
-        thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -599,24 +569,13 @@ fn detach_restores_unprotected_behaviour() -> Result<()> {
         "no XDP program after attach"
     );
     // Kernel objects that must all be gone after detach: both programs and
-    // both links (the tcx egress link is only visible through its id).
-    let status = fw.status_json()?;
-    let id = |v: &Value| {
-        v.as_u64()
-            .filter(|&id| id != 0)
-            .with_context(|| format!("bad id in {status}"))
-    };
-    let objects = [
-        ("prog", id(&status[0]["ingress_prog_id"])?),
-        ("prog", id(&status[0]["egress_prog_id"])?),
-        ("link", id(&status[0]["link_ids"][0])?),
-        ("link", id(&status[0]["link_ids"][1])?),
-    ];
-    for (kind, id) in objects {
-        let out = lab
-            .server()
-            .run(&["bpftool", kind, "show", "id", &id.to_string()])?;
-        assert!(out.status.success(), "{kind} {id} not found while attached");
+    // their links (the tcx egress link is only visible through its id).
+    let objects = fw.kernel_objects()?;
+    for &(kind, id) in &objects {
+        assert!(
+            kernel_object_exists(lab.server(), kind, id)?,
+            "{kind} {id} not found while attached"
+        );
     }
 
     let mut session = FtpSession::open(lab.client(), &server.target(server_ip))?;
@@ -646,11 +605,9 @@ fn detach_restores_unprotected_behaviour() -> Result<()> {
     assert!(!link.contains("prog/xdp"), "XDP still attached: {link}");
     // Nothing holds the links and programs any more, so the kernel frees
     // them (programs asynchronously, hence the bounded wait).
-    for (kind, id) in objects {
-        let id = id.to_string();
+    for &(kind, id) in &objects {
         let gone = wait_until(Duration::from_secs(5), || {
-            let out = lab.server().run(&["bpftool", kind, "show", "id", &id])?;
-            Ok(!out.status.success())
+            Ok(!kernel_object_exists(lab.server(), kind, id)?)
         })?;
         assert!(gone, "{kind} {id} still exists after detach");
     }
@@ -763,7 +720,7 @@ fn cli_rejects_bad_arguments_and_leaves_nothing() -> Result<()> {
         let what = args.join(" ");
         let out = ftpct_in(&lab, args)?;
         assert_cli_error(&what, &out, 1, needle);
-        assert_nothing_attached(&what, &lab)?;
+        lab.assert_nothing_attached(&what)?;
         assert!(
             !lab.pin_root().exists(),
             "{what}: {} created",
@@ -773,7 +730,7 @@ fn cli_rejects_bad_arguments_and_leaves_nothing() -> Result<()> {
     // A clap usage error.
     let out = ftpct_in(&lab, &["attach", LAB_IFACE, "--no-such-flag"])?;
     assert_cli_error("unknown flag", &out, 2, "--no-such-flag");
-    assert_nothing_attached("unknown flag", &lab)?;
+    lab.assert_nothing_attached("unknown flag")?;
     Ok(())
 }
 
@@ -796,7 +753,7 @@ fn cli_needs_root() -> Result<()> {
     };
     let out = unprivileged(&["attach", LAB_IFACE])?;
     assert_cli_error("attach as nobody", &out, 1, "needs root");
-    assert_nothing_attached("attach as nobody", &lab)?;
+    lab.assert_nothing_attached("attach as nobody")?;
     assert!(!lab.pin_root().exists(), "pin root created by nobody");
 
     // Detach as nobody does not remove a real attachment.
@@ -843,7 +800,7 @@ fn cli_refuses_second_attach_and_double_detach() -> Result<()> {
     assert!(out.status.success(), "first detach: {out:?}");
     let out = ftpct_in(&lab, &["detach", LAB_IFACE])?;
     assert_cli_error("second detach", &out, 1, "not attached");
-    assert_nothing_attached("after detach", &lab)?;
+    lab.assert_nothing_attached("after detach")?;
     Ok(())
 }
 
@@ -908,7 +865,7 @@ fn attach_refuses_interfaces_without_ethernet() -> Result<()> {
         let link = server.run_ok(&["ip", "-d", "link", "show", "dev", iface])?;
         let link = String::from_utf8_lossy(&link.stdout);
         assert!(!link.contains("prog/xdp"), "{what}: XDP attached: {link}");
-        assert_nothing_attached(&what, &lab)?;
+        lab.assert_nothing_attached(&what)?;
         assert!(
             !lab.pin_root().exists(),
             "{what}: {} created",

@@ -6,9 +6,10 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 
 use crate::clients::{ConnectResult, tcp_connect};
+use crate::forge::xdp_attached;
 use crate::ftpct;
 use crate::netns::{Netns, sweep_stale_namespaces};
 use crate::process::{check_success, describe, run_with_timeout};
@@ -164,6 +165,22 @@ impl Lab {
     /// This lab's unique bpffs pin root (not created; pass it to ftpct).
     pub fn pin_root(&self) -> &Path {
         &self.pin_root
+    }
+
+    /// Fails unless nothing of ftpct is left in this lab: no pins under its
+    /// pin root, no XDP program on the server's [`LAB_IFACE`].
+    pub fn assert_nothing_attached(&self, what: &str) -> Result<()> {
+        if self.pin_root.exists() {
+            let left: Vec<_> = std::fs::read_dir(&self.pin_root)?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<std::io::Result<_>>()?;
+            ensure!(left.is_empty(), "{what}: {left:?} left behind");
+        }
+        ensure!(
+            !xdp_attached(&self.server, LAB_IFACE)?,
+            "{what}: an XDP program is attached"
+        );
+        Ok(())
     }
 
     /// Waits until each client-side host gets a RST from the server on an

@@ -31,6 +31,21 @@ pub fn describe(cmd: &Command) -> String {
         .join(" ")
 }
 
+/// Polls `cond` every 100 ms until it holds or `timeout` passes; returns
+/// whether it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> Result<bool>) -> Result<bool> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond()? {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Runs `cmd` to completion with stdin closed and stdout/stderr captured.
 ///
 /// If it is still running after `timeout`, it is killed (SIGKILL, by PID)

@@ -4,8 +4,6 @@
 //! workspace root. Needs root. Every phase of the suite is bounded; the whole
 //! run takes a few minutes once the toolchain is cached.
 
-use std::process::Command;
-
 use anyhow::Result;
 
 use crate::{cmd, ftpct_bin, setup};
@@ -16,7 +14,7 @@ const BENCH_PACKAGES: [&str; 2] = ["netsniff-ng", "fonts-dejavu-core"];
 
 pub fn run() -> Result<()> {
     setup::all()?;
-    packages()?;
+    setup::apt_install_missing(&BENCH_PACKAGES)?;
     crate::build()?;
     cmd::cargo_env(
         &[
@@ -29,27 +27,5 @@ pub fn run() -> Result<()> {
             "ftpct-bench",
         ],
         &[("FTPCT_BIN", ftpct_bin().display().to_string())],
-    )
-}
-
-/// Installs the missing ones of [`BENCH_PACKAGES`] (nothing if all are there).
-fn packages() -> Result<()> {
-    let missing: Vec<&str> = BENCH_PACKAGES
-        .iter()
-        .copied()
-        .filter(|pkg| {
-            cmd::output(Command::new("dpkg-query").args(["-W", "-f=${Status}", pkg]))
-                .is_none_or(|status| !status.contains("install ok installed"))
-        })
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    cmd::run(Command::new("apt-get").args(["update", "-qq"]))?;
-    cmd::run(
-        Command::new("apt-get")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["install", "-y", "-qq", "--no-install-recommends"])
-            .args(&missing),
     )
 }

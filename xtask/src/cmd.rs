@@ -18,11 +18,7 @@ pub fn path_with_tools() -> String {
 /// Runs a command to completion; a non-zero exit is an error naming it.
 pub fn run(cmd: &mut Command) -> Result<()> {
     cmd.env("PATH", path_with_tools());
-    let args: Vec<String> = cmd
-        .get_args()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let shown = format!("{} {}", cmd.get_program().to_string_lossy(), args.join(" "));
+    let shown = shown(cmd);
     eprintln!("xtask: {shown}");
     let status = cmd.status().with_context(|| format!("starting {shown}"))?;
     if !status.success() {
@@ -52,4 +48,27 @@ pub fn output(cmd: &mut Command) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Runs a command to completion and returns its stdout (stderr passes
+/// through); a non-zero exit is an error naming it.
+pub fn stdout(cmd: &mut Command) -> Result<String> {
+    cmd.env("PATH", path_with_tools())
+        .stdout(std::process::Stdio::piped());
+    let shown = shown(cmd);
+    eprintln!("xtask: {shown}");
+    let out = cmd.output().with_context(|| format!("starting {shown}"))?;
+    if !out.status.success() {
+        bail!("{shown} failed with {}", out.status);
+    }
+    String::from_utf8(out.stdout).with_context(|| format!("{shown}: output is not UTF-8"))
+}
+
+/// The program and its arguments, as a shell would show them.
+fn shown(cmd: &Command) -> String {
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    format!("{} {}", cmd.get_program().to_string_lossy(), args.join(" "))
 }

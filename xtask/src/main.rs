@@ -4,13 +4,18 @@
 //! - `cargo xtask setup`  toolchain pieces and Debian packages (idempotent)
 //! - `cargo xtask build`  the `ftpct` binary with its eBPF object
 //! - `cargo xtask demo`   the lab demo (root)
-//! - `cargo xtask test`   lint, unit, property, verifier and end-to-end tests (root)
+//! - `cargo xtask test`   lint, unit, property, verifier and end-to-end tests,
+//!   then the bounded kernel matrix (root)
+//! - `cargo xtask test-kernels [--kernel NAME]... [--bounded]`  the kernel matrix (root)
 //! - `cargo xtask fuzz`   a bounded run of the parser fuzzer
 //! - `cargo xtask bench`  the benchmark suite; writes BENCHMARKS.md (root)
 
 mod bench;
 mod cmd;
+mod kernels;
+mod matrix;
 mod setup;
+mod vm;
 
 use std::path::PathBuf;
 
@@ -37,6 +42,19 @@ enum Task {
         /// Skip the end-to-end namespace tests.
         #[arg(long)]
         no_e2e: bool,
+        /// Skip the kernel matrix (qemu guests of the Debian kernels).
+        #[arg(long)]
+        no_kernels: bool,
+    },
+    /// The full kernel matrix: every kernel test in a qemu guest of each kernel.
+    TestKernels {
+        /// A kernel to run (6.1, 6.12, 5.10); all when not given.
+        #[arg(long = "kernel")]
+        kernels: Vec<String>,
+        /// Only the bounded subset `cargo xtask test` runs (the `datapath`
+        /// kernel tests).
+        #[arg(long)]
+        bounded: bool,
     },
     /// Run the parser fuzzer for a bounded time.
     Fuzz {
@@ -68,9 +86,22 @@ fn main() -> Result<()> {
             build()?;
             demo()
         }
-        Task::Test { no_e2e } => {
+        Task::Test { no_e2e, no_kernels } => {
             setup::all()?;
-            test(!no_e2e)
+            test(!no_e2e)?;
+            if no_kernels {
+                return Ok(());
+            }
+            matrix::run(&[], matrix::Scope::Bounded)
+        }
+        Task::TestKernels { kernels, bounded } => {
+            setup::all()?;
+            let scope = if bounded {
+                matrix::Scope::Bounded
+            } else {
+                matrix::Scope::Full
+            };
+            matrix::run(&kernels, scope)
         }
         Task::Fuzz { seconds } => fuzz(seconds),
         Task::Bench => bench::run(),

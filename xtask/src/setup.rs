@@ -25,10 +25,22 @@ pub fn tools_dir() -> PathBuf {
     cache_dir().join("tools")
 }
 
+/// Debian packages the kernel matrix needs: qemu, and what builds the
+/// guests' initramfs and indexes and unpacks their modules.
+const VM_PACKAGES: [&str; 6] = [
+    "qemu-system-x86",
+    "busybox-static",
+    "cpio",
+    "kmod",
+    "xz-utils",
+    "zstd",
+];
+
 /// Toolchain pieces and system packages.
 pub fn all() -> Result<()> {
     toolchain()?;
-    packages()
+    packages()?;
+    apt_install_missing(&VM_PACKAGES)
 }
 
 /// Nightly rust-src and bpf-linker.
@@ -133,4 +145,27 @@ fn packages() -> Result<()> {
         bail!("{} is missing", script.display());
     }
     cmd::run(Command::new("bash").arg(script))
+}
+
+/// Installs those of `packages` that are not installed (nothing, and no
+/// `apt-get update`, if all are).
+pub fn apt_install_missing(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|pkg| {
+            cmd::output(Command::new("dpkg-query").args(["-W", "-f=${Status}", pkg]))
+                .is_none_or(|status| !status.contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    cmd::run(Command::new("apt-get").args(["update", "-qq"]))?;
+    cmd::run(
+        Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing),
+    )
 }
