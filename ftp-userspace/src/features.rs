@@ -358,11 +358,6 @@ pub fn probe_all(iface: Option<&str>) -> Vec<Probe> {
     probes
 }
 
-/// Whether every required probe passed.
-pub fn can_run(probes: &[Probe]) -> bool {
-    probes.iter().all(|p| p.ok || p.need == Need::Optional)
-}
-
 /// The one line `attach` fails with when the kernel lacks what ftpct needs,
 /// or `None`. Only the kernel probes: privileges and the interface are
 /// checked by `attach` itself.

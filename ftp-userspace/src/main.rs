@@ -307,11 +307,16 @@ fn dispatch(cli: Cli) -> Result<()> {
                 println!("{:<22} {:<8} {}", p.name, p.verdict(), p.detail);
             }
             println!("{}", features::path_line(&probes));
-            if features::can_run(&probes) {
+            let missing: Vec<String> = probes
+                .iter()
+                .filter(|p| !p.ok && p.need == features::Need::Required)
+                .map(|p| format!("{}: {}", p.name, p.detail))
+                .collect();
+            if missing.is_empty() {
                 println!("ftpct can run here");
                 Ok(())
             } else {
-                bail!("ftpct cannot run here: see the MISSING lines above")
+                bail!("cannot run here: {}", missing.join("; "))
             }
         }
     }

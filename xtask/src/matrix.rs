@@ -184,7 +184,12 @@ group() {{
   echo "::ftpct end $1 $rc $(( ($(date +%s%N) - t0) / 1000000 ))"
 }}
 check() {{
-  "$FTPCT" check
+  ip link add ftpvm2 type veth peer name ftpvm3
+  ip link set ftpvm2 up
+  "$FTPCT" check ftpvm2
+  local rc=$?
+  ip link del ftpvm2
+  return $rc
 }}
 verifier() {{
   set -e
@@ -197,6 +202,7 @@ verifier() {{
   left=$(find /sys/fs/bpf -mindepth 1 ! -type d)
   [ -z "$left" ] || {{ echo "pinned after detach: $left"; exit 1; }}
   if ip -d link show ftpvm0 | grep -q prog/xdp; then echo "XDP attached after detach"; exit 1; fi
+  if tc qdisc show dev ftpvm0 | grep -q clsact; then echo "clsact qdisc left after detach"; exit 1; fi
   # Programs are freed asynchronously once nothing holds them.
   for i in $(seq 50); do
     objects=$(bpftool prog show; bpftool link show)
