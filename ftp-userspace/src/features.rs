@@ -77,14 +77,20 @@ pub fn has_tcx() -> bool {
         .unwrap_or_else(|| KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0)))
 }
 
-/// The helpers the programs call that older kernels lack: the parser's byte
-/// loop and the control-table sweep. (name, helper, from which Linux).
-const REQUIRED_HELPERS: &[(&str, BpfHelper, &str)] = &[
-    ("loop", BpfHelper::BPF_FUNC_loop, "5.17"),
+/// The helpers the programs call that older kernels lack: (name, helper,
+/// from which Linux, what needs it).
+const REQUIRED_HELPERS: &[(&str, BpfHelper, &str, &str)] = &[
+    (
+        "loop",
+        BpfHelper::BPF_FUNC_loop,
+        "5.17",
+        "ftpct's FTP parser",
+    ),
     (
         "for_each_map_elem",
         BpfHelper::BPF_FUNC_for_each_map_elem,
         "5.13",
+        "the control-table sweep",
     ),
 ];
 
@@ -270,7 +276,7 @@ pub fn probe_all(iface: Option<&str>) -> Vec<Probe> {
         ));
         return probes;
     }
-    for &(name, id, from) in REQUIRED_HELPERS {
+    for &(name, id, from, user) in REQUIRED_HELPERS {
         let ok = helper(id);
         probes.push(Probe::new(
             &format!("bpf_{name}"),
@@ -279,7 +285,7 @@ pub fn probe_all(iface: Option<&str>) -> Vec<Probe> {
             if ok {
                 format!("helper present (Linux {from}+)")
             } else {
-                format!("helper missing: the FTP parser needs it; it exists from Linux {from}")
+                format!("helper missing: {user} needs it; it exists from Linux {from}")
             },
         ));
     }
@@ -363,11 +369,11 @@ pub fn probe_all(iface: Option<&str>) -> Vec<Probe> {
 /// checked by `attach` itself.
 pub fn missing_for_attach() -> Option<String> {
     let release = kernel_release();
-    for &(name, id, from) in REQUIRED_HELPERS {
+    for &(name, id, from, user) in REQUIRED_HELPERS {
         if !helper(id) {
             return Some(format!(
-                "this kernel ({release}) lacks the bpf_{name} helper, which ftpct's FTP parser \
-                 needs; it exists from Linux {from} (`ftpct check` lists every requirement)"
+                "this kernel ({release}) lacks the bpf_{name} helper, which {user} needs; it \
+                 exists from Linux {from} (`ftpct check` lists every requirement)"
             ));
         }
     }
