@@ -63,12 +63,7 @@ fn guards_transfers(lab: &Lab, server: &Vsftpd, fw: &Ftpct, listener: &EchoServe
         after.since(&before, Counter::SynAdmitted) >= 2,
         "announced data connections not admitted: {after}"
     );
-    let r = tcp_connect(
-        lab.intruder(),
-        SERVER.ip(Family::V4),
-        listener.port(),
-        PROBE,
-    )?;
+    let r = intruder_probe(lab, listener)?;
     ensure!(r == ConnectResult::TimedOut, "intruder: {r:?}");
     ensure!(
         fw.counters()?.since(&after, Counter::SynDropped) >= 1,
@@ -77,15 +72,19 @@ fn guards_transfers(lab: &Lab, server: &Vsftpd, fw: &Ftpct, listener: &EchoServe
     Ok(())
 }
 
-/// Whether the intruder's connection to the listener goes through.
-fn intruder_connects(lab: &Lab, listener: &EchoServer) -> Result<bool> {
-    let r = tcp_connect(
+/// What becomes of the intruder's connection to the listener.
+fn intruder_probe(lab: &Lab, listener: &EchoServer) -> Result<ConnectResult> {
+    tcp_connect(
         lab.intruder(),
         SERVER.ip(Family::V4),
         listener.port(),
         PROBE,
-    )?;
-    Ok(r == ConnectResult::Connected)
+    )
+}
+
+/// Whether the intruder's connection to the listener goes through.
+fn intruder_connects(lab: &Lab, listener: &EchoServer) -> Result<bool> {
+    Ok(intruder_probe(lab, listener)? == ConnectResult::Connected)
 }
 
 /// A lab with vsftpd and a listener on an unannounced guarded port, which
