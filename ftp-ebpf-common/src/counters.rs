@@ -70,6 +70,9 @@ counters! {
     ExpectPort = "expect_created_port",
     /// Expectations created from `EPRT` + `200`.
     ExpectEprt = "expect_created_eprt",
+    /// Announcements accepted because they named the external address
+    /// (`--external-address`) of the connection's local address.
+    AnnouncedViaExternal = "announced_via_external",
     /// Refused: malformed number (> 255 or too many digits).
     RefusedNumberTooLarge = "refused_number_too_large",
     /// Refused: port 0.

@@ -9,6 +9,7 @@ pub mod attachment;
 pub mod control;
 pub mod counters;
 pub mod flow;
+pub mod nat;
 pub mod parser;
 pub mod policy;
 pub mod verifier;
@@ -51,8 +52,10 @@ pub mod map_names {
     pub const BOUNCE: &str = "FTPCT_BOUNCE";
     /// The one `attachment::Attachment` record of how `attach` hooked in.
     pub const ATTACHMENT: &str = "FTPCT_ATTACHMENT";
+    /// Local address → the external address clients reach it at (NAT).
+    pub const EXTERNAL: &str = "FTPCT_EXTERNAL";
     /// Every map, in the order `ftpct` pins them.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         PORTS,
         POLICY,
         EXPECTATIONS,
@@ -62,6 +65,7 @@ pub mod map_names {
         COUNTERS,
         CLIENTS,
         BOUNCE,
+        EXTERNAL,
         ATTACHMENT,
     ];
 }

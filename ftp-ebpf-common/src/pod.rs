@@ -8,11 +8,14 @@ use crate::{
     attachment::Attachment,
     control::{ControlKey, ControlState},
     flow::{BounceKey, ClientKey, ClientValue, ExpectKey, ExpectValue, FlowKey, FlowValue},
+    nat::ExternalKey,
     policy::Policy,
 };
 
 // SAFETY: see the module comment.
 unsafe impl aya::Pod for Attachment {}
+// SAFETY: see the module comment.
+unsafe impl aya::Pod for ExternalKey {}
 // SAFETY: see the module comment.
 unsafe impl aya::Pod for ExpectKey {}
 // SAFETY: see the module comment.

@@ -1,4 +1,4 @@
-//! Address copies without `memcpy`.
+//! Address copies and compares without `memcpy`/`bcmp`.
 //!
 //! A 16-byte array with byte alignment is copied through compiler-builtins'
 //! `memcpy`, a byte loop the verifier walks iteration by iteration; deep in
@@ -46,4 +46,20 @@ pub fn set_v4(dst: &mut Addr, octets: [u8; 4]) {
         core::ptr::write_unaligned(p.add(4).cast::<u32>(), 0);
         core::ptr::write_unaligned(p.add(8).cast::<u64>(), 0);
     }
+}
+
+/// `a == b`, as two 64-bit compares.
+#[inline(always)]
+pub fn same(a: &Addr, b: &Addr) -> bool {
+    let (a, b) = (words(a), words(b));
+    a[0] == b[0] && a[1] == b[1]
+}
+
+#[inline(always)]
+fn words(a: &Addr) -> [u64; 2] {
+    let mut lo = [0u8; 8];
+    let mut hi = [0u8; 8];
+    lo.copy_from_slice(&a[..8]);
+    hi.copy_from_slice(&a[8..]);
+    [u64::from_ne_bytes(lo), u64::from_ne_bytes(hi)]
 }

@@ -15,6 +15,7 @@ mod control;
 mod counters;
 mod egress;
 mod expectations;
+mod external;
 mod headers;
 mod ingress;
 mod maps;

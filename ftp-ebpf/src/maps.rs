@@ -6,10 +6,12 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use ftp_ebpf_common::{
+    Addr,
     attachment::Attachment,
     control::{ControlKey, ControlState},
     counters::COUNTER_COUNT,
     flow::{BounceKey, ClientKey, ClientValue, ExpectKey, ExpectValue, FlowKey, FlowValue},
+    nat::{EXTERNAL_ENTRIES, ExternalKey},
     policy::{
         CLIENT_ENTRIES, DEFAULT_MAX_CONTROL, DEFAULT_MAX_EXPECTATIONS, DEFAULT_MAX_FLOWS,
         PORT_COUNT, Policy,
@@ -67,6 +69,12 @@ pub static FTPCT_CLIENTS: LruHashMap<ClientKey, ClientValue, CLIENT_MAX> = LruHa
 #[btf_map]
 pub static FTPCT_BOUNCE: LruHashMap<BounceKey, u64, BOUNCE_ENTRIES> = LruHashMap::new();
 
+/// Local address → the external address clients reach it at behind a 1:1
+/// NAT (`--external-address`); see `ftp_ebpf_common::nat`.
+#[btf_map]
+pub static FTPCT_EXTERNAL: HashMap<ExternalKey, Addr, { EXTERNAL_ENTRIES as usize }> =
+    HashMap::new();
+
 /// How user space hooked the programs in (written by `attach`, read by
 /// `status` and `detach`; the programs never look at it).
 #[btf_map]
@@ -89,6 +97,8 @@ pub struct Scratch {
     pub client_key: ClientKey,
     pub zero_client: ClientValue,
     pub bounce_key: BounceKey,
+    /// The local address whose external address is looked up.
+    pub external_key: ExternalKey,
     /// When this CPU last swept the control table (it sweeps at most once a
     /// second, so a flood of new connections cannot make every one pay).
     pub control_swept_ns: u64,

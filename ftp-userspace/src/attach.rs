@@ -27,6 +27,7 @@ use ftp_ebpf_common::{
 use crate::{
     binding::Binding,
     egress_hook::{self, Hooked},
+    external::{self, ExternalMapping},
     features, netdev,
     netns::Netns,
     pins::{self, LINK_EGRESS, LINK_INGRESS, PROG_EGRESS, PROG_INGRESS},
@@ -104,6 +105,8 @@ pub struct AttachConfig {
     pub xdp_mode: XdpModeChoice,
     /// tcx or clsact for egress.
     pub egress_hook: EgressHookChoice,
+    /// External addresses behind NAT (`--external-address`).
+    pub external: Vec<ExternalMapping>,
 }
 
 impl AttachConfig {
@@ -138,6 +141,7 @@ impl AttachConfig {
             log_level: 0,
             xdp_mode: XdpModeChoice::Auto,
             egress_hook: EgressHookChoice::Auto,
+            external: Vec::new(),
         }
     }
 }
@@ -319,6 +323,11 @@ fn configure(ebpf: &mut Ebpf, cfg: &AttachConfig, classes: &[PortClass]) -> Resu
                 .with_context(|| format!("writing port class of {port}"))?;
         }
     }
+    external::write(
+        ebpf.map_mut(map_names::EXTERNAL)
+            .ok_or_else(|| anyhow!("map {} missing", map_names::EXTERNAL))?,
+        &cfg.external,
+    )?;
     let mut policy = Policy::defaults();
     policy.expect_timeout_ns = cfg.expect_timeout_secs.saturating_mul(1_000_000_000);
     policy.flow_timeout_ns = cfg.flow_timeout_secs.saturating_mul(1_000_000_000);

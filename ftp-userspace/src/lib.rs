@@ -5,6 +5,7 @@
 pub mod attach;
 pub mod binding;
 pub mod egress_hook;
+pub mod external;
 pub mod features;
 pub mod netdev;
 pub mod netns;

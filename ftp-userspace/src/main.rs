@@ -14,7 +14,7 @@ use ftp_ebpf_common::policy::{
 use ftp_userspace::{
     attach::{self, AttachConfig, EgressHookChoice, XdpModeChoice},
     binding::Binding,
-    features,
+    external, features,
     netns::Netns,
     pins, portspec, run, status, tables,
 };
@@ -138,6 +138,12 @@ struct AttachArgs {
     /// or native with a fallback to generic (auto).
     #[arg(long, value_enum, value_name = "MODE", default_value_t = XdpModeChoice::Auto)]
     xdp_mode: XdpModeChoice,
+    /// The address clients reach this host at behind a 1:1 NAT, which the
+    /// FTP server announces in 227 (vsftpd pasv_address, proftpd
+    /// MasqueradeAddress, ...): ADDR for every local address, LOCAL=ADDR
+    /// for one. Repeatable.
+    #[arg(long, value_name = "[LOCAL=]ADDR")]
+    external_address: Vec<String>,
     /// Egress through a tcx link (Linux 6.6+), a clsact qdisc filter, or
     /// tcx where the kernel has it (auto).
     #[arg(long, value_enum, value_name = "HOOK", default_value_t = EgressHookChoice::Auto)]
@@ -176,6 +182,7 @@ impl AttachArgs {
             log_level,
             xdp_mode: self.xdp_mode,
             egress_hook: self.egress_hook,
+            external: external::parse(&self.external_address)?,
         })
     }
 }

@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::{
     binding::Binding,
     egress_hook as hook,
+    external::{self, ExternalMapping},
     netns::Netns,
     pins::{self, LINK_EGRESS, LINK_INGRESS, PROG_EGRESS, PROG_INGRESS},
     portspec, tables,
@@ -54,6 +55,8 @@ pub struct IfaceStatus {
     pub egress_hook: String,
     /// The clsact filter's priority and handle, if egress runs as one.
     pub clsact_filter: Option<(u16, u32)>,
+    /// External addresses behind NAT.
+    pub external_addresses: Vec<ExternalMapping>,
     /// Control ports, as ranges.
     pub control_ports: String,
     /// Guarded ports, as ranges.
@@ -148,6 +151,7 @@ fn iface_status_in(dir: &Path, netns: &Netns, iface: &str) -> Result<IfaceStatus
             _ => "unknown",
         }
         .to_string(),
+        external_addresses: external::read(dir),
         clsact_filter: record
             .filter(|r| r.egress_hook == egress_hook::CLSACT)
             .map(|r| (r.tc_priority, r.tc_handle)),
@@ -201,6 +205,9 @@ pub fn print_text(s: &IfaceStatus) {
         s.ingress_prog_id, s.xdp_mode, s.link_ids.0, s.egress_prog_id
     );
     println!("  control ports  {}", s.control_ports);
+    for mapping in &s.external_addresses {
+        println!("  external       {mapping}");
+    }
     println!(
         "  guarded ports  {}{}",
         s.guarded_ports,

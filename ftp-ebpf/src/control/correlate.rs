@@ -13,7 +13,7 @@ use ftp_ebpf_common::{
     policy::{POLICY_ALLOW_LOW_PORTS, Policy},
 };
 
-use crate::{bounce, counters::count, expectations};
+use crate::{addr, bounce, counters::count, expectations, external};
 
 /// Lowest port an announcement may name unless policy allows lower ones.
 const FIRST_UNPRIVILEGED_PORT: u16 = 1024;
@@ -122,7 +122,12 @@ fn active_endpoint_ok(flags: u8, key: &ControlKey, policy: &Policy, line: &Parse
     let ep = &line.endpoint;
     let refusal = if ep.family != key.family {
         Some(Counter::RefusedFamilyMismatch)
-    } else if !same_addr(&ep.addr, &key.client) {
+    } else if !names_end(
+        flags & control_flags::LOCAL_CLIENT != 0,
+        key.family,
+        &ep.addr,
+        &key.client,
+    ) {
         Some(Counter::RefusedBounce)
     } else if low_port(ep.port, policy) {
         Some(Counter::RefusedLowPort)
@@ -138,6 +143,19 @@ fn active_endpoint_ok(flags: u8, key: &ControlKey, policy: &Policy, line: &Parse
             false
         }
         None => true,
+    }
+}
+
+/// Whether an announcement's address `named` is that of the connection's
+/// end `end` (the client for `PORT`/`EPRT`, the server for `227`): the
+/// address itself, or, where that end is this host (`local`), its external
+/// address behind NAT. A remote end's NAT is none of ftpct's business.
+#[inline(always)]
+fn names_end(local: bool, family: u8, named: &Addr, end: &Addr) -> bool {
+    if local {
+        external::names_local(family, named, end)
+    } else {
+        addr::same(named, end)
     }
 }
 
@@ -227,7 +245,10 @@ fn passive_reply(
     let ep = &line.endpoint;
     // 227 names an address: it must be the server's own end of the control
     // connection (and so IPv4). 229 names only a port.
-    if line.code == 227 && (key.family != family::V4 || !same_addr(&ep.addr, &key.server)) {
+    let local_server = state.flags & control_flags::LOCAL_SERVER != 0;
+    if line.code == 227
+        && (key.family != family::V4 || !names_end(local_server, key.family, &ep.addr, &key.server))
+    {
         count(Counter::RefusedAddressMismatch);
         return;
     }
@@ -243,19 +264,4 @@ fn passive_reply(
 #[inline(always)]
 fn low_port(port: u16, policy: &Policy) -> bool {
     port < FIRST_UNPRIVILEGED_PORT && policy.flags & POLICY_ALLOW_LOW_PORTS == 0
-}
-
-#[inline(always)]
-fn same_addr(a: &Addr, b: &Addr) -> bool {
-    let (a, b) = (addr_words(a), addr_words(b));
-    a[0] == b[0] && a[1] == b[1]
-}
-
-#[inline(always)]
-fn addr_words(a: &Addr) -> [u64; 2] {
-    let mut lo = [0u8; 8];
-    let mut hi = [0u8; 8];
-    lo.copy_from_slice(&a[..8]);
-    hi.copy_from_slice(&a[8..]);
-    [u64::from_ne_bytes(lo), u64::from_ne_bytes(hi)]
 }

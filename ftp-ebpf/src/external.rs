@@ -1,0 +1,42 @@
+//! Announcements naming the host's external address behind a 1:1 NAT
+//! (`--external-address`): see `ftp_ebpf_common::nat`.
+
+use ftp_ebpf_common::{Addr, counters::Counter, nat::ExternalKey};
+
+use crate::{
+    addr,
+    counters::count,
+    maps::{FTPCT_EXTERNAL, FTPCT_SCRATCH},
+};
+
+/// Whether an announcement naming `named` names the local end `local` of
+/// its control connection: the address itself, or the external address
+/// mapped to it (counted, as the NAT's share of announcements).
+#[inline(always)]
+pub fn names_local(family: u8, named: &Addr, local: &Addr) -> bool {
+    if addr::same(named, local) {
+        return true;
+    }
+    let Some(scratch) = FTPCT_SCRATCH.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU scratch from a successful lookup, used by this CPU only.
+    let key = unsafe { &mut (*scratch).external_key };
+    // The key is built in scratch memory: this runs deep in the parser's
+    // call chain, whose stack 6.1 holds to 512 bytes in total.
+    *key = ExternalKey::any(family);
+    addr::copy(&mut key.local, local);
+    key.any = 0;
+    // SAFETY: read-only look at values from successful lookups.
+    let mut external = unsafe { FTPCT_EXTERNAL.get(&*key) };
+    if external.is_none() {
+        *key = ExternalKey::any(family);
+        // SAFETY: as above.
+        external = unsafe { FTPCT_EXTERNAL.get(&*key) };
+    }
+    let named_external = external.is_some_and(|external| addr::same(external, named));
+    if named_external {
+        count(Counter::AnnouncedViaExternal);
+    }
+    named_external
+}
