@@ -883,6 +883,7 @@ fn attach_options_take_effect() -> Result<()> {
     let lab = Lab::new()?;
     let options = ServerOptions {
         pasv_ports: 40020..=40029,
+        ..ServerOptions::default()
     };
     let server = Vsftpd::start_with(lab.server(), options)?;
     let small = server.tree().digest(SMALL_FILE)?;

@@ -533,6 +533,7 @@ fn pasv_flood_is_capped_and_other_clients_transfer() -> Result<()> {
         lab.server(),
         ServerOptions {
             pasv_ports: 40000..=40999,
+            ..ServerOptions::default()
         },
     )?;
     let big = server.tree().digest(BIG_FILE)?;

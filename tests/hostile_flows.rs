@@ -103,6 +103,7 @@ fn finished_transfers_4_tuple_cannot_take_the_next_clients_data_port() -> Result
         lab.server(),
         ServerOptions {
             pasv_ports: ONE_PORT..=ONE_PORT,
+            ..ServerOptions::default()
         },
     )?;
     let small = server.tree().digest(SMALL_FILE)?;

@@ -268,6 +268,7 @@ fn expectation_table_flood_from_many_ipv6_64s_does_not_block_an_ipv4_client() ->
         lab.server(),
         ServerOptions {
             pasv_ports: WIDE_PASV_PORTS,
+            ..ServerOptions::default()
         },
     )?;
     let small = server.tree().digest(SMALL_FILE)?;
@@ -409,6 +410,7 @@ fn admitted_flow_flood_does_not_evict_the_hosts_own_connections() -> Result<()> 
         lab.server(),
         ServerOptions {
             pasv_ports: WIDE_PASV_PORTS,
+            ..ServerOptions::default()
         },
     )?;
     let srv4 = SERVER.ip(Family::V4);

@@ -112,8 +112,7 @@ impl Lab {
     /// Builds the topology and waits (bounded) until every client host can
     /// reach the server over IPv4 and IPv6.
     pub fn new() -> Result<Self> {
-        sweep_stale_namespaces().context("sweeping stale namespaces")?;
-        ftpct::sweep_stale_pin_roots();
+        sweep_stale()?;
         let switch = Netns::create("sw")?;
         setup_switch(&switch)?;
         let server = add_host(&switch, &SERVER)?;
@@ -202,8 +201,15 @@ impl Drop for Lab {
     }
 }
 
+/// Removes what killed test processes left: their namespaces and pin roots.
+pub(crate) fn sweep_stale() -> Result<()> {
+    sweep_stale_namespaces().context("sweeping stale namespaces")?;
+    ftpct::sweep_stale_pin_roots();
+    Ok(())
+}
+
 /// Creates the bridge in the switch namespace.
-fn setup_switch(switch: &Netns) -> Result<()> {
+pub(crate) fn setup_switch(switch: &Netns) -> Result<()> {
     switch.run_ok(&["ip", "link", "set", "lo", "up"])?;
     switch.run_ok(&[
         "ip",
@@ -223,45 +229,70 @@ fn setup_switch(switch: &Netns) -> Result<()> {
 
 /// Creates the namespace for `host`, a veth pair with `eth0` inside it and
 /// `p-<label>` enslaved to the bridge, and configures addresses.
-fn add_host(switch: &Netns, host: &Host) -> Result<Netns> {
+pub(crate) fn add_host(switch: &Netns, host: &Host) -> Result<Netns> {
     let ns = Netns::create(host.label)?;
     let port = format!("p-{}", host.label);
+    add_veth(&ns, LAB_IFACE, switch, &port)?;
+    switch.run_ok(&["ip", "link", "set", &port, "master", BRIDGE, "up"])?;
+    configure_iface(
+        &ns,
+        LAB_IFACE,
+        (host.v4, V4_PREFIX_LEN),
+        Some((host.v6, V6_PREFIX_LEN)),
+    )?;
+    Ok(ns)
+}
+
+/// Creates a veth pair: `a_iface` in `a`, `b_iface` in `b`.
+pub(crate) fn add_veth(a: &Netns, a_iface: &str, b: &Netns, b_iface: &str) -> Result<()> {
     // Both ends are created directly in their namespaces, so nothing ever
     // appears in the host namespace and names cannot collide.
     let mut cmd = Command::new("ip");
-    cmd.args(["link", "add", LAB_IFACE, "netns", ns.name()])
-        .args([
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &port,
-            "netns",
-            switch.name(),
-        ]);
+    cmd.args(["link", "add", a_iface, "netns", a.name()]).args([
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_iface,
+        "netns",
+        b.name(),
+    ]);
     check_success(
         &describe(&cmd),
         run_with_timeout(cmd, Duration::from_secs(10))?,
     )?;
-    switch.run_ok(&["ip", "link", "set", &port, "master", BRIDGE, "up"])?;
+    Ok(())
+}
 
+/// Brings `lo` and `iface` of `ns` up with the IPv4 address `v4` and, if
+/// given, the IPv6 address `v6` (each with its prefix length).
+pub(crate) fn configure_iface(
+    ns: &Netns,
+    iface: &str,
+    v4: (Ipv4Addr, u8),
+    v6: Option<(Ipv6Addr, u8)>,
+) -> Result<()> {
     // No duplicate address detection anywhere: addresses are usable at once.
     ns.run_ok(&[
         "sh",
         "-c",
-        "for f in all default eth0; do echo 0 > /proc/sys/net/ipv6/conf/$f/accept_dad; done",
+        &format!(
+            "for f in all default {iface}; do echo 0 > /proc/sys/net/ipv6/conf/$f/accept_dad; done"
+        ),
     ])?;
     ns.run_ok(&["ip", "link", "set", "lo", "up"])?;
-    let v4 = format!("{}/{V4_PREFIX_LEN}", host.v4);
-    let v6 = format!("{}/{V6_PREFIX_LEN}", host.v6);
-    ns.run_ok(&["ip", "addr", "add", &v4, "dev", LAB_IFACE])?;
-    ns.run_ok(&["ip", "-6", "addr", "add", &v6, "dev", LAB_IFACE, "nodad"])?;
-    ns.run_ok(&["ip", "link", "set", LAB_IFACE, "up"])?;
-    Ok(ns)
+    let addr = format!("{}/{}", v4.0, v4.1);
+    ns.run_ok(&["ip", "addr", "add", &addr, "dev", iface])?;
+    if let Some((addr, len)) = v6 {
+        let addr = format!("{addr}/{len}");
+        ns.run_ok(&["ip", "-6", "addr", "add", &addr, "dev", iface, "nodad"])?;
+    }
+    ns.run_ok(&["ip", "link", "set", iface, "up"])?;
+    Ok(())
 }
 
 /// Probes `target` from `ns` until it answers with a RST or `deadline`.
-fn wait_reachable(ns: &Netns, target: IpAddr, deadline: Instant) -> Result<()> {
+pub(crate) fn wait_reachable(ns: &Netns, target: IpAddr, deadline: Instant) -> Result<()> {
     loop {
         let result = tcp_connect(ns, target, PROBE_PORT, Duration::from_millis(500))?;
         if result == ConnectResult::Refused {

@@ -16,6 +16,9 @@
 //! namespaces. Commands run inside with `nsenter --net=/run/netns/NAME`
 //! (see [`netns`]).
 //!
+//! [`NatLab`] puts the server behind a router doing a cloud-style 1:1 NAT
+//! (see [`nat_lab`]).
+//!
 //! Servers ([`servers`]: vsftpd, pure-ftpd, ProFTPD, pyftpdlib) run as
 //! foreground children in the server namespace and serve a temporary tree
 //! (`small.txt`, `big.bin`, writable `upload/`). Clients ([`clients`]: curl,
@@ -34,6 +37,7 @@ pub mod fixtures;
 pub mod forge;
 pub mod ftpct;
 pub mod lab;
+pub mod nat_lab;
 pub mod netns;
 pub mod process;
 pub mod servers;
@@ -43,5 +47,6 @@ pub use fixtures::{BIG_FILE, FileDigest, SMALL_FILE, UPLOAD_DIR};
 pub use ftp_ebpf_common::counters::Counter;
 pub use ftpct::{Counters, Ftpct, Rows, assert_cli_error, ftpct_bin, ftpct_run, pin_dir};
 pub use lab::{CLIENT, CLIENT2, Family, INTRUDER, LAB_IFACE, Lab, SERVER};
+pub use nat_lab::{NAT_PRIVATE, NAT_PUBLIC, NAT_ROUTER, NatLab};
 pub use netns::Netns;
 pub use servers::{FtpServer, Proftpd, PureFtpd, Pyftpdlib, Vsftpd, server_binary};

@@ -15,7 +15,8 @@ const MAX_TIME: &str = "30";
 /// Connect limit passed to curl (`--connect-timeout`), in seconds.
 const CONNECT_TIMEOUT: &str = "5";
 
-/// Common arguments: quiet, bounded, authenticated, data-channel `mode`.
+/// Common arguments: quiet, bounded, authenticated, data-channel `mode`,
+/// and whether to use the `227`'s address.
 fn base_args(target: &FtpTarget, mode: TransferMode) -> Vec<String> {
     let mut args: Vec<String> = [
         "curl",
@@ -34,6 +35,9 @@ fn base_args(target: &FtpTarget, mode: TransferMode) -> Vec<String> {
         target.credentials.user, target.credentials.password
     ));
     args.extend(mode_args(mode).iter().map(|s| s.to_string()));
+    if target.use_pasv_address {
+        args.push("--no-ftp-skip-pasv-ip".into());
+    }
     args
 }
 

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use super::TransferMode;
 use crate::fixtures::FileDigest;
 use crate::netns::Netns;
 use crate::servers::FtpTarget;
@@ -20,16 +21,50 @@ set cmd:fail-exit yes
 set xfer:clobber on
 ";
 
-/// Runs `commands` after logging in to `target`; `passive` selects
-/// `ftp:passive-mode`. Returns stdout.
-fn run(ns: &Netns, target: &FtpTarget, passive: bool, commands: &[String]) -> Result<String> {
+/// Settings making lftp connect to the address a `227` names as it is
+/// (its default corrects one that looks private while the server's does
+/// not).
+const USE_PASV_ADDRESS: &str = "\
+set ftp:ignore-pasv-address no
+set ftp:fix-pasv-address no
+";
+
+/// `ftp:passive-mode` on or off, leaving lftp the rest of its choices.
+fn passive_settings(passive: bool) -> String {
+    format!(
+        "set ftp:passive-mode {}\n",
+        if passive { "on" } else { "off" }
+    )
+}
+
+/// Settings selecting the data-connection `mode` exactly: no automatic
+/// switch to the other side when a data connection fails. lftp itself
+/// picks `PORT` over IPv4 and `EPRT` over IPv6, and always `EPSV` over
+/// IPv6.
+fn mode_settings(mode: TransferMode) -> String {
+    let (passive, epsv) = match mode {
+        TransferMode::Pasv => (true, false),
+        TransferMode::Epsv => (true, true),
+        TransferMode::Port | TransferMode::Eprt => (false, false),
+    };
+    format!(
+        "{}set ftp:prefer-epsv {}\nset ftp:auto-passive-mode no\n",
+        passive_settings(passive),
+        if epsv { "yes" } else { "no" }
+    )
+}
+
+/// Runs `commands` after logging in to `target` with the data-connection
+/// settings `mode` ([`passive_settings`], [`mode_settings`]). Returns
+/// stdout.
+fn run(ns: &Netns, target: &FtpTarget, mode: &str, commands: &[String]) -> Result<String> {
     let dir = tempfile::tempdir().context("temp dir for lftp")?;
     let script = dir.path().join("script.lftp");
     let mut text = String::from(SETTINGS);
-    text.push_str(&format!(
-        "set ftp:passive-mode {}\n",
-        if passive { "on" } else { "off" }
-    ));
+    if target.use_pasv_address {
+        text.push_str(USE_PASV_ADDRESS);
+    }
+    text.push_str(mode);
     text.push_str(&format!(
         "open -u {},{} -p {} {}\n",
         quote(&target.credentials.user),
@@ -48,9 +83,10 @@ fn run(ns: &Netns, target: &FtpTarget, passive: bool, commands: &[String]) -> Re
         "-f".into(),
         script.display().to_string(),
     ];
-    let out = ns
-        .run_ok(&argv)
-        .with_context(|| format!("lftp against {} (passive={passive})", target.url("")))?;
+    let out = ns.run_ok(&argv).with_context(|| {
+        let mode = mode.trim().replace('\n', "; ");
+        format!("lftp against {} ({mode})", target.url(""))
+    })?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
@@ -66,7 +102,8 @@ fn quote_path(p: &Path) -> String {
 
 /// Lists directory `dir` (`ls`); returns the listing text.
 pub fn lftp_list(ns: &Netns, target: &FtpTarget, dir: &str, passive: bool) -> Result<String> {
-    run(ns, target, passive, &[format!("ls {}", quote(dir))])
+    let mode = passive_settings(passive);
+    run(ns, target, &mode, &[format!("ls {}", quote(dir))])
 }
 
 /// Uploads `data` to `remote_path` (`put`).
@@ -81,7 +118,7 @@ pub fn lftp_upload(
     let local = dir.path().join("upload.bin");
     fs::write(&local, data).context("writing upload source")?;
     let cmd = format!("put {} -o {}", quote_path(&local), quote(remote_path));
-    run(ns, target, passive, &[cmd])?;
+    run(ns, target, &passive_settings(passive), &[cmd])?;
     Ok(())
 }
 
@@ -92,9 +129,25 @@ pub fn lftp_download(
     remote_path: &str,
     passive: bool,
 ) -> Result<FileDigest> {
+    download(ns, target, remote_path, &passive_settings(passive))
+}
+
+/// Downloads `remote_path` (`get`) with the data connection set up as
+/// `mode` says (see [`mode_settings`]); returns the content's digest.
+pub fn lftp_download_mode(
+    ns: &Netns,
+    target: &FtpTarget,
+    remote_path: &str,
+    mode: TransferMode,
+) -> Result<FileDigest> {
+    download(ns, target, remote_path, &mode_settings(mode))
+}
+
+/// `get` with the data-connection settings `mode`.
+fn download(ns: &Netns, target: &FtpTarget, remote_path: &str, mode: &str) -> Result<FileDigest> {
     let dir = tempfile::tempdir().context("temp dir for lftp download")?;
     let local = dir.path().join("download.bin");
     let cmd = format!("get {} -o {}", quote(remote_path), quote_path(&local));
-    run(ns, target, passive, &[cmd])?;
+    run(ns, target, mode, &[cmd])?;
     FileDigest::of_file(&local)
 }

@@ -106,13 +106,15 @@ pub fn wait_banner(ns: &Netns, addr: IpAddr, port: u16, timeout: Duration) -> Re
 
 /// Downloads `path` with Python's ftplib using `mode` (all four modes are
 /// sent literally; PASV and PORT need IPv4); returns the content's digest.
+/// A `PASV` data connection goes to the control connection's address, or
+/// to the `227`'s if `target` says so (`trust_server_pasv_ipv4_address`).
 pub fn ftplib_download(
     ns: &Netns,
     target: &FtpTarget,
     path: &str,
     mode: TransferMode,
 ) -> Result<FileDigest> {
-    let argv = helper_argv(&[
+    let mut args = vec![
         "download".into(),
         target.host.to_string(),
         target.port.to_string(),
@@ -120,7 +122,11 @@ pub fn ftplib_download(
         target.credentials.password.clone(),
         path.into(),
         mode.as_str().into(),
-    ]);
+    ];
+    if target.use_pasv_address {
+        args.push("trust-pasv".into());
+    }
+    let argv = helper_argv(&args);
     let out = ns
         .run_ok(&argv)
         .with_context(|| format!("ftplib download {} ({mode:?})", target.url(path)))?;

@@ -7,9 +7,11 @@ Subcommands:
       Exit 0 if HOST:PORT answers with a "220" line within TIMEOUT seconds.
   connect HOST PORT TIMEOUT
       Try one TCP connect; print connected | refused | timeout | error:MSG.
-  download HOST PORT USER PASS PATH MODE
+  download HOST PORT USER PASS PATH MODE [trust-pasv]
       Log in, RETR PATH using MODE (pasv, epsv, port, eprt), print
-      "LEN SHA256".
+      "LEN SHA256". A PASV data connection goes to the control connection's
+      address (ftplib's default), or with trust-pasv to the address the 227
+      names (ftplib's trust_server_pasv_ipv4_address).
   session HOST PORT USER PASS
       Log in, print "ready", then serve one command per stdin line, one
       reply line each ("ok ..." or "err ..."):
@@ -67,12 +69,16 @@ def connect(host, port, timeout):
 class Session:
     """One logged-in control connection and at most one pending data channel."""
 
-    def __init__(self, host, port, user, password):
+    def __init__(self, host, port, user, password, trust_pasv=False):
         self.ftp = ftplib.FTP(timeout=IO_TIMEOUT)
+        self.ftp.trust_server_pasv_ipv4_address = trust_pasv
         self.ftp.connect(host, port)
         self.ftp.login(user, password)
         self.ftp.voidcmd("TYPE I")
         self.peer = self.ftp.sock.getpeername()[0]
+        # Where passive data connections go: the control connection's peer,
+        # or (PASV, trusted) the address the 227 names.
+        self.data_host = self.peer
         self.port = None
         self.data = None
         self.listener = None
@@ -85,18 +91,20 @@ class Session:
 
     def pasv(self):
         self.reset()
-        _, self.port = ftplib.parse227(self.ftp.sendcmd("PASV"))
+        host, self.port = ftplib.parse227(self.ftp.sendcmd("PASV"))
+        self.data_host = host if self.ftp.trust_server_pasv_ipv4_address else self.peer
         return self.port
 
     def epsv(self):
         self.reset()
         _, self.port = ftplib.parse229(self.ftp.sendcmd("EPSV"), self.ftp.sock.getpeername())
+        self.data_host = self.peer
         return self.port
 
     def connect_data(self):
         if self.port is None:
             raise RuntimeError("no passive port announced")
-        self.data = socket.create_connection((self.peer, self.port), timeout=IO_TIMEOUT)
+        self.data = socket.create_connection((self.data_host, self.port), timeout=IO_TIMEOUT)
 
     def active(self, extended):
         self.reset()
@@ -152,8 +160,8 @@ class Session:
             self.ftp.close()
 
 
-def download(host, port, user, password, path, mode):
-    session = Session(host, port, user, password)
+def download(host, port, user, password, path, mode, trust_pasv=False):
+    session = Session(host, port, user, password, trust_pasv)
     if mode == "pasv":
         session.pasv()
     elif mode == "epsv":
@@ -277,7 +285,9 @@ def main(argv):
         print(connect(args[0], int(args[1]), float(args[2])), flush=True)
         return 0
     if cmd == "download":
-        download(args[0], int(args[1]), args[2], args[3], args[4], args[5])
+        if args[6:] not in ([], ["trust-pasv"]):
+            raise SystemExit("unknown download option %r" % args[6:])
+        download(args[0], int(args[1]), args[2], args[3], args[4], args[5], args[6:] == ["trust-pasv"])
         return 0
     if cmd == "session":
         return session_loop(args[0], int(args[1]), args[2], args[3])

@@ -1,9 +1,10 @@
 """pyftpdlib server for the ftpct test lab.
 
-Usage: pyftpd_server.py ROOT PORT PASV_LO PASV_HI
+Usage: pyftpd_server.py ROOT PORT PASV_LO PASV_HI [MASQUERADE_ADDRESS]
 
 Serves ROOT to anonymous users with full write permission on one
-dual-stack socket ("::" with IPV6_V6ONLY off), passive ports PASV_LO..PASV_HI.
+dual-stack socket ("::" with IPV6_V6ONLY off), passive ports PASV_LO..PASV_HI;
+227 replies name MASQUERADE_ADDRESS if given (as behind a 1:1 NAT).
 Runs in the foreground until killed.
 """
 
@@ -32,6 +33,8 @@ def main():
     Handler.authorizer = authorizer
     Handler.passive_ports = list(range(lo, hi + 1))
     Handler.permit_foreign_addresses = False
+    if len(sys.argv) > 5:
+        Handler.masquerade_address = sys.argv[5]
 
     sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

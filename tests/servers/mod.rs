@@ -44,6 +44,12 @@ pub const DEFAULT_SERVERS_DIR: &str = "/root/.cache/ftpct/servers";
 /// Upper bound for a server to answer with its 220 banner.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Where a dual-stack server must answer before it counts as started.
+pub(crate) const DUAL_STACK: [IpAddr; 2] = [
+    IpAddr::V4(Ipv4Addr::LOCALHOST),
+    IpAddr::V6(Ipv6Addr::LOCALHOST),
+];
+
 /// Login name and password.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credentials {
@@ -95,9 +101,22 @@ pub struct FtpTarget {
     pub port: u16,
     /// Login.
     pub credentials: Credentials,
+    /// Whether clients connect to the address a `227` names: curl
+    /// (`--no-ftp-skip-pasv-ip`) and the ftplib helper otherwise use the
+    /// control connection's, and lftp corrects a private-looking one.
+    pub use_pasv_address: bool,
 }
 
 impl FtpTarget {
+    /// This target, with clients connecting to the address a `227` names
+    /// (as behind a 1:1 NAT, where it names the public address).
+    pub fn using_pasv_address(self) -> Self {
+        Self {
+            use_pasv_address: true,
+            ..self
+        }
+    }
+
     /// `host` as it appears in a URL (IPv6 in brackets).
     pub fn url_host(&self) -> String {
         match self.host {
@@ -122,12 +141,29 @@ impl FtpTarget {
 pub struct ServerOptions {
     /// Passive data ports the server may announce.
     pub pasv_ports: RangeInclusive<u16>,
+    /// The address to name in `227` replies instead of the server's own,
+    /// as admins set behind a 1:1 NAT without an FTP helper: vsftpd
+    /// `pasv_address` (vsftpd then listens on IPv4 only, see [`Vsftpd`]),
+    /// ProFTPD `MasqueradeAddress`, pure-ftpd `-P`, pyftpdlib
+    /// `masquerade_address`.
+    pub masquerade_address: Option<Ipv4Addr>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         Self {
             pasv_ports: DEFAULT_PASV_PORTS,
+            masquerade_address: None,
+        }
+    }
+}
+
+impl ServerOptions {
+    /// The defaults, naming `addr` in `227` replies.
+    pub fn masquerading(addr: Ipv4Addr) -> Self {
+        Self {
+            masquerade_address: Some(addr),
+            ..Self::default()
         }
     }
 }
@@ -179,6 +215,7 @@ pub trait FtpServer {
             host,
             port: CONTROL_PORT,
             credentials: self.credentials().clone(),
+            use_pasv_address: false,
         }
     }
 }
@@ -254,13 +291,24 @@ impl ServerProcess {
     /// the control port answers with a 220 banner on IPv4 and IPv6
     /// loopback.
     pub fn start(name: &str, ns: &Netns, argv: &[String], log: &Path) -> Result<Self> {
+        Self::start_on(name, ns, argv, log, &DUAL_STACK)
+    }
+
+    /// Like [`ServerProcess::start`], waiting for the banner on `loopbacks`.
+    pub fn start_on(
+        name: &str,
+        ns: &Netns,
+        argv: &[String],
+        log: &Path,
+        loopbacks: &[IpAddr],
+    ) -> Result<Self> {
         let child = ns.spawn_logged(argv, log)?;
         let mut server = Self {
             child,
             log: log.to_path_buf(),
         };
         server
-            .wait_ready(ns)
+            .wait_ready(ns, loopbacks)
             .with_context(|| format!("starting {name}; log: {}", server.log_tail()))?;
         Ok(server)
     }
@@ -270,12 +318,9 @@ impl ServerProcess {
         self.child.pid()
     }
 
-    fn wait_ready(&mut self, ns: &Netns) -> Result<()> {
+    fn wait_ready(&mut self, ns: &Netns, loopbacks: &[IpAddr]) -> Result<()> {
         let deadline = Instant::now() + START_TIMEOUT;
-        for host in [
-            IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ] {
+        for &host in loopbacks {
             loop {
                 if let Some(status) = self.child.try_status()? {
                     bail!("server exited early with {status}");

@@ -20,7 +20,7 @@ use crate::netns::Netns;
 /// (user `ftpct`, uid/gid `nobody`, home = the tree), `DefaultRoot ~`,
 /// `RequireValidShell off`, `PassivePorts LO HI`, `UseReverseDNS off`,
 /// `DelayTable none`, `WtmpLog off`, pid/scoreboard/log files in the work
-/// dir. No module has to be loaded, so `/etc/proftpd` is not used.
+/// dir; `MasqueradeAddress` if masquerading. No module has to be loaded, so `/etc/proftpd` is not used.
 pub struct Proftpd {
     running: Running,
 }
@@ -55,7 +55,7 @@ impl Proftpd {
         set_mode(&group, 0o600)?;
 
         let config = work.join("proftpd.conf");
-        let text = format!(
+        let mut text = format!(
             "\
 ServerType standalone
 ServerName \"ftpct-lab\"
@@ -86,6 +86,9 @@ AllowOverwrite on
             passwd = passwd.display(),
             group = group.display(),
         );
+        if let Some(addr) = options.masquerade_address {
+            text.push_str(&format!("MasqueradeAddress {addr}\n"));
+        }
         fs::write(&config, text).context("writing proftpd.conf")?;
         let argv = [
             binary.display().to_string(),

@@ -20,7 +20,8 @@ use crate::process::{DEFAULT_TIMEOUT, check_success, describe, run_with_timeout}
 /// `-l puredb:FILE -E` (no anonymous). Other flags: `-S ,21` (all
 /// addresses, both families), `-p LO:HI` passive range, `-H` no DNS,
 /// `-A` chroot everyone, `-u 1` any uid, `-U 133:022` readable uploads,
-/// `-g` pid file in the work dir. pure-ftpd still creates
+/// `-g` pid file in the work dir, `-P ADDR` if masquerading. pure-ftpd
+/// still creates
 /// `/run/pure-ftpd/` (its scoreboard directory).
 pub struct PureFtpd {
     running: Running,
@@ -53,7 +54,7 @@ impl PureFtpd {
         mkdb.arg("mkdb").arg(&pdb).arg("-f").arg(&passwd);
         check_success(&describe(&mkdb), run_with_timeout(mkdb, DEFAULT_TIMEOUT)?)?;
 
-        let argv = [
+        let mut argv = vec![
             binary.display().to_string(),
             format!("--login=puredb:{}", pdb.display()),
             "--noanonymous".into(),
@@ -70,6 +71,9 @@ impl PureFtpd {
             format!("--pidfile={}", work.join("pure-ftpd.pid").display()),
             format!("--altlog=clf:{}", work.join("pure-ftpd-xfer.log").display()),
         ];
+        if let Some(addr) = options.masquerade_address {
+            argv.push(format!("--forcepassiveip={addr}"));
+        }
         let log = work.join("pure-ftpd.log");
         let process = ServerProcess::start("pure-ftpd", ns, &argv, &log)?;
         Ok(Self {

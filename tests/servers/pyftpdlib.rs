@@ -12,7 +12,7 @@ const SCRIPT: &str = include_str!("../py/pyftpd_server.py");
 
 /// pyftpdlib serving a [`ServedTree`] to anonymous users (with write
 /// permission), on one dual-stack `::` socket, run by Debian's
-/// `/usr/bin/python3` as root.
+/// `/usr/bin/python3` as root; `masquerade_address` if masquerading.
 pub struct Pyftpdlib {
     running: Running,
 }
@@ -26,7 +26,7 @@ impl Pyftpdlib {
     /// Starts pyftpdlib in `ns` with `options`.
     pub fn start_with(ns: &Netns, options: ServerOptions) -> Result<Self> {
         let tree = ServedTree::create((0, 0))?;
-        let argv = [
+        let mut argv = vec![
             PYTHON.to_string(),
             "-u".into(),
             "-c".into(),
@@ -36,6 +36,7 @@ impl Pyftpdlib {
             options.pasv_ports.start().to_string(),
             options.pasv_ports.end().to_string(),
         ];
+        argv.extend(options.masquerade_address.map(|a| a.to_string()));
         let log = tree.work_dir().join("pyftpdlib.log");
         let process = ServerProcess::start("pyftpdlib", ns, &argv, &log)?;
         Ok(Self {

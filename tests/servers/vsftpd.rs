@@ -1,12 +1,13 @@
-//! vsftpd: anonymous, one dual-stack listener.
+//! vsftpd: anonymous, one dual-stack listener (IPv4 only when masquerading).
 
 use std::fs;
+use std::net::{IpAddr, Ipv4Addr};
 
 use anyhow::{Context, Result};
 
 use super::{
-    CONTROL_PORT, Credentials, FtpServer, Running, ServerOptions, ServerProcess, require_file,
-    server_binary, system_user,
+    CONTROL_PORT, Credentials, DUAL_STACK, FtpServer, Running, ServerOptions, ServerProcess,
+    require_file, server_binary, system_user,
 };
 use crate::fixtures::ServedTree;
 use crate::netns::Netns;
@@ -22,7 +23,10 @@ const ANON_USER: &str = "ftp";
 /// `upload/` owned by the `ftp` user, `anon_umask=022` so uploads can be
 /// downloaded again, `port_enable=YES` with `connect_from_port_20=NO`,
 /// `seccomp_sandbox=NO` and `isolate_network=NO` (no per-session network
-/// namespace), `background=NO` so the guard owns the process.
+/// namespace), `background=NO` so the guard owns the process;
+/// `pasv_address` if masquerading, and then `listen=YES` +
+/// `listen_ipv6=NO` (IPv4 only): on an IPv6 socket vsftpd 3.0.3 reads the
+/// IPv4 `pasv_address` as an IPv6 one and names 0,0,0,0.
 pub struct Vsftpd {
     running: Running,
 }
@@ -45,10 +49,14 @@ impl Vsftpd {
         fs::create_dir(&empty).context("creating secure_chroot_dir")?;
         let config = work.join("vsftpd.conf");
         let log = work.join("vsftpd.log");
-        let text = format!(
+        let (listen, listen_ipv6) = match options.masquerade_address {
+            Some(_) => ("YES", "NO"),
+            None => ("NO", "YES"),
+        };
+        let mut text = format!(
             "\
-listen=NO
-listen_ipv6=YES
+listen={listen}
+listen_ipv6={listen_ipv6}
 listen_port={CONTROL_PORT}
 background=NO
 anonymous_enable=YES
@@ -79,9 +87,16 @@ log_ftp_protocol=YES
             hi = options.pasv_ports.end(),
             xferlog = work.join("vsftpd-xfer.log").display(),
         );
+        if let Some(addr) = options.masquerade_address {
+            text.push_str(&format!("pasv_address={addr}\n"));
+        }
         fs::write(&config, text).context("writing vsftpd.conf")?;
         let argv = [binary.display().to_string(), config.display().to_string()];
-        let process = ServerProcess::start("vsftpd", ns, &argv, &log)?;
+        let loopbacks: &[IpAddr] = match options.masquerade_address {
+            Some(_) => &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            None => &DUAL_STACK,
+        };
+        let process = ServerProcess::start_on("vsftpd", ns, &argv, &log, loopbacks)?;
         Ok(Self {
             running: Running {
                 process,

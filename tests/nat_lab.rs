@@ -1,0 +1,218 @@
+//! A lab with the FTP server behind a cloud-style 1:1 NAT, as a cloud VM
+//! sits: its public address lives only in the provider's NAT, which has no
+//! FTP helper, so the server itself must name the public address in its
+//! `227` (vsftpd `pasv_address` and the like, see
+//! [`ServerOptions::masquerade_address`](crate::servers::ServerOptions)).
+//!
+//! ```text
+//!   cli  198.18.0.2    eth0 ─┐
+//!   intr 198.18.0.3    eth0 ─┼── br0 in namespace `sw` (public side)
+//!   rtr  198.18.0.254  eth0 ─┘
+//!   rtr  198.19.0.254  eth1 ──── eth0  198.19.0.1  srv   ftpct attaches here
+//!
+//!   rtr: nftables 1:1 NAT, public 198.18.1.1 <-> private 198.19.0.1
+//! ```
+//!
+//! The public side is the [`Lab`](crate::Lab)'s 198.18.0.0/24 bridge with
+//! its client and intruder (same addresses, IPv6 too). The public address
+//! [`NAT_PUBLIC`] is on no interface: the public hosts route it (a /32) to
+//! the router, whose nftables rules map it to the server's private
+//! [`NAT_PRIVATE`] (DNAT inbound, SNAT of the server's own connections),
+//! with no conntrack helper assigned. The router forwards only that mapping
+//! (policy drop), and nothing on the public side has a route to the private
+//! network 198.19.0.0/24.
+//!
+//! Behind the router there is IPv4 only: a 1:1 NAT is an IPv4 matter (an
+//! IPv6 server would be routed and name its own address), and the `227` is
+//! what the lab is for. ftpct attaches to the server's [`LAB_IFACE`].
+
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::ftpct;
+use crate::lab::{
+    CLIENT, Host, INTRUDER, LAB_IFACE, add_host, add_veth, configure_iface, setup_switch,
+    sweep_stale, wait_reachable,
+};
+use crate::netns::Netns;
+
+/// The server's public address: what clients connect to and what the
+/// server names in its `227`.
+pub const NAT_PUBLIC: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
+
+/// The server's private address, on its [`LAB_IFACE`]: the local address
+/// ftpct sees.
+pub const NAT_PRIVATE: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
+
+/// The router's leg on the public bridge.
+pub const NAT_ROUTER: Host = Host {
+    label: "rtr",
+    v4: Ipv4Addr::new(198, 18, 0, 254),
+    v6: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0xfe),
+};
+
+/// The router's address on the private network (the server's gateway).
+const ROUTER_PRIVATE: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 254);
+
+/// Prefix length of the private network 198.19.0.0/24.
+const PRIVATE_PREFIX_LEN: u8 = 24;
+
+/// The router's interface on the private network.
+const ROUTER_PRIVATE_IFACE: &str = "eth1";
+
+/// Upper bound for the server to become reachable through the NAT.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The router's ruleset: a 1:1 NAT of [`NAT_PUBLIC`] to [`NAT_PRIVATE`]
+/// and forwarding for nothing else. Inbound packets are forwarded if they
+/// belong to a connection DNATed to the server or are replies to one the
+/// server opened (SNATed).
+fn ruleset() -> String {
+    format!(
+        "\
+table ip ftpct_nat {{
+    chain prerouting {{
+        type nat hook prerouting priority dstnat; policy accept;
+        iifname \"{LAB_IFACE}\" ip daddr {NAT_PUBLIC} dnat to {NAT_PRIVATE}
+    }}
+    chain postrouting {{
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname \"{LAB_IFACE}\" ip saddr {NAT_PRIVATE} snat to {NAT_PUBLIC}
+    }}
+    chain forward {{
+        type filter hook forward priority filter; policy drop;
+        iifname \"{LAB_IFACE}\" oifname \"{ROUTER_PRIVATE_IFACE}\" ip daddr {NAT_PRIVATE} ct status dnat accept
+        iifname \"{LAB_IFACE}\" oifname \"{ROUTER_PRIVATE_IFACE}\" ip daddr {NAT_PRIVATE} ct status snat accept
+        iifname \"{ROUTER_PRIVATE_IFACE}\" oifname \"{LAB_IFACE}\" ip saddr {NAT_PRIVATE} accept
+    }}
+}}
+"
+    )
+}
+
+/// A NAT lab. Dropping it kills everything still running in its
+/// namespaces and deletes them (with the veth pairs, the bridge and the
+/// router's ruleset), and removes its bpffs pin root if something left it
+/// behind.
+pub struct NatLab {
+    server: Netns,
+    router: Netns,
+    client: Netns,
+    intruder: Netns,
+    switch: Netns,
+    pin_root: PathBuf,
+}
+
+impl NatLab {
+    /// Builds the topology and waits (bounded) until the client and the
+    /// intruder reach the server at [`NAT_PUBLIC`].
+    pub fn new() -> Result<Self> {
+        sweep_stale()?;
+        let switch = Netns::create("sw")?;
+        setup_switch(&switch)?;
+        let client = add_host(&switch, &CLIENT)?;
+        let intruder = add_host(&switch, &INTRUDER)?;
+        let router = add_host(&switch, &NAT_ROUTER)?;
+        let server = Netns::create("srv")?;
+        let lab = Self {
+            server,
+            router,
+            client,
+            intruder,
+            switch,
+            pin_root: ftpct::unique_pin_root(),
+        };
+        lab.setup().context("setting up the NAT")?;
+        lab.wait_ready()
+            .context("waiting for the server through the NAT")?;
+        Ok(lab)
+    }
+
+    /// The private network, the routes and the router's NAT.
+    fn setup(&self) -> Result<()> {
+        add_veth(&self.router, ROUTER_PRIVATE_IFACE, &self.server, LAB_IFACE)?;
+        let private = |addr| (addr, PRIVATE_PREFIX_LEN);
+        configure_iface(
+            &self.router,
+            ROUTER_PRIVATE_IFACE,
+            private(ROUTER_PRIVATE),
+            None,
+        )?;
+        configure_iface(&self.server, LAB_IFACE, private(NAT_PRIVATE), None)?;
+        let gateway = ROUTER_PRIVATE.to_string();
+        self.server
+            .run_ok(&["ip", "route", "add", "default", "via", &gateway])?;
+        let public = format!("{NAT_PUBLIC}/32");
+        let router = NAT_ROUTER.v4.to_string();
+        for ns in [&self.client, &self.intruder] {
+            ns.run_ok(&["ip", "route", "add", &public, "via", &router])?;
+        }
+        self.router
+            .run_ok(&["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"])?;
+        // nft reads the ruleset from a file: commands here get no stdin.
+        let dir = tempfile::tempdir().context("temp dir for the ruleset")?;
+        let rules = dir.path().join("nat.nft");
+        fs::write(&rules, ruleset()).context("writing the ruleset")?;
+        let rules = rules.display().to_string();
+        self.router
+            .run_ok(&["nft", "-f", &rules])
+            .context("loading the NAT ruleset (is nftables installed?)")?;
+        Ok(())
+    }
+
+    /// Waits until the client and the intruder get a RST from the server
+    /// through the NAT.
+    fn wait_ready(&self) -> Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        for ns in [&self.client, &self.intruder] {
+            wait_reachable(ns, IpAddr::V4(NAT_PUBLIC), deadline)?;
+        }
+        Ok(())
+    }
+
+    /// The server namespace, on the private network (ftpct attaches to its
+    /// [`LAB_IFACE`]).
+    pub fn server(&self) -> &Netns {
+        &self.server
+    }
+
+    /// The router namespace doing the NAT.
+    pub fn router(&self) -> &Netns {
+        &self.router
+    }
+
+    /// The legitimate client namespace, on the public side.
+    pub fn client(&self) -> &Netns {
+        &self.client
+    }
+
+    /// The intruder namespace, on the public side.
+    pub fn intruder(&self) -> &Netns {
+        &self.intruder
+    }
+
+    /// The switch namespace of the public bridge.
+    pub fn switch(&self) -> &Netns {
+        &self.switch
+    }
+
+    /// Attaches ftpct with `args` to the server's [`LAB_IFACE`].
+    pub fn attach(&self, args: &[&str]) -> Result<crate::Ftpct<'_>> {
+        crate::Ftpct::attach(&self.server, LAB_IFACE, args, &self.pin_root)
+    }
+
+    /// This lab's unique bpffs pin root (not created; pass it to ftpct).
+    pub fn pin_root(&self) -> &Path {
+        &self.pin_root
+    }
+}
+
+impl Drop for NatLab {
+    fn drop(&mut self) {
+        ftpct::remove_pin_root(&self.pin_root);
+    }
+}
