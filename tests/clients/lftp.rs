@@ -29,10 +29,12 @@ set ftp:ignore-pasv-address no
 set ftp:fix-pasv-address no
 ";
 
-/// `ftp:passive-mode` on or off, leaving lftp the rest of its choices.
+/// `ftp:passive-mode` on or off, and never switched by lftp after a failed
+/// data connection (its `auto-passive-mode` would hide a passive transfer
+/// ftpct broke behind an active one that works).
 fn passive_settings(passive: bool) -> String {
     format!(
-        "set ftp:passive-mode {}\n",
+        "set ftp:passive-mode {}\nset ftp:auto-passive-mode no\n",
         if passive { "on" } else { "off" }
     )
 }
@@ -48,7 +50,7 @@ fn mode_settings(mode: TransferMode) -> String {
         TransferMode::Port | TransferMode::Eprt => (false, false),
     };
     format!(
-        "{}set ftp:prefer-epsv {}\nset ftp:auto-passive-mode no\n",
+        "{}set ftp:prefer-epsv {}\n",
         passive_settings(passive),
         if epsv { "yes" } else { "no" }
     )
