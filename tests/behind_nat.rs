@@ -62,8 +62,6 @@ fn attach_external<'a>(lab: &'a NatLab, external: &str) -> Result<Ftpct<'a>> {
     lab.attach(&["--external-address", external])
 }
 
-/// How many `227`s (and local `PORT`s) naming an external address ftpct
-/// accepted.
 /// Sum of the `expect_created_*` counters.
 fn created(c: &Counters) -> u64 {
     [
@@ -461,5 +459,46 @@ fn forged_227_naming_the_external_address_creates_nothing() -> Result<()> {
     let end = fw.counters()?;
     assert!(end.since(&after, Counter::SynDropped) >= 2, "{end}");
     assert_eq!(end.since(&before, Counter::SynAdmitted), 0, "{end}");
+    Ok(())
+}
+
+#[test]
+fn a_client_behind_the_nat_names_its_external_address_in_port() -> Result<()> {
+    // The host behind the NAT is the FTP client now: a server on the public
+    // side (the lab client's namespace) connects back to the public address
+    // its PORT names, which the NAT sends on to the private one.
+    let lab = NatLab::new()?;
+    let server = Vsftpd::start(lab.client())?;
+    let expected = server.tree().digest(SMALL_FILE)?;
+    let target = server
+        .target(IpAddr::V4(CLIENT.v4))
+        .announcing_port_address(NAT_PUBLIC);
+    let download = || lftp_download_mode(lab.server(), &target, SMALL_FILE, TransferMode::Port);
+    ensure!(
+        download()? == expected,
+        "active mode through the NAT, no ftpct"
+    );
+
+    // PORT naming an address that is not the client's is a bounce to ftpct.
+    let fw = lab.attach(&[])?;
+    let before = fw.counters()?;
+    ensure!(
+        download().is_err(),
+        "without --external-address, the PORT is refused"
+    );
+    let after = fw.counters()?;
+    ensure!(after.since(&before, Counter::RefusedBounce) >= 1, "{after}");
+    fw.detach()?;
+
+    let fw = attach_external(&lab, &NAT_PUBLIC.to_string())?;
+    let before = fw.counters()?;
+    ensure!(download()? == expected, "with --external-address");
+    let after = fw.counters()?;
+    ensure!(
+        after.since(&before, Counter::AnnouncedViaExternal) >= 1
+            && after.since(&before, Counter::ExpectPort) >= 1
+            && after.since(&before, Counter::SynAdmitted) >= 1,
+        "{after}"
+    );
     Ok(())
 }

@@ -66,6 +66,9 @@ fn run(ns: &Netns, target: &FtpTarget, mode: &str, commands: &[String]) -> Resul
     if target.use_pasv_address {
         text.push_str(USE_PASV_ADDRESS);
     }
+    if let Some(addr) = target.port_address {
+        text.push_str(&format!("set ftp:port-ipv4 {addr}\n"));
+    }
     text.push_str(mode);
     text.push_str(&format!(
         "open -u {},{} -p {} {}\n",

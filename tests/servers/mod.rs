@@ -105,6 +105,9 @@ pub struct FtpTarget {
     /// (`--no-ftp-skip-pasv-ip`) and the ftplib helper otherwise use the
     /// control connection's, and lftp corrects a private-looking one.
     pub use_pasv_address: bool,
+    /// The address lftp names in `PORT` instead of its own (`ftp:port-ipv4`,
+    /// as a client behind a 1:1 NAT announces its public address).
+    pub port_address: Option<std::net::Ipv4Addr>,
 }
 
 impl FtpTarget {
@@ -113,6 +116,14 @@ impl FtpTarget {
     pub fn using_pasv_address(self) -> Self {
         Self {
             use_pasv_address: true,
+            ..self
+        }
+    }
+
+    /// This target, with lftp naming `addr` in its `PORT` commands.
+    pub fn announcing_port_address(self, addr: std::net::Ipv4Addr) -> Self {
+        Self {
+            port_address: Some(addr),
             ..self
         }
     }
@@ -216,6 +227,7 @@ pub trait FtpServer {
             port: CONTROL_PORT,
             credentials: self.credentials().clone(),
             use_pasv_address: false,
+            port_address: None,
         }
     }
 }
