@@ -190,6 +190,18 @@ fn init_script(kernel: &Fetched) -> String {
     let release = &kernel.release;
     let modules = kernel.modules();
     let modules = modules.display();
+    // A workspace under /tmp or /run (a CI clone) would be hidden by the
+    // guest's fresh tmpfs there: it gets a writable overlay of its own.
+    let root = workspace_root();
+    let workspace = if root.starts_with("/tmp") || root.starts_with("/run") {
+        let ws = root.display();
+        format!(
+            "$B mkdir -p /upper/ws/u /upper/ws/w /newroot{ws}\n\
+             $B mount -t overlay overlay -o lowerdir=/lower{ws},upperdir=/upper/ws/u,workdir=/upper/ws/w /newroot{ws} || fail \"mounting the workspace\"\n"
+        )
+    } else {
+        String::new()
+    };
     format!(
         r#"#!/bin/busybox sh
 B=/bin/busybox
@@ -204,7 +216,7 @@ $B mkdir /upper/u /upper/w
 $B mount -t overlay overlay -o lowerdir=/lower,upperdir=/upper/u,workdir=/upper/w /newroot || fail "mounting the overlay"
 $B mount -t tmpfs tmpfs /newroot/tmp
 $B mount -t tmpfs tmpfs /newroot/run
-$B mkdir -p /newroot/lib/modules/{release} /newroot{GUEST_WORK}
+{workspace}$B mkdir -p /newroot/lib/modules/{release} /newroot{GUEST_WORK}
 $B mount --bind /lower{modules} /newroot/lib/modules/{release} || fail "binding the modules"
 $B mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 work /newroot{GUEST_WORK} || fail "mounting the work share"
 exec $B switch_root /newroot /bin/bash {GUEST_WORK}/guest.sh
