@@ -31,9 +31,9 @@ use ftpct_e2e::forge::{Segment, Sink, ftp_commands, reply_to, send_segments};
 use ftpct_e2e::ftpct::endpoint;
 use ftpct_e2e::servers::{CONTROL_PORT, FtpTarget, ServerOptions};
 use ftpct_e2e::{
-    CLIENT, ConnectResult, Counter, Counters, EchoClient, EchoServer, FtpServer, FtpSession, Ftpct,
-    INTRUDER, NAT_PRIVATE, NAT_PUBLIC, NAT_ROUTER, NatLab, Netns, Proftpd, PureFtpd, Pyftpdlib,
-    SMALL_FILE, TransferMode, Vsftpd,
+    CLIENT, ConnectResult, Counter, EchoClient, EchoServer, FtpServer, FtpSession, Ftpct, INTRUDER,
+    NAT_PRIVATE, NAT_PUBLIC, NAT_ROUTER, NatLab, Netns, Proftpd, PureFtpd, Pyftpdlib, SMALL_FILE,
+    TransferMode, Vsftpd,
 };
 use serde_json::json;
 
@@ -60,19 +60,6 @@ fn masquerading() -> ServerOptions {
 /// `ftpct attach eth0 --external-address EXTERNAL` on the server.
 fn attach_external<'a>(lab: &'a NatLab, external: &str) -> Result<Ftpct<'a>> {
     lab.attach(&["--external-address", external])
-}
-
-/// Sum of the `expect_created_*` counters.
-fn created(c: &Counters) -> u64 {
-    [
-        Counter::ExpectPasv,
-        Counter::ExpectEpsv,
-        Counter::ExpectPort,
-        Counter::ExpectEprt,
-    ]
-    .into_iter()
-    .map(|k| c.get(k))
-    .sum()
 }
 
 /// Fails unless `server`'s `227`, seen by the client through the NAT,
@@ -442,7 +429,7 @@ fn forged_227_naming_the_external_address_creates_nothing() -> Result<()> {
     let rows = fw.expectations_json()?;
     assert!(rows.is_empty(), "forged 227s created expectations: {rows}");
     let after = fw.counters()?;
-    assert_eq!(created(&after), created(&before), "{after}");
+    assert_eq!(after.created(), before.created(), "{after}");
     assert_eq!(
         after.since(&before, Counter::AnnouncedViaExternal),
         0,

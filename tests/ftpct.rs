@@ -388,6 +388,19 @@ impl Counters {
     pub fn since(&self, earlier: &Counters, counter: Counter) -> u64 {
         self.get(counter).saturating_sub(earlier.get(counter))
     }
+
+    /// Expectations created, of every kind (the `expect_created_*` counters).
+    pub fn created(&self) -> u64 {
+        [
+            Counter::ExpectPasv,
+            Counter::ExpectEpsv,
+            Counter::ExpectPort,
+            Counter::ExpectEprt,
+        ]
+        .into_iter()
+        .map(|k| self.get(k))
+        .sum()
+    }
 }
 
 impl fmt::Display for Counters {
