@@ -217,6 +217,11 @@ fn generic_xdp_guards_and_auto_falls_back_where_the_driver_has_no_native_xdp() -
     lab.server()
         .run_ok(&["ip", "link", "add", "br9", "type", "bridge"])?;
     lab.server().run_ok(&["ip", "link", "set", "br9", "up"])?;
+    // `check` says so beforehand.
+    let out = ftpct_run(lab.server(), &["check", "br9"])?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("path: egress="), "{text}");
+    assert!(text.contains("xdp=generic"), "{text}");
     let root = unique_pin_root();
     let root_arg = root.display().to_string();
     let out = ftpct_run(

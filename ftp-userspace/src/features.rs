@@ -13,7 +13,7 @@ use aya::{
 };
 use aya_obj::btf::BtfKind;
 
-use crate::{netdev, pins, privileges};
+use crate::{netdev, pins, privileges, rtnl};
 
 /// How much a probe's outcome matters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,9 +149,8 @@ fn has_clsact() -> Option<bool> {
     Some(ingress && bpf)
 }
 
-/// Drivers with native XDP in the kernels ftpct supports (from the kernel's
-/// `ndo_bpf` implementations). Linux 6.3+ reports this per device through
-/// the netdev netlink family; a list serves every kernel.
+/// Drivers with native XDP (from the kernel's `ndo_bpf` implementations),
+/// for kernels before 6.3, which do not report it per device.
 const NATIVE_XDP_DRIVERS: &[&str] = &[
     "veth",
     "virtio_net",
@@ -206,6 +205,43 @@ pub fn driver(iface: &str) -> Option<String> {
 /// Whether `iface`'s driver is known to run XDP natively.
 pub fn native_xdp_driver(driver: &str) -> bool {
     NATIVE_XDP_DRIVERS.contains(&driver)
+}
+
+/// Whether `iface` runs XDP natively: as the kernel reports it (Linux
+/// 6.3+), else judged by its driver.
+fn xdp_probe(iface: &str) -> Probe {
+    let name = format!("xdp on {iface}");
+    let Some(ifindex) = netdev::lookup(iface).ok().flatten().map(|i| i.index) else {
+        return Probe::new(
+            &name,
+            false,
+            Need::Required,
+            format!("no interface {iface} here"),
+        );
+    };
+    let drv = driver(iface).unwrap_or_else(|| "unknown".to_string());
+    let (native, source) = match rtnl::native_xdp(ifindex) {
+        Some(native) => (native, "as the kernel reports"),
+        None => (native_xdp_driver(&drv), "judged by the driver"),
+    };
+    if native {
+        Probe::new(
+            &name,
+            true,
+            Need::Optional,
+            format!("native (driver {drv}, {source})"),
+        )
+    } else {
+        Probe::new(
+            &name,
+            false,
+            Need::Optional,
+            format!(
+                "driver {drv} has no native XDP ({source}): attach falls back to generic \
+                 (slower)"
+            ),
+        )
+    }
 }
 
 /// Every probe, for `ftpct check`; `iface` adds the interface's XDP mode.
@@ -314,30 +350,7 @@ pub fn probe_all(iface: Option<&str>) -> Vec<Probe> {
         },
     ));
     if let Some(iface) = iface {
-        let name = format!("xdp on {iface}");
-        match driver(iface) {
-            Some(drv) if native_xdp_driver(&drv) => probes.push(Probe::new(
-                &name,
-                true,
-                Need::Optional,
-                format!("native (driver {drv})"),
-            )),
-            Some(drv) => probes.push(Probe::new(
-                &name,
-                false,
-                Need::Optional,
-                format!(
-                    "driver {drv} is not known to run XDP natively: attach tries native, then \
-                     falls back to generic (slower)"
-                ),
-            )),
-            None => probes.push(Probe::new(
-                &name,
-                false,
-                Need::Required,
-                format!("no interface {iface} here"),
-            )),
-        }
+        probes.push(xdp_probe(iface));
     }
     let ringbuf = is_map_supported(MapType::RingBuf).unwrap_or(false);
     probes.push(Probe::new(

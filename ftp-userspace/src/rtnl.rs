@@ -1,7 +1,9 @@
-//! The few rtnetlink requests aya does not offer: listing the filters on an
-//! interface's `clsact` qdisc (with their program ids) and deleting the qdisc.
-//! `detach` uses them to remove exactly the filter `attach` added, and the
-//! qdisc only if `attach` created it and nobody's filter is left on it.
+//! The few netlink requests aya does not offer: listing the filters on an
+//! interface's `clsact` qdisc (with their program ids) and deleting the qdisc
+//! (rtnetlink: `detach` removes exactly the filter `attach` added, and the
+//! qdisc only if `attach` created it and nobody's filter is left on it), and
+//! a device's XDP features (the `netdev` generic netlink family, Linux 6.3+:
+//! whether its driver runs XDP natively, for `ftpct check`).
 
 use std::{io, mem::size_of, os::fd::AsRawFd as _, os::fd::FromRawFd as _, os::fd::OwnedFd};
 
@@ -71,7 +73,13 @@ struct TcMsg {
 struct Request(Vec<u8>);
 
 impl Request {
+    /// An rtnetlink traffic-control request.
     fn new(kind: u16, flags: u16, tc: TcMsg) -> Self {
+        Self::with_header(kind, flags, as_bytes(&tc))
+    }
+
+    /// A request whose family header (tcmsg, genlmsghdr) is `header`.
+    fn with_header(kind: u16, flags: u16, header: &[u8]) -> Self {
         let mut buf = Vec::with_capacity(64);
         buf.extend_from_slice(as_bytes(&NlMsgHdr {
             len: 0,
@@ -80,7 +88,7 @@ impl Request {
             seq: 1,
             pid: 0,
         }));
-        buf.extend_from_slice(as_bytes(&tc));
+        buf.extend_from_slice(header);
         Self(buf)
     }
 
@@ -110,13 +118,13 @@ fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
 
-fn socket() -> Result<OwnedFd> {
+fn socket(protocol: libc::c_int) -> Result<OwnedFd> {
     // SAFETY: plain socket(2) call; the result is checked before use.
     let fd = unsafe {
         libc::socket(
             libc::AF_NETLINK,
             libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
+            protocol,
         )
     };
     if fd < 0 {
@@ -129,7 +137,12 @@ fn socket() -> Result<OwnedFd> {
 /// Sends `request` and returns the payloads (after the netlink header) of
 /// every reply of type `want` until the dump or the acknowledgement ends.
 fn exchange(request: Vec<u8>, want: u16) -> Result<Vec<Vec<u8>>> {
-    let sock = socket()?;
+    exchange_on(libc::NETLINK_ROUTE, request, want)
+}
+
+/// [`exchange`] on a socket of netlink `protocol`.
+fn exchange_on(protocol: libc::c_int, request: Vec<u8>, want: u16) -> Result<Vec<Vec<u8>>> {
+    let sock = socket(protocol)?;
     // SAFETY: request is a valid buffer of its length.
     let sent = unsafe { libc::send(sock.as_raw_fd(), request.as_ptr().cast(), request.len(), 0) };
     if sent < 0 {
@@ -285,4 +298,50 @@ pub fn delete_clsact(ifindex: u32) -> Result<()> {
     exchange(request, 0)
         .map(|_| ())
         .context("deleting the clsact qdisc")
+}
+
+const GENL_ID_CTRL: u16 = 0x10;
+const CTRL_CMD_GETFAMILY: u8 = 3;
+const CTRL_ATTR_FAMILY_ID: u16 = 1;
+const CTRL_ATTR_FAMILY_NAME: u16 = 2;
+const NETDEV_CMD_DEV_GET: u8 = 1;
+const NETDEV_A_DEV_IFINDEX: u16 = 1;
+const NETDEV_A_DEV_XDP_FEATURES: u16 = 3;
+/// `NETDEV_XDP_ACT_BASIC`: the driver runs XDP programs (native mode).
+const NETDEV_XDP_ACT_BASIC: u64 = 1;
+/// `struct genlmsghdr`: command, version, reserved.
+const GENL_HEADER: usize = 4;
+
+/// Whether the driver of `ifindex` runs XDP natively, from the `netdev`
+/// generic netlink family (Linux 6.3+); `None` where the kernel has no such
+/// family or does not answer.
+pub fn native_xdp(ifindex: u32) -> Option<bool> {
+    let request = Request::with_header(GENL_ID_CTRL, NLM_F_ACK, &[CTRL_CMD_GETFAMILY, 1, 0, 0])
+        .attr(CTRL_ATTR_FAMILY_NAME, b"netdev\0")
+        .finish();
+    let family = exchange_on(libc::NETLINK_GENERIC, request, GENL_ID_CTRL)
+        .ok()?
+        .iter()
+        .find_map(|reply| {
+            attributes(reply.get(GENL_HEADER..)?)
+                .into_iter()
+                .find(|(kind, v)| *kind == CTRL_ATTR_FAMILY_ID && v.len() >= 2)
+                .map(|(_, v)| u16::from_ne_bytes([v[0], v[1]]))
+        })?;
+    let request = Request::with_header(family, NLM_F_ACK, &[NETDEV_CMD_DEV_GET, 1, 0, 0])
+        .attr(NETDEV_A_DEV_IFINDEX, &ifindex.to_ne_bytes())
+        .finish();
+    exchange_on(libc::NETLINK_GENERIC, request, family)
+        .ok()?
+        .iter()
+        .find_map(|reply| {
+            attributes(reply.get(GENL_HEADER..)?)
+                .into_iter()
+                .find(|(kind, v)| *kind == NETDEV_A_DEV_XDP_FEATURES && v.len() >= 8)
+                .map(|(_, v)| {
+                    let mut bytes = [0u8; 8];
+                    bytes.copy_from_slice(&v[..8]);
+                    u64::from_ne_bytes(bytes) & NETDEV_XDP_ACT_BASIC != 0
+                })
+        })
 }
