@@ -11,7 +11,9 @@ use crate::{
 
 /// Whether an announcement naming `named` names the local end `local` of
 /// its control connection: the address itself, or the external address
-/// mapped to it (counted, as the NAT's share of announcements).
+/// mapped to it (counted, as the NAT's share of announcements). The key
+/// goes to the helper by reference: by value it would be copied to the stack.
+#[allow(clippy::needless_borrows_for_generic_args)]
 #[inline(always)]
 pub fn names_local(family: u8, named: &Addr, local: &Addr) -> bool {
     if addr::same(named, local) {
