@@ -28,13 +28,7 @@ fn harness(mappings: &[&str]) -> Harness {
 
 /// PASV on `c` answered by a 227 naming the external address and `port`.
 fn pasv_external(c: &mut Control, port: u16) {
-    c.command(b"PASV\r\n");
-    let text = format!(
-        "227 Entering Passive Mode (198,19,0,10,{},{}).\r\n",
-        port / 256,
-        port % 256
-    );
-    c.reply(text.as_bytes());
+    common::pasv_naming(c, [198, 19, 0, 10], port);
 }
 
 fn syn(h: &Harness, src: &str, port: u16) -> u32 {

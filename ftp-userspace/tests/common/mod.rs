@@ -332,11 +332,17 @@ impl<'a> Control<'a> {
     }
 }
 
-/// PASV on `c`, answered with `port`.
+/// PASV on `c`, answered with `port` on the server's own address.
 pub fn pasv(c: &mut Control, port: u16) {
+    pasv_naming(c, [198, 18, 0, 1], port);
+}
+
+/// PASV on `c`, answered by a 227 naming `addr` and `port`.
+pub fn pasv_naming(c: &mut Control, addr: [u8; 4], port: u16) {
     c.command(b"PASV\r\n");
+    let [a, b, d, e] = addr;
     let text = format!(
-        "227 Entering Passive Mode (198,18,0,1,{},{}).\r\n",
+        "227 Entering Passive Mode ({a},{b},{d},{e},{},{}).\r\n",
         port / 256,
         port % 256
     );
