@@ -23,8 +23,8 @@ use ftp_ebpf_common::{
 
 use crate::{
     netdev,
+    netlink::{self, Hook},
     pins::{LINK_EGRESS, PROG_EGRESS},
-    rtnl::{self, Hook},
 };
 
 /// Where the egress program was hooked in.
@@ -129,12 +129,14 @@ pub fn remove(dir: &Path) -> Result<bool> {
     let prog_id = ProgramInfo::from_pin(dir.join(PROG_EGRESS))
         .map(|info| info.id())
         .ok();
-    let ours = rtnl::clsact_filters(record.ifindex)?.into_iter().find(|f| {
-        f.hook == Hook::Egress
-            && f.priority == record.tc_priority
-            && f.handle == record.tc_handle
-            && (prog_id.is_none() || f.prog_id == prog_id)
-    });
+    let ours = netlink::clsact_filters(record.ifindex)?
+        .into_iter()
+        .find(|f| {
+            f.hook == Hook::Egress
+                && f.priority == record.tc_priority
+                && f.handle == record.tc_handle
+                && (prog_id.is_none() || f.prog_id == prog_id)
+        });
     let removed = match ours {
         Some(filter) => {
             SchedClassifierLink::attached(
@@ -158,8 +160,8 @@ pub fn remove(dir: &Path) -> Result<bool> {
 
 /// Deletes the clsact qdisc of `ifindex` if no filter is on either hook.
 fn remove_qdisc_if_unused(ifindex: u32) -> Result<()> {
-    if rtnl::has_clsact(ifindex)? && rtnl::clsact_filters(ifindex)?.is_empty() {
-        rtnl::delete_clsact(ifindex)?;
+    if netlink::has_clsact(ifindex)? && netlink::clsact_filters(ifindex)?.is_empty() {
+        netlink::delete_clsact(ifindex)?;
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use aya::{
 };
 use aya_obj::btf::BtfKind;
 
-use crate::{netdev, pins, privileges, rtnl};
+use crate::{netdev, netlink, pins, privileges};
 
 /// How much a probe's outcome matters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -220,7 +220,7 @@ fn xdp_probe(iface: &str) -> Probe {
         );
     };
     let drv = driver(iface).unwrap_or_else(|| "unknown".to_string());
-    let (native, source) = match rtnl::native_xdp(ifindex) {
+    let (native, source) = match netlink::native_xdp(ifindex) {
         Some(native) => (native, "as the kernel reports"),
         None => (native_xdp_driver(&drv), "judged by the driver"),
     };
