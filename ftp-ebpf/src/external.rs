@@ -25,7 +25,9 @@ pub fn names_local(family: u8, named: &Addr, local: &Addr) -> bool {
     // SAFETY: per-CPU scratch from a successful lookup, used by this CPU only.
     let key = unsafe { &mut (*scratch).external_key };
     // The key is built in scratch memory: this runs deep in the parser's
-    // call chain, whose stack 6.1 holds to 512 bytes in total.
+    // call chain, whose stack 6.1 holds to 512 bytes in total. It starts as
+    // the catch-all key and is made specific with `addr::copy`, which moves
+    // the address without a memcpy loop (`ExternalKey::new` takes it by value).
     *key = ExternalKey::any(family);
     addr::copy(&mut key.local, local);
     key.any = 0;

@@ -64,17 +64,21 @@ pub fn kernel_release() -> String {
         .unwrap_or_else(|_| "unknown".to_string())
 }
 
-/// Whether the kernel's BTF describes a struct named `name`: features
-/// backported to older version numbers are found too.
-fn kernel_has_struct(btf: Option<&Btf>, name: &str) -> Option<bool> {
-    btf.map(|btf| btf.id_by_type_name_kind(name, BtfKind::Struct).is_ok())
+/// Whether tcx links exist (Linux 6.6+), from the kernel's BTF (`btf`):
+/// a struct `tcx_entry` is found where the feature was backported to an
+/// older version number too. Without BTF, the version decides.
+fn tcx_in(btf: Option<&Btf>) -> bool {
+    match btf {
+        Some(btf) => btf
+            .id_by_type_name_kind("tcx_entry", BtfKind::Struct)
+            .is_ok(),
+        None => KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0)),
+    }
 }
 
 /// Whether tcx links exist (Linux 6.6+).
 pub fn has_tcx() -> bool {
-    let btf = Btf::from_sys_fs().ok();
-    kernel_has_struct(btf.as_ref(), "tcx_entry")
-        .unwrap_or_else(|| KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0)))
+    tcx_in(Btf::from_sys_fs().ok().as_ref())
 }
 
 /// The helpers the programs call that older kernels lack: (name, helper,
@@ -325,7 +329,8 @@ pub fn probe_all(iface: Option<&str>) -> Vec<Probe> {
             },
         ));
     }
-    let tcx = has_tcx();
+    // The BTF parsed once above serves this probe too.
+    let tcx = tcx_in(btf.as_ref());
     probes.push(Probe::new(
         "tcx",
         tcx,
@@ -390,7 +395,9 @@ pub fn missing_for_attach() -> Option<String> {
             ));
         }
     }
-    if !has_tcx() && has_clsact() == Some(false) {
+    // clsact first: where it exists (nearly everywhere) the kernel's BTF
+    // is not parsed here (attach parses it once, to choose the hook).
+    if has_clsact() == Some(false) && !has_tcx() {
         return Some(format!(
             "this kernel ({release}) has neither tcx links (Linux 6.6+) nor the clsact qdisc \
              and cls_bpf (CONFIG_NET_SCH_INGRESS, CONFIG_NET_CLS_BPF) to attach the egress \
