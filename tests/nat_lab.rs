@@ -62,7 +62,7 @@ const ROUTER_PRIVATE: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 254);
 const PRIVATE_PREFIX_LEN: u8 = 24;
 
 /// The router's interface on the private network.
-const ROUTER_PRIVATE_IFACE: &str = "eth1";
+pub const NAT_ROUTER_PRIVATE_IFACE: &str = "eth1";
 
 /// Upper bound for the server to become reachable through the NAT.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -85,9 +85,36 @@ table ip ftpct_nat {{
     }}
     chain forward {{
         type filter hook forward priority filter; policy drop;
-        iifname \"{LAB_IFACE}\" oifname \"{ROUTER_PRIVATE_IFACE}\" ip daddr {NAT_PRIVATE} ct status dnat accept
-        iifname \"{LAB_IFACE}\" oifname \"{ROUTER_PRIVATE_IFACE}\" ip daddr {NAT_PRIVATE} ct status snat accept
-        iifname \"{ROUTER_PRIVATE_IFACE}\" oifname \"{LAB_IFACE}\" ip saddr {NAT_PRIVATE} accept
+        iifname \"{LAB_IFACE}\" oifname \"{NAT_ROUTER_PRIVATE_IFACE}\" ip daddr {NAT_PRIVATE} ct status dnat accept
+        iifname \"{LAB_IFACE}\" oifname \"{NAT_ROUTER_PRIVATE_IFACE}\" ip daddr {NAT_PRIVATE} ct status snat accept
+        iifname \"{NAT_ROUTER_PRIVATE_IFACE}\" oifname \"{LAB_IFACE}\" ip saddr {NAT_PRIVATE} accept
+    }}
+}}
+"
+    )
+}
+
+/// Loss on the router's forwarding path (this machine's kernel has no
+/// netem): the first copy of every `227` the server sends is dropped, so
+/// each is retransmitted at least once, and `percent` of all forwarded
+/// packets, either way, at random. Counted in the named counters
+/// `first_227` and `random_loss`.
+fn loss_ruleset(percent: u8) -> String {
+    format!(
+        "\
+table inet ftpct_loss {{
+    counter first_227 {{ }}
+    counter random_loss {{ }}
+    set sent_227 {{
+        typeof tcp sequence
+        size 65535
+        flags dynamic,timeout
+        timeout 5m
+    }}
+    chain forward {{
+        type filter hook forward priority filter - 10; policy accept;
+        tcp sport 21 @ih,0,32 0x32323720 tcp sequence != @sent_227 update @sent_227 {{ tcp sequence }} counter name \"first_227\" drop
+        numgen random mod 100 < {percent} counter name \"random_loss\" drop
     }}
 }}
 "
@@ -134,11 +161,16 @@ impl NatLab {
 
     /// The private network, the routes and the router's NAT.
     fn setup(&self) -> Result<()> {
-        add_veth(&self.router, ROUTER_PRIVATE_IFACE, &self.server, LAB_IFACE)?;
+        add_veth(
+            &self.router,
+            NAT_ROUTER_PRIVATE_IFACE,
+            &self.server,
+            LAB_IFACE,
+        )?;
         let private = |addr| (addr, PRIVATE_PREFIX_LEN);
         configure_iface(
             &self.router,
-            ROUTER_PRIVATE_IFACE,
+            NAT_ROUTER_PRIVATE_IFACE,
             private(ROUTER_PRIVATE),
             None,
         )?;
@@ -153,15 +185,49 @@ impl NatLab {
         }
         self.router
             .run_ok(&["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"])?;
+        self.load_rules(&ruleset())
+            .context("loading the NAT ruleset (is nftables installed?)")
+    }
+
+    /// Loads nftables `rules` into the router.
+    fn load_rules(&self, rules: &str) -> Result<()> {
         // nft reads the ruleset from a file: commands here get no stdin.
         let dir = tempfile::tempdir().context("temp dir for the ruleset")?;
-        let rules = dir.path().join("nat.nft");
-        fs::write(&rules, ruleset()).context("writing the ruleset")?;
-        let rules = rules.display().to_string();
+        let path = dir.path().join("rules.nft");
+        fs::write(&path, rules).context("writing the ruleset")?;
         self.router
-            .run_ok(&["nft", "-f", &rules])
-            .context("loading the NAT ruleset (is nftables installed?)")?;
-        Ok(())
+            .run_ok(&["nft", "-f", &path.display().to_string()])
+            .map(drop)
+    }
+
+    /// Adds loss to the router's forwarding path: the first copy of every
+    /// `227` and `percent` of all packets (see [`loss_ruleset`]).
+    pub fn add_loss(&self, percent: u8) -> Result<()> {
+        self.load_rules(&loss_ruleset(percent))
+            .context("loading the loss rules")
+    }
+
+    /// Packets the loss rules dropped so far: first copies of `227`s, and
+    /// at random.
+    pub fn losses(&self) -> Result<(u64, u64)> {
+        let count = |name: &str| -> Result<u64> {
+            let out = self.router.run_ok(&[
+                "nft",
+                "-j",
+                "list",
+                "counter",
+                "inet",
+                "ftpct_loss",
+                name,
+            ])?;
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .with_context(|| format!("nft counter {name}"))?;
+            json["nftables"]
+                .as_array()
+                .and_then(|items| items.iter().find_map(|i| i["counter"]["packets"].as_u64()))
+                .with_context(|| format!("no packet count for counter {name}: {json}"))
+        };
+        Ok((count("first_227")?, count("random_loss")?))
     }
 
     /// Waits until the client and the intruder get a RST from the server

@@ -73,6 +73,17 @@ counters! {
     /// Announcements accepted because they named the external address
     /// (`--external-address`) of the connection's local address.
     AnnouncedViaExternal = "announced_via_external",
+    /// `227`s rewritten to name the external address (`--nat-rewrite`).
+    NatRewritten = "nat_rewritten",
+    /// Retransmissions of a rewritten `227`, rewritten again identically.
+    NatRewriteRetransmitted = "nat_rewrite_retransmitted",
+    /// `227`s not rewritten because the reply began in an earlier segment
+    /// (it went out before ftpct knew it; the client sees the local address).
+    NatRewriteSplit = "nat_rewrite_split",
+    /// `227`s not rewritten because the reply is too long
+    /// (`nat::REWRITE_MAX`) or too short to name the external address in
+    /// the same length.
+    NatRewriteUnfit = "nat_rewrite_unfit",
     /// Refused: malformed number (> 255 or too many digits).
     RefusedNumberTooLarge = "refused_number_too_large",
     /// Refused: port 0.

@@ -74,6 +74,9 @@ pub const CLIENT_ENTRIES: u32 = 65_536;
 pub const POLICY_STRICT: u32 = 1;
 /// `Policy::flags` bit: allow `PORT`/`EPRT` to name ports below 1024.
 pub const POLICY_ALLOW_LOW_PORTS: u32 = 2;
+/// `Policy::flags` bit: rewrite a local server's `227` naming its local
+/// address to name the external one (`--nat-rewrite`, `nat`).
+pub const POLICY_NAT_REWRITE: u32 = 4;
 
 /// Timeouts and limits; the single entry of `FTPCT_POLICY`.
 #[repr(C)]

@@ -32,8 +32,10 @@ pub fn run(ctx: &TcContext) -> i32 {
     let sclass = port_class(info.sport);
     let to_control = port_class(info.dport) == PortClass::Control;
     let from_control = sclass == PortClass::Control;
-    if to_control || from_control {
-        control::outbound(ctx, info, to_control, from_control);
+    if (to_control || from_control)
+        && let Some(state) = control::outbound(ctx, info, to_control, from_control)
+    {
+        control::write_rewrite(ctx, info, state);
     }
     track(info, sclass)
 }

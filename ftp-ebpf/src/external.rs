@@ -11,17 +11,26 @@ use crate::{
 
 /// Whether an announcement naming `named` names the local end `local` of
 /// its control connection: the address itself, or the external address
-/// mapped to it (counted, as the NAT's share of announcements). The key
-/// goes to the helper by reference: by value it would be copied to the stack.
-#[allow(clippy::needless_borrows_for_generic_args)]
+/// mapped to it (counted, as the NAT's share of announcements).
 #[inline(always)]
 pub fn names_local(family: u8, named: &Addr, local: &Addr) -> bool {
     if addr::same(named, local) {
         return true;
     }
-    let Some(scratch) = FTPCT_SCRATCH.get_ptr_mut(0) else {
-        return false;
-    };
+    let named_external = of(family, local).is_some_and(|external| addr::same(external, named));
+    if named_external {
+        count(Counter::AnnouncedViaExternal);
+    }
+    named_external
+}
+
+/// The external address of the local address `local`: its own mapping, or
+/// the family's catch-all. The key goes to the helper by reference: by
+/// value it would be copied to the stack.
+#[allow(clippy::needless_borrows_for_generic_args)]
+#[inline(always)]
+pub fn of(family: u8, local: &Addr) -> Option<&'static Addr> {
+    let scratch = FTPCT_SCRATCH.get_ptr_mut(0)?;
     // SAFETY: per-CPU scratch from a successful lookup, used by this CPU only.
     let key = unsafe { &mut (*scratch).external_key };
     // The key is built in scratch memory: this runs deep in the parser's
@@ -31,16 +40,12 @@ pub fn names_local(family: u8, named: &Addr, local: &Addr) -> bool {
     *key = ExternalKey::any(family);
     addr::copy(&mut key.local, local);
     key.any = 0;
-    // SAFETY: read-only look at values from successful lookups.
-    let mut external = unsafe { FTPCT_EXTERNAL.get(&*key) };
-    if external.is_none() {
-        *key = ExternalKey::any(family);
-        // SAFETY: as above.
-        external = unsafe { FTPCT_EXTERNAL.get(&*key) };
+    // SAFETY: read-only look at values from successful lookups; user space
+    // replaces a mapping whole, never in place.
+    if let Some(external) = unsafe { FTPCT_EXTERNAL.get(&*key) } {
+        return Some(external);
     }
-    let named_external = external.is_some_and(|external| addr::same(external, named));
-    if named_external {
-        count(Counter::AnnouncedViaExternal);
-    }
-    named_external
+    *key = ExternalKey::any(family);
+    // SAFETY: as above.
+    unsafe { FTPCT_EXTERNAL.get(&*key) }
 }

@@ -63,6 +63,8 @@ pub struct PacketInfo {
     pub payload_len: u32,
     pub sport: u16,
     pub dport: u16,
+    /// Offset of the TCP header from the start of the frame.
+    pub tcp_off: u16,
     pub family: u8,
     pub flags: u8,
 }
@@ -254,6 +256,7 @@ fn tcp<P: Packet>(pkt: &P, off: usize, ip_payload_len: usize, info: &mut PacketI
     info.seq = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
     info.ack = u32::from_be_bytes([hdr[8], hdr[9], hdr[10], hdr[11]]);
     info.flags = hdr[13];
+    info.tcp_off = off as u16;
     info.payload_off = (off + doff) as u32;
     info.payload_len = (ip_payload_len - doff) as u32;
     L4::Tcp

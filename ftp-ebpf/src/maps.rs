@@ -11,7 +11,7 @@ use ftp_ebpf_common::{
     control::{ControlKey, ControlState},
     counters::COUNTER_COUNT,
     flow::{BounceKey, ClientKey, ClientValue, ExpectKey, ExpectValue, FlowKey, FlowValue},
-    nat::{EXTERNAL_ENTRIES, ExternalKey},
+    nat::{EXTERNAL_ENTRIES, ExternalKey, REWRITE_MAX, Render227},
     policy::{
         CLIENT_ENTRIES, DEFAULT_MAX_CONTROL, DEFAULT_MAX_EXPECTATIONS, DEFAULT_MAX_FLOWS,
         PORT_COUNT, Policy,
@@ -99,9 +99,21 @@ pub struct Scratch {
     pub bounce_key: BounceKey,
     /// The local address whose external address is looked up.
     pub external_key: ExternalKey,
+    /// The `227` being written by `--nat-rewrite`.
+    pub rewrite: RewriteBuf,
     /// When this CPU last swept the control table (it sweeps at most once a
     /// second, so a flood of new connections cannot make every one pay).
     pub control_swept_ns: u64,
+}
+
+/// Buffers of a `--nat-rewrite` write: the reply's layout, the part of it
+/// a segment carries, and the bytes it replaces. The last two are twice
+/// the longest reply so that a checksum over whole words stays inside.
+#[repr(C)]
+pub struct RewriteBuf {
+    pub layout: Render227,
+    pub new: [u8; 2 * REWRITE_MAX],
+    pub old: [u8; 2 * REWRITE_MAX],
 }
 
 #[btf_map]

@@ -20,7 +20,9 @@ use ftp_ebpf_common::{
     control::{ControlKey, ControlState},
     flow::{FlowKey, FlowValue},
     map_names,
-    policy::{POLICY_ALLOW_LOW_PORTS, POLICY_STRICT, PORT_COUNT, Policy, PortClass},
+    policy::{
+        POLICY_ALLOW_LOW_PORTS, POLICY_NAT_REWRITE, POLICY_STRICT, PORT_COUNT, Policy, PortClass,
+    },
     program_names,
 };
 
@@ -107,6 +109,8 @@ pub struct AttachConfig {
     pub egress_hook: EgressHookChoice,
     /// External addresses behind NAT (`--external-address`).
     pub external: Vec<ExternalMapping>,
+    /// Rewrite a local server's `227` to name the external address.
+    pub nat_rewrite: bool,
 }
 
 impl AttachConfig {
@@ -142,6 +146,7 @@ impl AttachConfig {
             xdp_mode: XdpModeChoice::Auto,
             egress_hook: EgressHookChoice::Auto,
             external: Vec::new(),
+            nat_rewrite: false,
         }
     }
 }
@@ -336,6 +341,9 @@ fn configure(ebpf: &mut Ebpf, cfg: &AttachConfig, classes: &[PortClass]) -> Resu
     }
     if cfg.strict {
         policy.flags |= POLICY_STRICT;
+    }
+    if cfg.nat_rewrite {
+        policy.flags |= POLICY_NAT_REWRITE;
     }
     policy.max_expect_per_conn = cfg.max_expect_per_conn;
     policy.max_expect_per_client = cfg.max_expect_per_client;

@@ -144,6 +144,11 @@ struct AttachArgs {
     /// for one. Repeatable.
     #[arg(long, value_name = "[LOCAL=]ADDR")]
     external_address: Vec<String>,
+    /// Rewrite a local server's 227 that names its local address to name
+    /// its --external-address (IPv4), in place and in the reply's own
+    /// length: no server setting needed behind a 1:1 NAT.
+    #[arg(long, requires = "external_address")]
+    nat_rewrite: bool,
     /// Egress through a tcx link (Linux 6.6+), a clsact qdisc filter, or
     /// tcx where the kernel has it (auto).
     #[arg(long, value_enum, value_name = "HOOK", default_value_t = EgressHookChoice::Auto)]
@@ -159,6 +164,12 @@ impl AttachArgs {
         }
         if self.max_expectations == 0 || self.max_flows == 0 || self.max_control == 0 {
             bail!("table sizes must be at least 1");
+        }
+        let external = external::parse(&self.external_address)?;
+        if self.nat_rewrite && !external.iter().any(|m| m.external.is_ipv4()) {
+            bail!(
+                "--nat-rewrite rewrites 227 replies, which are IPv4: it needs an IPv4 --external-address"
+            );
         }
         Ok(AttachConfig {
             iface: self.iface.clone(),
@@ -182,7 +193,8 @@ impl AttachArgs {
             log_level,
             xdp_mode: self.xdp_mode,
             egress_hook: self.egress_hook,
-            external: external::parse(&self.external_address)?,
+            external,
+            nat_rewrite: self.nat_rewrite,
         })
     }
 }

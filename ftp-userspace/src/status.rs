@@ -11,7 +11,7 @@ use aya::{
 use ftp_ebpf_common::{
     attachment::{egress_hook, xdp_mode},
     map_names,
-    policy::{POLICY_ALLOW_LOW_PORTS, POLICY_STRICT, Policy, PortClass},
+    policy::{POLICY_ALLOW_LOW_PORTS, POLICY_NAT_REWRITE, POLICY_STRICT, Policy, PortClass},
 };
 use serde::Serialize;
 
@@ -57,6 +57,8 @@ pub struct IfaceStatus {
     pub clsact_filter: Option<(u16, u32)>,
     /// External addresses behind NAT.
     pub external_addresses: Vec<ExternalMapping>,
+    /// Whether a local server's `227` is rewritten to name the external address.
+    pub nat_rewrite: bool,
     /// Control ports, as ranges.
     pub control_ports: String,
     /// Guarded ports, as ranges.
@@ -152,6 +154,7 @@ fn iface_status_in(dir: &Path, netns: &Netns, iface: &str) -> Result<IfaceStatus
         }
         .to_string(),
         external_addresses: external::read(dir),
+        nat_rewrite: policy.flags & POLICY_NAT_REWRITE != 0,
         clsact_filter: record
             .filter(|r| r.egress_hook == egress_hook::CLSACT)
             .map(|r| (r.tc_priority, r.tc_handle)),
@@ -207,6 +210,9 @@ pub fn print_text(s: &IfaceStatus) {
     println!("  control ports  {}", s.control_ports);
     for mapping in &s.external_addresses {
         println!("  external       {mapping}");
+    }
+    if s.nat_rewrite {
+        println!("  nat rewrite    227 replies naming the local address are rewritten");
     }
     println!(
         "  guarded ports  {}{}",

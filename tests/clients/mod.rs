@@ -11,7 +11,7 @@ pub mod tcp;
 
 pub use curl::{curl_download, curl_upload};
 pub use lftp::{lftp_download, lftp_download_mode, lftp_list, lftp_upload};
-pub use python::{ConnectResult, ftplib_download, probe_all, tcp_connect};
+pub use python::{ConnectResult, ftplib_download, ftplib_long_session, probe_all, tcp_connect};
 pub use session::FtpSession;
 pub use tcp::{EchoClient, EchoServer};
 

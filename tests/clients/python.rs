@@ -133,6 +133,41 @@ pub fn ftplib_download(
     parse_digest(String::from_utf8_lossy(&out.stdout).trim())
 }
 
+/// Upper bound for a whole long session, loss on the path included.
+const LONG_SESSION_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// On one control connection to `target`, `rounds` times: downloads
+/// `path`, lists, uploads a fresh blob and downloads it back, all over PASV
+/// (the `227`'s address if `target` says so). Returns the number of
+/// transfers, all of which matched.
+pub fn ftplib_long_session(ns: &Netns, target: &FtpTarget, path: &str, rounds: u32) -> Result<u32> {
+    let mut args = vec![
+        "long-session".into(),
+        target.host.to_string(),
+        target.port.to_string(),
+        target.credentials.user.clone(),
+        target.credentials.password.clone(),
+        path.into(),
+        rounds.to_string(),
+    ];
+    if target.use_pasv_address {
+        args.push("trust-pasv".into());
+    }
+    // Bounded: every socket operation in the helper has its own timeout.
+    let out = ns.run_timeout(&helper_argv(&args), LONG_SESSION_TIMEOUT)?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    match text.strip_prefix("ok ") {
+        Some(n) if out.status.success() => n
+            .parse()
+            .with_context(|| format!("bad transfer count {text:?}")),
+        _ => bail!(
+            "long session with {}: {text} {}",
+            target.url(path),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    }
+}
+
 /// Parses the helper's `LEN SHA256` output.
 pub(crate) fn parse_digest(text: &str) -> Result<FileDigest> {
     let mut parts = text.split_whitespace();

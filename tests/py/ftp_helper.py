@@ -22,6 +22,11 @@ Subcommands:
                                              connection)
         quit              -> ok             (then exit)
       The session also ends after IDLE_TIMEOUT seconds without input.
+  long-session HOST PORT USER PASS PATH ROUNDS [trust-pasv]
+      On one control connection, ROUNDS times: RETR PATH, LIST, STOR a
+      fresh blob into upload/ and RETR it back, all passive (PASV over
+      IPv4). Every download must match (PATH the same each round, the blob
+      what was sent). Prints "ok TRANSFERS" or "err ..." and exits 1.
   echo-server HOST PORT
       Listen on HOST:PORT, print "listening", then echo every accepted
       connection's bytes back (one thread per connection) until killed.
@@ -34,6 +39,7 @@ Subcommands:
 
 import ftplib
 import hashlib
+import io
 import os
 import select
 import socket
@@ -174,6 +180,41 @@ def download(host, port, user, password, path, mode, trust_pasv=False):
     session.quit()
 
 
+def long_session(host, port, user, password, path, rounds, trust_pasv):
+    ftp = ftplib.FTP(timeout=IO_TIMEOUT)
+    ftp.trust_server_pasv_ipv4_address = trust_pasv
+    transfers = 0
+    try:
+        ftp.connect(host, port)
+        ftp.login(user, password)
+        first = None
+        for i in range(rounds):
+            digest = hashlib.sha256()
+            ftp.retrbinary("RETR " + path, digest.update)
+            if first is None:
+                first = digest.hexdigest()
+            elif digest.hexdigest() != first:
+                raise RuntimeError("round %d: %s changed" % (i, path))
+            listing = []
+            ftp.retrlines("LIST", listing.append)
+            if not listing:
+                raise RuntimeError("round %d: empty listing" % i)
+            blob = os.urandom(4096 + i * 517)
+            name = "upload/long-%d-%d.bin" % (os.getpid(), i)
+            ftp.storbinary("STOR " + name, io.BytesIO(blob))
+            back = io.BytesIO()
+            ftp.retrbinary("RETR " + name, back.write)
+            if back.getvalue() != blob:
+                raise RuntimeError("round %d: %s came back different" % (i, name))
+            transfers += 4
+        ftp.quit()
+    except (OSError, ftplib.Error, RuntimeError, EOFError) as e:
+        print("err after %d transfers: %s: %s" % (transfers, type(e).__name__, e), flush=True)
+        return 1
+    print("ok %d" % transfers, flush=True)
+    return 0
+
+
 def stdin_lines():
     """Yield stdin lines; stop at EOF or after IDLE_TIMEOUT without input."""
     fd = sys.stdin.fileno()
@@ -289,6 +330,12 @@ def main(argv):
             raise SystemExit("unknown download option %r" % args[6:])
         download(args[0], int(args[1]), args[2], args[3], args[4], args[5], args[6:] == ["trust-pasv"])
         return 0
+    if cmd == "long-session":
+        if args[6:] not in ([], ["trust-pasv"]):
+            raise SystemExit("unknown long-session option %r" % args[6:])
+        return long_session(
+            args[0], int(args[1]), args[2], args[3], args[4], int(args[5]), args[6:] == ["trust-pasv"]
+        )
     if cmd == "session":
         return session_loop(args[0], int(args[1]), args[2], args[3])
     if cmd == "echo-server":

@@ -100,6 +100,9 @@ pub struct LineParser {
     line_code: u16,
     /// Code of the multi-line reply in progress.
     reply_code: u16,
+    /// Bytes of the current command or reply so far, line ends included
+    /// (`u16::MAX` once bytes of it were skipped); see `unit_len`.
+    unit_len: u16,
     /// `HELD_CR`, `DISCARD`, ... bits.
     flags: u8,
     /// `C_*` or reply-head progress.
@@ -132,7 +135,9 @@ impl LineParser {
         if self.flags & DONE != 0 {
             self.flags &= !DONE;
             self.out = ParsedLine::default();
+            self.unit_len = 0;
         }
+        self.unit_len = self.unit_len.saturating_add(1);
         let held_cr = self.flags & HELD_CR != 0;
         self.flags &= !HELD_CR;
         // A command ends at LF (a CR before it is dropped), a reply line only
@@ -141,6 +146,10 @@ impl LineParser {
         if self.flags & DISCARD != 0 {
             if eol {
                 self.flags &= !DISCARD;
+                if self.flags & MULTI == 0 {
+                    // The next byte starts a command or reply.
+                    self.unit_len = 0;
+                }
             } else if byte == b'\r' {
                 self.flags |= HELD_CR;
             }
@@ -174,6 +183,15 @@ impl LineParser {
         &self.out
     }
 
+    /// Bytes of the command or whole reply the last `feed` completed, every
+    /// line end included, so it began that many bytes back in the stream;
+    /// `u16::MAX` if the parser skipped bytes inside it (after a gap).
+    /// Meaningful right after `feed` returned `true`.
+    #[inline(always)]
+    pub fn unit_len(&self) -> u16 {
+        self.unit_len
+    }
+
     /// After a gap in the stream: drops the current line and resumes after the
     /// next line end (LF for commands, CRLF for replies: a bare LF after a gap
     /// is as likely reply text as anywhere else). A multi-line reply in
@@ -202,7 +220,10 @@ impl LineParser {
         if multi == 0 {
             self.out = ParsedLine::default();
             self.flags = discard;
+            self.unit_len = 0;
         } else {
+            // The reply goes on, but not all of it was seen.
+            self.unit_len = u16::MAX;
             self.out.kind = LineKind::None;
             self.flags = discard | MULTI | (self.flags & TOO_LONG);
         }
@@ -360,6 +381,10 @@ impl LineParser {
             Direction::ServerToClient => self.end_reply(),
         };
         self.reset_line();
+        if !done && self.flags & MULTI == 0 {
+            // Nothing in progress: the next byte starts a command or reply.
+            self.unit_len = 0;
+        }
         done
     }
 

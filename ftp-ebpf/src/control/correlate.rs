@@ -13,6 +13,7 @@ use ftp_ebpf_common::{
     policy::{POLICY_ALLOW_LOW_PORTS, Policy},
 };
 
+use super::rewrite;
 use crate::{addr, bounce, counters::count, expectations, external};
 
 /// Lowest port an announcement may name unless policy allows lower ones.
@@ -257,6 +258,9 @@ fn passive_reply(
         return;
     }
     if state.flags & control_flags::LOCAL_SERVER != 0 {
+        if line.code == 227 {
+            rewrite::want(state, key, policy, &ep.addr, ep.port);
+        }
         expectations::create(state, key, ep.port, kind, policy);
     }
 }

@@ -8,11 +8,12 @@ use aya_ebpf::helpers::generated::bpf_loop;
 use ftp_ebpf_common::{
     control::{ControlKey, ControlState},
     counters::Counter,
+    nat::rewrite_stage,
     parser::Direction,
     policy::Policy,
 };
 
-use super::correlate::ftpct_on_line;
+use super::{correlate::ftpct_on_line, rewrite};
 use crate::{
     counters::count,
     headers::PacketInfo,
@@ -32,6 +33,10 @@ struct FeedCtx {
     state: *mut ControlState,
     key: *const ControlKey,
     policy: *const Policy,
+    /// Sequence number of the segment's first payload byte.
+    seg_seq: u32,
+    /// Offset in the payload of the chunk's first byte.
+    chunk_off: u32,
     max_line: u16,
     dir: u8,
 }
@@ -60,6 +65,8 @@ pub fn payload<P: Packet>(
         // SAFETY: pointer from a successful array lookup.
         max_line: unsafe { (*policy).max_line },
         dir: dir as u8,
+        seg_seq: info.seq,
+        chunk_off: 0,
     };
     let len = info.payload_len;
     let mut done = start;
@@ -77,6 +84,7 @@ pub fn payload<P: Packet>(
         if !pkt.load_bytes(info.payload_off + done, chunk, n) {
             break;
         }
+        ctx.chunk_off = done;
         // SAFETY: the callback only dereferences the pointers in `ctx`, all of
         // which point to map values or this stack frame for the whole call.
         unsafe {
@@ -113,6 +121,11 @@ extern "C" fn feed_byte(index: u64, ctx: *mut c_void) -> i64 {
     };
     if done != 0 {
         ftpct_on_line(ctx.state, ctx.key, ctx.policy, d as u32);
+        // SAFETY: as above; taken again after the call that wrote it.
+        let state = unsafe { &mut *ctx.state };
+        if state.nat.stage == rewrite_stage::WANTED {
+            rewrite::place(state, ctx.seg_seq, ctx.chunk_off + index as u32 + 1);
+        }
     }
     0
 }

@@ -11,8 +11,11 @@
 
 mod correlate;
 mod feed;
+mod rewrite;
 mod sequence;
 mod sweep;
+
+pub use rewrite::write as write_rewrite;
 
 use ftp_ebpf_common::{
     control::{ControlKey, ControlState, control_flags},
@@ -59,37 +62,42 @@ pub fn inbound<P: Packet>(pkt: &P, info: &PacketInfo, to_control: bool, from_con
 
 /// A packet the local host sends on a connection with a control port at
 /// either end: as the client (`to_control`) or as the server (`from_control`).
+/// Returns the state of a local server's connection the packet belongs to
+/// (and still does after it), for `--nat-rewrite` to write into it.
 #[inline(never)]
-pub fn outbound<P: Packet>(pkt: &P, info: &PacketInfo, to_control: bool, from_control: bool) {
+pub fn outbound<P: Packet>(
+    pkt: &P,
+    info: &PacketInfo,
+    to_control: bool,
+    from_control: bool,
+) -> Option<&'static mut ControlState> {
     count(Counter::ControlPackets);
     if to_control {
         let key = ControlKey::new(info.family, info.src, info.sport, info.dst, info.dport);
         if info.is_syn() {
             // The local end connects: it is this connection's client.
             start_client(&key, info);
-            return;
+            return None;
         }
         if let Some(state) = lookup(&key, control_flags::LOCAL_CLIENT) {
             handle(pkt, info, state, &key, Direction::ClientToServer, true);
-            return;
+            return None;
         }
     }
-    if from_control && !info.is_syn() {
-        let key = ControlKey::new(info.family, info.dst, info.dport, info.src, info.sport);
-        let state = match lookup(&key, control_flags::LOCAL_SERVER) {
-            Some(state) => state,
-            // A server's first payload (its banner) on a connection it did
-            // not open: it accepted it, so it is the server.
-            None if info.payload_len > 0 && !conntrack::opened_locally(info) => {
-                match create(&key, control_flags::LOCAL_SERVER) {
-                    Some(state) => state,
-                    None => return,
-                }
-            }
-            None => return,
-        };
-        handle(pkt, info, state, &key, Direction::ServerToClient, true);
+    if !from_control || info.is_syn() {
+        return None;
     }
+    let key = ControlKey::new(info.family, info.dst, info.dport, info.src, info.sport);
+    let state = match lookup(&key, control_flags::LOCAL_SERVER) {
+        Some(state) => state,
+        // A server's first payload (its banner) on a connection it did
+        // not open: it accepted it, so it is the server.
+        None if info.payload_len > 0 && !conntrack::opened_locally(info) => {
+            create(&key, control_flags::LOCAL_SERVER)?
+        }
+        None => return None,
+    };
+    handle(pkt, info, state, &key, Direction::ServerToClient, true).then_some(state)
 }
 
 /// The state of `key`, if it was created for the role `side`.
@@ -188,7 +196,8 @@ fn insert(key: &ControlKey, flags: u64, scratch: &mut Scratch, now: u64, policy:
 }
 
 /// Handles one segment of a known control connection travelling in `dir`,
-/// sent by the local end (`from_local`) or arriving from the remote one.
+/// sent by the local end (`from_local`) or arriving from the remote one;
+/// whether the connection is still tracked after it.
 #[inline(always)]
 fn handle<P: Packet>(
     pkt: &P,
@@ -197,7 +206,7 @@ fn handle<P: Packet>(
     key: &ControlKey,
     dir: Direction,
     from_local: bool,
-) {
+) -> bool {
     state.last_seen_ns = now_ns();
     let control_bits = tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST;
     if from_local {
@@ -205,7 +214,7 @@ fn handle<P: Packet>(
             // Only the local end's FIN or RST ends the state: it is genuine.
             // A FIN's last words (`221 Goodbye`) announce nothing.
             let _ = FTPCT_CONTROL.remove(key);
-            return;
+            return false;
         }
         sequence::local_ack(state, info, dir);
     } else if info.flags & control_bits != 0 {
@@ -215,18 +224,19 @@ fn handle<P: Packet>(
         if info.flags & tcp_flags::SYN != 0 {
             count(Counter::ControlSynIgnored);
         }
-        return;
+        return true;
     }
     if info.flags & tcp_flags::SYN != 0
         || info.payload_len == 0
         || state.flags & control_flags::TLS != 0
     {
-        return;
+        return true;
     }
     let Some(start) = sequence::accept(state, info, dir, from_local) else {
-        return;
+        return true;
     };
     count(Counter::ControlPayloads);
     feed::payload(pkt, info, state, key, dir, start);
     sequence::consumed(state, info, dir);
+    true
 }

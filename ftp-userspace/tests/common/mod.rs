@@ -124,8 +124,50 @@ impl Segment {
             _ => panic!("mixed address families in a test segment"),
         }
         frame.extend_from_slice(&tcp);
+        let l4 = frame.len() - tcp.len();
+        let ip = if self.src.is_ipv4() { l4 - 20 } else { l4 - 40 };
+        let csum = tcp_checksum(&frame[ip..l4], &frame[l4..]);
+        frame[l4 + 16..l4 + 18].copy_from_slice(&csum.to_be_bytes());
         frame
     }
+}
+
+/// The TCP checksum `seg` should carry behind the IP header `ip` (its own
+/// checksum field taken as zero).
+pub fn tcp_checksum(ip: &[u8], seg: &[u8]) -> u16 {
+    let mut pseudo = Vec::new();
+    if ip[0] >> 4 == 4 {
+        pseudo.extend_from_slice(&ip[12..20]);
+        pseudo.extend_from_slice(&[0, 6]);
+        pseudo.extend_from_slice(&(seg.len() as u16).to_be_bytes());
+    } else {
+        pseudo.extend_from_slice(&ip[8..40]);
+        pseudo.extend_from_slice(&(seg.len() as u32).to_be_bytes());
+        pseudo.extend_from_slice(&[0, 0, 0, 6]);
+    }
+    let mut body = seg.to_vec();
+    body[16] = 0;
+    body[17] = 0;
+    let mut sum = 0u64;
+    for chunk in pseudo.chunks(2).chain(body.chunks(2)) {
+        let hi = u64::from(chunk[0]) << 8;
+        sum += hi | chunk.get(1).map_or(0, |&b| u64::from(b));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Whether the TCP checksum of `frame` (an untagged IPv4 or IPv6 frame) is right.
+pub fn checksum_ok(frame: &[u8]) -> bool {
+    let (ip, l4) = if frame[12..14] == [0x86, 0xdd] {
+        (14, 54)
+    } else {
+        (14, 34)
+    };
+    let stored = u16::from_be_bytes([frame[l4 + 16], frame[l4 + 17]]);
+    tcp_checksum(&frame[ip..l4], &frame[l4..]) == stored
 }
 
 /// The programs loaded with the default policy, run with `BPF_PROG_TEST_RUN`.
@@ -153,7 +195,17 @@ impl Harness {
         self.run(program_names::EGRESS, frame)
     }
 
+    /// Runs the TC program on a frame; returns the TC action and the frame
+    /// as the program left it.
+    pub fn egress_frame(&self, frame: &[u8]) -> (u32, Vec<u8>) {
+        self.run_frame(program_names::EGRESS, frame)
+    }
+
     fn run(&self, name: &str, frame: &[u8]) -> u32 {
+        self.run_frame(name, frame).0
+    }
+
+    fn run_frame(&self, name: &str, frame: &[u8]) -> (u32, Vec<u8>) {
         let mut out = vec![0u8; frame.len() + 256];
         let opts = TestRunOptions {
             data_in: Some(frame),
@@ -165,7 +217,9 @@ impl Harness {
             Program::SchedClassifier(p) => p.test_run(opts),
             _ => panic!("{name} is neither XDP nor TC"),
         };
-        result.expect("test run").return_value
+        let result = result.expect("test run");
+        out.truncate(result.data_size_out as usize);
+        (result.return_value, out)
     }
 
     pub fn expectations(&self) -> Vec<(ExpectKey, ExpectValue)> {
@@ -316,14 +370,18 @@ impl<'a> Control<'a> {
             self.h.ingress(&frame)
         }
     }
-    /// Server → client; returns the action (XDP for a remote server).
-    pub fn reply(&mut self, text: &[u8]) -> u32 {
-        let frame = Segment::new(self.server, 21, self.client, self.cport)
+    /// The next server → client segment carrying `text`; the stream moves on.
+    pub fn reply_segment(&mut self, text: &[u8]) -> Segment {
+        let seg = Segment::new(self.server, 21, self.client, self.cport)
             .seq(self.s2c)
             .ack(self.c2s)
-            .payload(text)
-            .frame();
+            .payload(text);
         self.s2c += text.len() as u32;
+        seg
+    }
+    /// Server → client; returns the action (XDP for a remote server).
+    pub fn reply(&mut self, text: &[u8]) -> u32 {
+        let frame = self.reply_segment(text).frame();
         if self.local_client {
             self.h.ingress(&frame)
         } else {

@@ -1,0 +1,119 @@
+//! `--nat-rewrite` replaces a `227` naming the local address by one of the
+//! same length naming the external address: the rendering fits exactly,
+//! keeps what it can of the text, and reads back to the same endpoint.
+
+use ftp_ebpf_common::nat::{REWRITE_MAX, min_227_len, render_227};
+use ftp_ebpf_common::parser::{Direction, LineKind, LineParser, Status};
+
+/// Renders and checks the length; the text as a string.
+fn render(len: usize, addr: [u8; 4], port: u16) -> Option<String> {
+    let mut out = [0xaa; REWRITE_MAX];
+    if !render_227(&mut out, len, addr, port) {
+        assert!(out.iter().all(|&b| b == 0xaa), "written though refused");
+        return None;
+    }
+    assert!(out[len..].iter().all(|&b| b == 0xaa), "written past {len}");
+    Some(String::from_utf8(out[..len].to_vec()).expect("ascii"))
+}
+
+#[test]
+fn a_typical_reply_keeps_its_text_and_length() {
+    // vsftpd's own reply for 198.19.0.1 port 40000, rewritten to 198.18.1.1.
+    let original = "227 Entering Passive Mode (198,19,0,1,156,64).\r\n";
+    let got = render(original.len(), [198, 18, 1, 1], 40_000).expect("fits");
+    assert_eq!(got, "227 Entering Passive Mode  (198,18,1,1,156,64)\r\n");
+    assert_eq!(got.len(), original.len());
+}
+
+#[test]
+fn a_short_reply_loses_its_text_and_a_too_short_one_is_refused() {
+    let min = min_227_len([203, 0, 113, 200], 65_535);
+    assert_eq!(min, "227 (203,0,113,200,255,255)\r\n".len());
+    assert_eq!(
+        render(min, [203, 0, 113, 200], 65_535).as_deref(),
+        Some("227 (203,0,113,200,255,255)\r\n")
+    );
+    assert_eq!(
+        render(min + 3, [203, 0, 113, 200], 65_535).as_deref(),
+        Some("227    (203,0,113,200,255,255)\r\n")
+    );
+    assert_eq!(render(min - 1, [203, 0, 113, 200], 65_535), None);
+    assert_eq!(render(REWRITE_MAX + 1, [1, 2, 3, 4], 1024), None);
+    let longest = render(REWRITE_MAX, [1, 2, 3, 4], 1024).expect("fits");
+    assert!(longest.starts_with("227 Entering Passive Mode   "));
+    assert!(longest.ends_with(" (1,2,3,4,4,0)\r\n"), "{longest}");
+}
+
+#[test]
+fn every_rendering_parses_back_to_its_endpoint() {
+    // Every length for a spread of addresses and ports: ftpct's own
+    // parser (which scans as clients do) reads back what was written.
+    let addrs = [
+        [1, 2, 3, 4],
+        [10, 0, 0, 5],
+        [198, 18, 1, 1],
+        [255, 255, 255, 255],
+    ];
+    let ports = [1024, 40_000, 65_535, 2_570];
+    for addr in addrs {
+        for port in ports {
+            for len in min_227_len(addr, port)..=REWRITE_MAX {
+                let text = render(len, addr, port).expect("fits");
+                let mut p = LineParser::new();
+                let mut done = 0;
+                for (i, b) in text.bytes().enumerate() {
+                    if p.feed(b, Direction::ServerToClient, 0) {
+                        done = i + 1;
+                    }
+                }
+                assert_eq!(done, len, "{text:?} completes at its end");
+                let line = p.parsed();
+                assert_eq!((line.kind, line.code), (LineKind::Reply, 227));
+                assert_eq!(line.status, Status::Ok, "{text:?}");
+                assert_eq!(line.endpoint.addr[..4], addr, "{text:?}");
+                assert_eq!(line.endpoint.port, port, "{text:?}");
+                assert_eq!(usize::from(p.unit_len()), len, "{text:?}");
+            }
+        }
+    }
+}
+
+/// Feeds `text` as server bytes; the `unit_len` of each completion.
+fn completions(p: &mut LineParser, text: &[u8]) -> Vec<u16> {
+    let mut out = Vec::new();
+    for &b in text {
+        if p.feed(b, Direction::ServerToClient, 0) {
+            out.push(p.unit_len());
+        }
+    }
+    out
+}
+
+#[test]
+fn a_completed_reply_says_how_many_bytes_back_it_began() {
+    // The rewrite replaces the whole reply, so it must know where it began:
+    // every line of a multi-line reply counts, stray text between replies
+    // does not, and a reply the parser lost bytes of is not placeable.
+    let mut p = LineParser::new();
+    let single = b"227 Entering Passive Mode (1,2,3,4,156,64).\r\n";
+    let multi = b"227-Entering Passive Mode\r\n (1,2,3,4,156,64)\r\n227 OK\r\n";
+    let mut stream = Vec::new();
+    stream.extend_from_slice(single);
+    stream.extend_from_slice(b"stray text\r\n");
+    stream.extend_from_slice(multi);
+    stream.extend_from_slice(b"200\r\n");
+    assert_eq!(
+        completions(&mut p, &stream),
+        [single.len() as u16, multi.len() as u16, 5]
+    );
+
+    let mut p = LineParser::new();
+    completions(&mut p, b"227-Entering Passive Mode\r\n");
+    p.resync();
+    assert_eq!(
+        completions(&mut p, b"lost\r\n227 (1,2,3,4,156,64)\r\n"),
+        [u16::MAX]
+    );
+    p.restart();
+    assert_eq!(completions(&mut p, single), [single.len() as u16]);
+}
