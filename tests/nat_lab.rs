@@ -10,7 +10,7 @@
 //!   rtr  198.18.0.254  eth0 ─┘
 //!   rtr  198.19.0.254  eth1 ──── eth0  198.19.0.1  srv   ftpct attaches here
 //!
-//!   rtr: nftables 1:1 NAT, public 198.18.1.1 <-> private 198.19.0.1
+//!   rtr: nftables 1:1 NAT, public 198.18.10.1 <-> private 198.19.0.1
 //! ```
 //!
 //! The public side is the [`Lab`](crate::Lab)'s 198.18.0.0/24 bridge with
@@ -41,8 +41,9 @@ use crate::lab::{
 use crate::netns::Netns;
 
 /// The server's public address: what clients connect to and what the
-/// server names in its `227`.
-pub const NAT_PUBLIC: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
+/// server names in its `227`. One character longer than [`NAT_PRIVATE`],
+/// so that rewriting one into the other in `PORT` changes its length.
+pub const NAT_PUBLIC: Ipv4Addr = Ipv4Addr::new(198, 18, 10, 1);
 
 /// The server's private address, on its [`LAB_IFACE`]: the local address
 /// ftpct sees.
@@ -95,17 +96,31 @@ table ip ftpct_nat {{
 }
 
 /// Loss on the router's forwarding path (this machine's kernel has no
-/// netem): the first copy of every `227` the server sends is dropped, so
-/// each is retransmitted at least once, and `percent` of all forwarded
-/// packets, either way, at random. Counted in the named counters
-/// `first_227` and `random_loss`.
-fn loss_ruleset(percent: u8) -> String {
+/// netem): the first copy of every `227` the server sends and of every
+/// `PORT`/`EPRT` sent to port 21 is dropped, so each is retransmitted at
+/// least once, and `percent` of all forwarded packets, either way, at
+/// random (only those from the private side if `from_private_only`).
+/// Counted in the named counters `first_227`, `first_port` and
+/// `random_loss`.
+fn loss_ruleset(percent: u8, from_private_only: bool) -> String {
+    let only = if from_private_only {
+        format!("iifname \"{NAT_ROUTER_PRIVATE_IFACE}\" ")
+    } else {
+        String::new()
+    };
     format!(
         "\
 table inet ftpct_loss {{
     counter first_227 {{ }}
     counter random_loss {{ }}
+    counter first_port {{ }}
     set sent_227 {{
+        typeof tcp sequence
+        size 65535
+        flags dynamic,timeout
+        timeout 5m
+    }}
+    set sent_port {{
         typeof tcp sequence
         size 65535
         flags dynamic,timeout
@@ -114,7 +129,8 @@ table inet ftpct_loss {{
     chain forward {{
         type filter hook forward priority filter - 10; policy accept;
         tcp sport 21 @ih,0,32 0x32323720 tcp sequence != @sent_227 update @sent_227 {{ tcp sequence }} counter name \"first_227\" drop
-        numgen random mod 100 < {percent} counter name \"random_loss\" drop
+        tcp dport 21 @ih,0,32 {{ 0x504f5254, 0x45505254 }} tcp sequence != @sent_port update @sent_port {{ tcp sequence }} counter name \"first_port\" drop
+        {only}numgen random mod 100 < {percent} counter name \"random_loss\" drop
     }}
 }}
 "
@@ -201,15 +217,16 @@ impl NatLab {
     }
 
     /// Adds loss to the router's forwarding path: the first copy of every
-    /// `227` and `percent` of all packets (see [`loss_ruleset`]).
-    pub fn add_loss(&self, percent: u8) -> Result<()> {
-        self.load_rules(&loss_ruleset(percent))
+    /// `227` and `PORT`/`EPRT`, and `percent` of all packets (of those from
+    /// the private side only if `from_private_only`); see [`loss_ruleset`].
+    pub fn add_loss(&self, percent: u8, from_private_only: bool) -> Result<()> {
+        self.load_rules(&loss_ruleset(percent, from_private_only))
             .context("loading the loss rules")
     }
 
-    /// Packets the loss rules dropped so far: first copies of `227`s, and
-    /// at random.
-    pub fn losses(&self) -> Result<(u64, u64)> {
+    /// Packets the loss rules dropped so far: first copies of `227`s, of
+    /// `PORT`/`EPRT` commands, and at random.
+    pub fn losses(&self) -> Result<(u64, u64, u64)> {
         let count = |name: &str| -> Result<u64> {
             let out = self.router.run_ok(&[
                 "nft",
@@ -227,7 +244,11 @@ impl NatLab {
                 .and_then(|items| items.iter().find_map(|i| i["counter"]["packets"].as_u64()))
                 .with_context(|| format!("no packet count for counter {name}: {json}"))
         };
-        Ok((count("first_227")?, count("random_loss")?))
+        Ok((
+            count("first_227")?,
+            count("first_port")?,
+            count("random_loss")?,
+        ))
     }
 
     /// Waits until the client and the intruder get a RST from the server

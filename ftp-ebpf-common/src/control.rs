@@ -1,7 +1,11 @@
 //! Per control connection state: one parser per direction, the queue of
 //! outstanding commands for request/reply correlation, and TCP sequence tracking.
 
-use crate::{Addr, nat::NatRewrite, parser::LineParser};
+use crate::{
+    Addr,
+    nat::{NatRewrite, seqadj::SeqAdjust},
+    parser::LineParser,
+};
 
 /// A control connection, client side first. Ports in host order.
 #[repr(C)]
@@ -138,8 +142,10 @@ pub struct ControlState {
     pub recent: [RecentExpect; RECENT_SLOTS],
     /// Outstanding commands, indexed by `seq % PENDING_SLOTS`.
     pub pending: [Pending; PENDING_SLOTS],
-    /// The last `227` `--nat-rewrite` rewrites (local server only).
+    /// The last announcement `--nat-rewrite` rewrites.
     pub nat: NatRewrite,
+    /// How far `--nat-rewrite` moved the local end's stream.
+    pub seqadj: SeqAdjust,
     /// Parsers, client-to-server then server-to-client.
     pub parsers: [LineParser; 2],
 }

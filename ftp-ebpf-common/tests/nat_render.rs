@@ -2,23 +2,24 @@
 //! same length naming the external address: the rendering fits exactly,
 //! keeps what it can of the text, and reads back to the same endpoint.
 
-use ftp_ebpf_common::nat::{REWRITE_MAX, min_227_len, render_227};
+use ftp_ebpf_common::nat::REWRITE_MAX;
+use ftp_ebpf_common::nat::render::{Rendering, kind};
 use ftp_ebpf_common::parser::{Direction, LineKind, LineParser, Status};
 
 /// Renders and checks the length; the text as a string.
 fn render(len: usize, addr: [u8; 4], port: u16) -> Option<String> {
     let mut out = [0xaa; REWRITE_MAX];
-    if !render_227(&mut out, len, addr, port) {
-        assert!(out.iter().all(|&b| b == 0xaa), "written though refused");
-        return None;
-    }
+    let r = Rendering::reply_227(len, addr, port)?;
+    assert_eq!(usize::from(r.len), len);
+    assert!(r.write(&mut out));
     assert!(out[len..].iter().all(|&b| b == 0xaa), "written past {len}");
     Some(String::from_utf8(out[..len].to_vec()).expect("ascii"))
 }
 
 #[test]
 fn a_typical_reply_keeps_its_text_and_length() {
-    // vsftpd's own reply for 198.19.0.1 port 40000, rewritten to 198.18.1.1.
+    // vsftpd's own reply for 198.19.0.1 port 40000, rewritten to a public
+    // address of the same length.
     let original = "227 Entering Passive Mode (198,19,0,1,156,64).\r\n";
     let got = render(original.len(), [198, 18, 1, 1], 40_000).expect("fits");
     assert_eq!(got, "227 Entering Passive Mode  (198,18,1,1,156,64)\r\n");
@@ -27,7 +28,7 @@ fn a_typical_reply_keeps_its_text_and_length() {
 
 #[test]
 fn a_short_reply_loses_its_text_and_a_too_short_one_is_refused() {
-    let min = min_227_len([203, 0, 113, 200], 65_535);
+    let min = Rendering::min_227_len([203, 0, 113, 200], 65_535);
     assert_eq!(min, "227 (203,0,113,200,255,255)\r\n".len());
     assert_eq!(
         render(min, [203, 0, 113, 200], 65_535).as_deref(),
@@ -57,7 +58,7 @@ fn every_rendering_parses_back_to_its_endpoint() {
     let ports = [1024, 40_000, 65_535, 2_570];
     for addr in addrs {
         for port in ports {
-            for len in min_227_len(addr, port)..=REWRITE_MAX {
+            for len in Rendering::min_227_len(addr, port)..=REWRITE_MAX {
                 let text = render(len, addr, port).expect("fits");
                 let mut p = LineParser::new();
                 let mut done = 0;
@@ -116,4 +117,68 @@ fn a_completed_reply_says_how_many_bytes_back_it_began() {
     );
     p.restart();
     assert_eq!(completions(&mut p, single), [single.len() as u16]);
+}
+
+/// A command rendering as text, checked against its length.
+fn command(k: u8, addr: [u8; 4], port: u16) -> String {
+    let r = Rendering::command(k, addr, port);
+    let mut out = [0u8; REWRITE_MAX];
+    assert!(r.write(&mut out));
+    String::from_utf8(out[..usize::from(r.len)].to_vec()).expect("ascii")
+}
+
+#[test]
+fn port_and_eprt_are_written_in_their_natural_length() {
+    assert_eq!(
+        command(kind::PORT, [198, 18, 10, 1], 40_000),
+        "PORT 198,18,10,1,156,64\r\n"
+    );
+    assert_eq!(
+        command(kind::PORT, [1, 2, 3, 4], 1024),
+        "PORT 1,2,3,4,4,0\r\n"
+    );
+    assert_eq!(
+        command(kind::EPRT_V4, [198, 18, 10, 1], 40_000),
+        "EPRT |1|198.18.10.1|40000|\r\n"
+    );
+    assert_eq!(
+        command(kind::EPRT_V4, [255, 255, 255, 255], 65_535),
+        "EPRT |1|255.255.255.255|65535|\r\n"
+    );
+    assert_eq!(
+        command(kind::EPRT_V4, [1, 0, 0, 9], 7),
+        "EPRT |1|1.0.0.9|7|\r\n"
+    );
+}
+
+#[test]
+fn every_command_rendering_parses_back_to_its_endpoint() {
+    let addrs = [
+        [1, 2, 3, 4],
+        [10, 0, 0, 5],
+        [198, 18, 1, 1],
+        [255, 255, 255, 255],
+    ];
+    let ports = [1024, 40_000, 65_535, 2_570, 9, 99, 999];
+    for addr in addrs {
+        for port in ports {
+            for k in [kind::PORT, kind::EPRT_V4] {
+                let text = command(k, addr, port);
+                let mut p = LineParser::new();
+                let mut done = 0;
+                for (i, b) in text.bytes().enumerate() {
+                    if p.feed(b, Direction::ClientToServer, 0) {
+                        done = i + 1;
+                    }
+                }
+                assert_eq!(done, text.len(), "{text:?}");
+                let line = p.parsed();
+                assert_eq!(line.kind, LineKind::Command, "{text:?}");
+                assert_eq!(line.status, Status::Ok, "{text:?}");
+                assert_eq!(line.endpoint.addr[..4], addr, "{text:?}");
+                assert_eq!(line.endpoint.port, port, "{text:?}");
+                assert_eq!(usize::from(p.unit_len()), text.len(), "{text:?}");
+            }
+        }
+    }
 }

@@ -32,10 +32,15 @@ pub fn run(ctx: &TcContext) -> i32 {
     let sclass = port_class(info.sport);
     let to_control = port_class(info.dport) == PortClass::Control;
     let from_control = sclass == PortClass::Control;
-    if (to_control || from_control)
-        && let Some(state) = control::outbound(ctx, info, to_control, from_control)
-    {
-        control::write_rewrite(ctx, info, state);
+    if to_control || from_control {
+        // Taken before parsing: the segment may end the connection's state.
+        let seq_off = control::seq_offset(info, to_control, from_control);
+        if let Some(state) = control::outbound(ctx, info, to_control, from_control) {
+            control::ftpct_nat_write(ctx.skb.skb, info, state);
+        }
+        if seq_off != 0 {
+            control::move_seq(ctx, info, seq_off);
+        }
     }
     track(info, sclass)
 }

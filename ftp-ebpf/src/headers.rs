@@ -87,12 +87,12 @@ impl PacketInfo {
 pub fn parse<'a, P: Packet>(
     pkt: &P,
     out: &'a mut MaybeUninit<PacketInfo>,
-) -> Result<&'a PacketInfo, L4> {
+) -> Result<&'a mut PacketInfo, L4> {
     // SAFETY: `parse_into` only writes through this reference, and every
     // field is written before it returns `L4::Tcp`; nothing is read before.
     match parse_into(pkt, unsafe { &mut *out.as_mut_ptr() }) {
         // SAFETY: `L4::Tcp` means every field was written.
-        L4::Tcp => Ok(unsafe { out.assume_init_ref() }),
+        L4::Tcp => Ok(unsafe { out.assume_init_mut() }),
         other => Err(other),
     }
 }
@@ -118,6 +118,12 @@ fn parse_into<P: Packet>(pkt: &P, info: &mut PacketInfo) -> L4 {
         _ => return L4::Other,
     };
     tcp(pkt, l4, ip_payload_len, info)
+}
+
+/// Offset of the L3 header (after any VLAN tags).
+#[inline(always)]
+pub fn l3_offset<P: Packet>(pkt: &P) -> Option<u32> {
+    ethernet(pkt).map(|(_, off)| off as u32)
 }
 
 /// Returns the ethertype after any VLAN tags and the offset of the L3 header.

@@ -41,6 +41,9 @@ pub fn run(ctx: &XdpContext) -> u32 {
     let to_control = dclass == PortClass::Control;
     let from_control = port_class(info.sport) == PortClass::Control;
     if to_control || from_control {
+        // Acknowledgments of a stream `--nat-rewrite` moved are moved back
+        // before anything reads them.
+        control::unmove_ack(ctx, info, to_control, from_control);
         // Which of a local server's or a local client's connections this is
         // comes from the state the local end created, not from the ports.
         control::inbound(ctx, info, to_control, from_control);

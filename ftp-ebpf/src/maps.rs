@@ -11,7 +11,7 @@ use ftp_ebpf_common::{
     control::{ControlKey, ControlState},
     counters::COUNTER_COUNT,
     flow::{BounceKey, ClientKey, ClientValue, ExpectKey, ExpectValue, FlowKey, FlowValue},
-    nat::{EXTERNAL_ENTRIES, ExternalKey, REWRITE_MAX, Render227},
+    nat::{EXTERNAL_ENTRIES, ExternalKey, REWRITE_MAX, render::Rendering},
     policy::{
         CLIENT_ENTRIES, DEFAULT_MAX_CONTROL, DEFAULT_MAX_EXPECTATIONS, DEFAULT_MAX_FLOWS,
         PORT_COUNT, Policy,
@@ -111,7 +111,7 @@ pub struct Scratch {
 /// the longest reply so that a checksum over whole words stays inside.
 #[repr(C)]
 pub struct RewriteBuf {
-    pub layout: Render227,
+    pub layout: Rendering,
     pub new: [u8; 2 * REWRITE_MAX],
     pub old: [u8; 2 * REWRITE_MAX],
 }

@@ -67,3 +67,13 @@ impl Packet for TcContext {
         unsafe { bpf_skb_load_bytes(self.as_ptr().cast_const(), offset, dst.cast(), len) == 0 }
     }
 }
+
+/// `n` (which must be 1..=`max`, a power of two) in a form the verifier
+/// can prove is 1..=`max`, for a helper's size argument: the helpers refuse
+/// a size that may be zero or unbounded. The value passes through
+/// `black_box` so that the compiler, which may know the range already from
+/// the caller's checks, keeps the mask the verifier needs.
+#[inline(always)]
+pub fn helper_len(n: u32, max: u32) -> u32 {
+    ((core::hint::black_box(n).wrapping_sub(1)) & (max - 1)) + 1
+}

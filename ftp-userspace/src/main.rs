@@ -144,9 +144,9 @@ struct AttachArgs {
     /// for one. Repeatable.
     #[arg(long, value_name = "[LOCAL=]ADDR")]
     external_address: Vec<String>,
-    /// Rewrite a local server's 227 that names its local address to name
-    /// its --external-address (IPv4), in place and in the reply's own
-    /// length: no server setting needed behind a 1:1 NAT.
+    /// Rewrite a local server's 227, and a local client's PORT and EPRT,
+    /// that name the local address to name its --external-address (IPv4):
+    /// no server or client setting needed behind a 1:1 NAT.
     #[arg(long, requires = "external_address")]
     nat_rewrite: bool,
     /// Egress through a tcx link (Linux 6.6+), a clsact qdisc filter, or
@@ -168,7 +168,7 @@ impl AttachArgs {
         let external = external::parse(&self.external_address)?;
         if self.nat_rewrite && !external.iter().any(|m| m.external.is_ipv4()) {
             bail!(
-                "--nat-rewrite rewrites 227 replies, which are IPv4: it needs an IPv4 --external-address"
+                "--nat-rewrite rewrites IPv4 announcements (227, PORT, EPRT |1|): it needs an IPv4 --external-address"
             );
         }
         Ok(AttachConfig {

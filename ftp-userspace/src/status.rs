@@ -212,7 +212,9 @@ pub fn print_text(s: &IfaceStatus) {
         println!("  external       {mapping}");
     }
     if s.nat_rewrite {
-        println!("  nat rewrite    227 replies naming the local address are rewritten");
+        println!(
+            "  nat rewrite    227, PORT and EPRT naming the local address name the external one"
+        );
     }
     println!(
         "  guarded ports  {}{}",

@@ -11,7 +11,6 @@ use common::{
     CLIENT, Control, Harness, INTRUDER, SERVER, SYN, Segment, XDP_DROP, XDP_PASS, expect_key,
 };
 use ftp_ebpf_common::counters::Counter;
-use ftp_userspace::{attach::AttachConfig, external};
 
 /// The public address of the NAT in front of the host.
 const EXTERNAL: &str = "198.19.0.10";
@@ -20,10 +19,7 @@ const REMOTE: &str = "198.18.0.9";
 
 /// A harness whose policy maps `mappings` (`--external-address` values).
 fn harness(mappings: &[&str]) -> Harness {
-    let mut cfg = AttachConfig::with_defaults("test");
-    let values: Vec<String> = mappings.iter().map(|m| m.to_string()).collect();
-    cfg.external = external::parse(&values).expect("valid mappings");
-    Harness::with(cfg)
+    common::external_harness(mappings, false)
 }
 
 /// PASV on `c` answered by a 227 naming the external address and `port`.

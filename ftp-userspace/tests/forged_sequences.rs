@@ -241,6 +241,7 @@ fn segment(
         ack,
         flags,
         payload,
+        options: Vec::new(),
         vlans: Vec::new(),
     }
 }

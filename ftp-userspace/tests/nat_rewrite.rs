@@ -12,8 +12,10 @@ use common::{
     CLIENT, Control, Harness, INTRUDER, SERVER, SYN, Segment, XDP_DROP, XDP_PASS, checksum_ok,
     expect_key,
 };
-use ftp_ebpf_common::{counters::Counter, nat::REWRITE_MAX, nat::render_227};
-use ftp_userspace::{attach::AttachConfig, external};
+use ftp_ebpf_common::{
+    counters::Counter,
+    nat::{REWRITE_MAX, render::Rendering},
+};
 
 /// The public address of the NAT in front of the host.
 const EXTERNAL: &str = "198.19.0.10";
@@ -25,16 +27,14 @@ const PAYLOAD: usize = 14 + 20 + 20;
 const REPLY: &[u8] = b"227 Entering Passive Mode (198,18,0,1,156,64).\r\n";
 
 fn harness(rewrite: bool) -> Harness {
-    let mut cfg = AttachConfig::with_defaults("test");
-    cfg.external = external::parse(&[EXTERNAL.to_string()]).expect("valid mapping");
-    cfg.nat_rewrite = rewrite;
-    Harness::with(cfg)
+    common::external_harness(&[EXTERNAL], rewrite)
 }
 
 /// `text` rewritten: the same length, naming the external address and `port`.
 fn rewritten(text: &[u8], port: u16) -> Vec<u8> {
     let mut out = [0u8; REWRITE_MAX];
-    assert!(render_227(&mut out, text.len(), EXTERNAL_OCTETS, port));
+    let reply = Rendering::reply_227(text.len(), EXTERNAL_OCTETS, port).expect("fits");
+    assert!(reply.write(&mut out));
     out[..text.len()].to_vec()
 }
 

@@ -104,6 +104,8 @@ pub struct Params {
 pub struct Loaded {
     pub ebpf: Ebpf,
     out: Vec<u8>,
+    /// Loaded with `--nat-rewrite` (and an external address).
+    rewrites: bool,
 }
 
 impl Loaded {
@@ -120,6 +122,7 @@ impl Loaded {
         Ok(Self {
             ebpf,
             out: vec![0; 4096],
+            rewrites: cfg.nat_rewrite,
         })
     }
 
@@ -171,6 +174,11 @@ impl Loaded {
         })();
         self.out = out;
         result
+    }
+
+    /// The frame the last run left (a rewritten one, for instance).
+    fn last_out(&self, len: usize) -> &[u8] {
+        &self.out[..len.min(self.out.len())]
     }
 
     /// Runs the ingress program once and checks its action.
@@ -403,14 +411,101 @@ type SteadyClass<'f> = (
     Option<u32>,
 );
 
+/// The address `--nat-rewrite` names in the rewriting instance's 227s.
+const EXTERNAL: &str = "198.19.0.10";
+
+/// A `227` sent once on a fresh control connection of `l`; the frame, to
+/// be sent again as its retransmission.
+fn sent_227(l: &mut Loaded, cport: u16) -> Result<Vec<u8>> {
+    let mut ctrl = Control::open(l, cport)?;
+    let pasv = ctrl.command(b"PASV\r\n");
+    l.ingress_expect(&pasv, XDP_PASS, "PASV")?;
+    let reply = ctrl.reply(&frames::reply_227(SERVER, PASV_DATA_PORT + 1));
+    l.run_egress(&reply, 1)?;
+    Ok(reply)
+}
+
+/// The host (SERVER) as a client of REMOTE behind the NAT: a control
+/// connection through the handshake and greeting, then a `PORT` naming the
+/// host (rewritten one byte longer by the rewriting instance) and its
+/// `200`. Returns frames to repeat: the `PORT` again (a retransmission),
+/// a later command the host sends, and an acknowledgment from REMOTE of
+/// the stream past the `PORT` (moved, where rewritten).
+fn moved_stream(l: &mut Loaded, cport: u16) -> Result<[Vec<u8>; 3]> {
+    const REMOTE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 9);
+    let out = |seq: u32, ack: u32, flags: u8, text: &[u8]| {
+        Segment::new(SERVER, cport, REMOTE, 21)
+            .seq(seq)
+            .ack(ack)
+            .flags(flags)
+            .payload(text)
+            .frame()
+    };
+    let inbound = |seq: u32, ack: u32, flags: u8, text: &[u8]| {
+        Segment::new(REMOTE, 21, SERVER, cport)
+            .seq(seq)
+            .ack(ack)
+            .flags(flags)
+            .payload(text)
+            .frame()
+    };
+    l.run_egress(&out(99, 0, SYN, b""), 1)?;
+    l.ingress_expect(&inbound(0, 100, SYN | ACK, b""), XDP_PASS, "SYN-ACK")?;
+    l.run_egress(&out(100, 1, ACK, b""), 1)?;
+    l.ingress_expect(&inbound(1, 100, ACK, b"220 ready\r\n"), XDP_PASS, "220")?;
+    let port = frames::port_command(SERVER, PASV_DATA_PORT + 2);
+    let port_seg = out(100, 12, ACK, &port);
+    l.run_egress(&port_seg, 1)?;
+    let after_port = 100 + port.len() as u32;
+    // REMOTE acknowledges what it received: one byte more where rewritten.
+    let moved = u32::from(l.rewrites);
+    let ok = inbound(
+        12,
+        after_port + moved,
+        ACK,
+        b"200 PORT command successful.\r\n",
+    );
+    l.ingress_expect(&ok, XDP_PASS, "200")?;
+    let next = out(after_port, 12 + 30, ACK, b"NOOP\r\n");
+    l.run_egress(&next, 1)?;
+    let ack = inbound(42, after_port + 6 + moved, ACK, b"");
+    Ok([port_seg, next, ack])
+}
+
 /// Measures every class, rounds interleaved (all classes once per round).
 pub fn run(params: Params) -> Result<KernelResults> {
     let start = Instant::now();
     let mut l = Loaded::load(&AttachConfig::with_defaults("lo"))?;
+    // A second instance with `--external-address EXTERNAL --nat-rewrite`.
+    let mut rewrite_cfg = AttachConfig::with_defaults("lo");
+    rewrite_cfg.external = ftp_userspace::external::parse(&[EXTERNAL.to_string()])?;
+    rewrite_cfg.nat_rewrite = true;
+    let mut lr = Loaded::load(&rewrite_cfg)?;
     let f = SteadyFrames::new();
     create_tracked_flow(&mut l)?;
     let mut pasv = PasvCycle::new(&mut l)?;
+    let mut pasv_rewritten = PasvCycle::new(&mut lr)?;
     let mut port = PortCycle::new(&mut l)?;
+    // Retransmissions of a 227: skipped by the parser in both instances,
+    // and written again by the rewriting one.
+    let retx_plain = sent_227(&mut l, PASV_CTRL_PORT + 20)?;
+    let retx_rewritten = sent_227(&mut lr, PASV_CTRL_PORT + 20)?;
+    let moved_plain = moved_stream(&mut l, PASV_CTRL_PORT + 30)?;
+    let moved_rewritten = moved_stream(&mut lr, PASV_CTRL_PORT + 30)?;
+    let port_seg = &moved_rewritten[0];
+    lr.run_egress(port_seg, 1)?;
+    ensure!(
+        lr.last_out(port_seg.len() + 1)
+            .ends_with(b"PORT 198,19,0,10,157,10\r\n"),
+        "the rewriting instance must resize the retransmitted PORT"
+    );
+    lr.run_egress(&retx_rewritten, 1)?;
+    ensure!(
+        lr.last_out(retx_rewritten.len()) != &retx_rewritten[..]
+            && l.run_egress(&retx_plain, 1).is_ok()
+            && l.last_out(retx_plain.len()) == &retx_plain[..],
+        "the rewriting instance must rewrite the retransmitted 227, the other must not"
+    );
 
     use Method::{Single, Steady};
     use program_names::{BENCH_PASS, BENCH_SYN_FLOOR, EGRESS, INGRESS};
@@ -499,8 +594,60 @@ pub fn run(params: Params) -> Result<KernelResults> {
             "control segment carrying a PORT command (ingress)",
             INGRESS,
         ),
+        (
+            "reply_227_rewritten",
+            "control segment carrying a 227 reply, rewritten (--nat-rewrite)",
+            EGRESS,
+        ),
+        // Single runs: a repeated run sees the frame as the last one left
+        // it, which for a resized segment is another segment.
+        (
+            "retx_port",
+            "retransmitted PORT (egress, local client)",
+            EGRESS,
+        ),
+        (
+            "retx_port_rewritten",
+            "retransmitted PORT, rewritten a byte longer (--nat-rewrite)",
+            EGRESS,
+        ),
     ] {
         classes.push(Class::new(id, label, prog, Single));
+    }
+    let retx_first = classes.len();
+    for (id, label, prog) in [
+        (
+            "retx_227",
+            "retransmitted 227 (skipped by the parser)",
+            EGRESS,
+        ),
+        (
+            "retx_227_rewritten",
+            "retransmitted 227, rewritten again (--nat-rewrite)",
+            EGRESS,
+        ),
+        (
+            "ctrl_out",
+            "later control segment of a local client (egress)",
+            EGRESS,
+        ),
+        (
+            "ctrl_out_moved",
+            "later control segment, sequence number moved (--nat-rewrite)",
+            EGRESS,
+        ),
+        (
+            "ctrl_ack",
+            "acknowledgment from the remote server (ingress)",
+            INGRESS,
+        ),
+        (
+            "ctrl_ack_moved",
+            "acknowledgment moved back (--nat-rewrite)",
+            INGRESS,
+        ),
+    ] {
+        classes.push(Class::new(id, label, prog, Steady));
     }
 
     for _round in 0..params.rounds {
@@ -519,8 +666,9 @@ pub fn run(params: Params) -> Result<KernelResults> {
             classes[i].rounds.push(ns);
         }
         // Single runs, interleaved run by run.
-        let mut samples: Vec<Vec<f64>> =
-            (0..7).map(|_| Vec::with_capacity(params.singles)).collect();
+        let mut samples: Vec<Vec<f64>> = (0..10)
+            .map(|_| Vec::with_capacity(params.singles))
+            .collect();
         for _ in 0..params.singles {
             samples[0].push(l.run_xdp(BENCH_PASS, &f.syn_guarded, 1)?.1);
             samples[1].push(l.run_xdp(BENCH_SYN_FLOOR, &f.syn_guarded, 1)?.1);
@@ -534,9 +682,34 @@ pub fn run(params: Params) -> Result<KernelResults> {
             samples[4].push(syn_ns);
             samples[5].push(reply_ns);
             samples[6].push(port.run(&mut l)?);
+            samples[7].push(pasv_rewritten.run(&mut lr)?.0);
+            samples[8].push(l.run_egress(&moved_plain[0], 1)?.1);
+            samples[9].push(lr.run_egress(&moved_rewritten[0], 1)?.1);
         }
         for (k, s) in samples.iter().enumerate() {
             classes[steady.len() + k].rounds.push(stats::median(s));
+        }
+        let (_, ns) = l.run_egress(&retx_plain, params.repeat)?;
+        classes[retx_first].rounds.push(ns);
+        let (_, ns) = lr.run_egress(&retx_rewritten, params.repeat)?;
+        classes[retx_first + 1].rounds.push(ns);
+        // The moved stream: each frame on the plain and the rewriting
+        // instance, in turn.
+        for (k, frame_idx) in [1usize, 2].into_iter().enumerate() {
+            for (j, loaded) in [&mut l, &mut lr].into_iter().enumerate() {
+                let frames = if j == 0 {
+                    &moved_plain
+                } else {
+                    &moved_rewritten
+                };
+                let frame = &frames[frame_idx];
+                let ns = if frame_idx == 2 {
+                    loaded.run_xdp(INGRESS, frame, params.repeat)?.1
+                } else {
+                    loaded.run_egress(frame, params.repeat)?.1
+                };
+                classes[retx_first + 2 + 2 * k + j].rounds.push(ns);
+            }
         }
     }
     let mut profiles = Vec::new();

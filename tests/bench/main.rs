@@ -292,7 +292,16 @@ fn figure(res: &Results) -> plot::Figure {
         for c in &k.classes {
             let color = match c.id {
                 "ref_pass" | "ref_floor" | "ref_pass_1" | "ref_floor_1" => GREY,
-                "egress_plain" | "egress_plain_1" | "reply_227" => ORANGE,
+                "egress_plain"
+                | "egress_plain_1"
+                | "reply_227"
+                | "reply_227_rewritten"
+                | "retx_227"
+                | "retx_227_rewritten"
+                | "retx_port"
+                | "retx_port_rewritten"
+                | "ctrl_out"
+                | "ctrl_out_moved" => ORANGE,
                 "syn_admit" | "port_cmd" => GREEN,
                 _ => BLUE,
             };
@@ -425,6 +434,15 @@ fn short_label(id: &str) -> &'static str {
         "egress_plain_1" => "egress: non-control",
         "syn_admit" => "SYN admitted (consumes expectation)",
         "reply_227" => "227 reply (egress, creates it)",
+        "reply_227_rewritten" => "227 reply, rewritten",
+        "retx_227" => "227 retransmitted",
+        "retx_227_rewritten" => "227 retransmitted, rewritten",
+        "retx_port" => "PORT retransmitted",
+        "retx_port_rewritten" => "PORT retransmitted, resized",
+        "ctrl_out" => "control out (local client)",
+        "ctrl_out_moved" => "control out, seq moved",
+        "ctrl_ack" => "control ACK in",
+        "ctrl_ack_moved" => "control ACK in, moved back",
         "port_cmd" => "PORT command (ingress)",
         "syn_drop_random" => "SYN, random key each run (drop)",
         "flow_random" => "random tracked flow each run",

@@ -114,15 +114,8 @@ pub fn ftplib_download(
     path: &str,
     mode: TransferMode,
 ) -> Result<FileDigest> {
-    let mut args = vec![
-        "download".into(),
-        target.host.to_string(),
-        target.port.to_string(),
-        target.credentials.user.clone(),
-        target.credentials.password.clone(),
-        path.into(),
-        mode.as_str().into(),
-    ];
+    let mut args = session_args("download", target, path);
+    args.push(mode.as_str().into());
     if target.use_pasv_address {
         args.push("trust-pasv".into());
     }
@@ -133,24 +126,38 @@ pub fn ftplib_download(
     parse_digest(String::from_utf8_lossy(&out.stdout).trim())
 }
 
-/// Upper bound for a whole long session, loss on the path included.
-const LONG_SESSION_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// On one control connection to `target`, `rounds` times: downloads
-/// `path`, lists, uploads a fresh blob and downloads it back, all over PASV
-/// (the `227`'s address if `target` says so). Returns the number of
-/// transfers, all of which matched.
-pub fn ftplib_long_session(ns: &Netns, target: &FtpTarget, path: &str, rounds: u32) -> Result<u32> {
-    let mut args = vec![
-        "long-session".into(),
+/// The helper's `cmd HOST PORT USER PASS PATH` arguments for `target`.
+fn session_args(cmd: &str, target: &FtpTarget, path: &str) -> Vec<String> {
+    vec![
+        cmd.into(),
         target.host.to_string(),
         target.port.to_string(),
         target.credentials.user.clone(),
         target.credentials.password.clone(),
         path.into(),
-        rounds.to_string(),
-    ];
-    if target.use_pasv_address {
+    ]
+}
+
+/// Upper bound for a whole long session, loss on the path included.
+const LONG_SESSION_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// On one control connection to `target`, `rounds` times: downloads
+/// `path`, lists, uploads a fresh blob and downloads it back, all over PASV
+/// (the `227`'s address if `target` says so), or all active (`PORT` with
+/// the local address) if `active`. Returns the number of transfers, all of
+/// which matched.
+pub fn ftplib_long_session(
+    ns: &Netns,
+    target: &FtpTarget,
+    path: &str,
+    rounds: u32,
+    active: bool,
+) -> Result<u32> {
+    let mut args = session_args("long-session", target, path);
+    args.push(rounds.to_string());
+    if active {
+        args.push("active".into());
+    } else if target.use_pasv_address {
         args.push("trust-pasv".into());
     }
     // Bounded: every socket operation in the helper has its own timeout.

@@ -22,11 +22,12 @@ Subcommands:
                                              connection)
         quit              -> ok             (then exit)
       The session also ends after IDLE_TIMEOUT seconds without input.
-  long-session HOST PORT USER PASS PATH ROUNDS [trust-pasv]
+  long-session HOST PORT USER PASS PATH ROUNDS [trust-pasv|active]
       On one control connection, ROUNDS times: RETR PATH, LIST, STOR a
       fresh blob into upload/ and RETR it back, all passive (PASV over
-      IPv4). Every download must match (PATH the same each round, the blob
-      what was sent). Prints "ok TRANSFERS" or "err ..." and exits 1.
+      IPv4), or with active all active (PORT with the local address).
+      Every download must match (PATH the same each round, the blob what
+      was sent). Prints "ok TRANSFERS" or "err ..." and exits 1.
   echo-server HOST PORT
       Listen on HOST:PORT, print "listening", then echo every accepted
       connection's bytes back (one thread per connection) until killed.
@@ -180,13 +181,14 @@ def download(host, port, user, password, path, mode, trust_pasv=False):
     session.quit()
 
 
-def long_session(host, port, user, password, path, rounds, trust_pasv):
+def long_session(host, port, user, password, path, rounds, option):
     ftp = ftplib.FTP(timeout=IO_TIMEOUT)
-    ftp.trust_server_pasv_ipv4_address = trust_pasv
+    ftp.trust_server_pasv_ipv4_address = option == "trust-pasv"
     transfers = 0
     try:
         ftp.connect(host, port)
         ftp.login(user, password)
+        ftp.set_pasv(option != "active")
         first = None
         for i in range(rounds):
             digest = hashlib.sha256()
@@ -331,11 +333,10 @@ def main(argv):
         download(args[0], int(args[1]), args[2], args[3], args[4], args[5], args[6:] == ["trust-pasv"])
         return 0
     if cmd == "long-session":
-        if args[6:] not in ([], ["trust-pasv"]):
+        if args[6:] not in ([], ["trust-pasv"], ["active"]):
             raise SystemExit("unknown long-session option %r" % args[6:])
-        return long_session(
-            args[0], int(args[1]), args[2], args[3], args[4], int(args[5]), args[6:] == ["trust-pasv"]
-        )
+        option = args[6] if args[6:] else None
+        return long_session(args[0], int(args[1]), args[2], args[3], args[4], int(args[5]), option)
     if cmd == "session":
         return session_loop(args[0], int(args[1]), args[2], args[3])
     if cmd == "echo-server":

@@ -19,7 +19,7 @@ mod vm;
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -55,6 +55,18 @@ enum Task {
         /// kernel tests).
         #[arg(long)]
         bounded: bool,
+    },
+    /// Run a bash script as root in a qemu guest of one matrix kernel and
+    /// print its output (for looking into a kernel by hand).
+    VmRun {
+        /// The kernel (6.1, 6.12, 5.10).
+        #[arg(long = "kernel")]
+        kernel: String,
+        /// The script file.
+        script: PathBuf,
+        /// Seconds before the guest is killed.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
     },
     /// Run the parser fuzzer for a bounded time.
     Fuzz {
@@ -102,6 +114,19 @@ fn main() -> Result<()> {
                 matrix::Scope::Full
             };
             matrix::run(&kernels, scope)
+        }
+        Task::VmRun {
+            kernel,
+            script,
+            timeout,
+        } => {
+            let fetched = kernels::fetch(kernels::find(&kernel)?)?;
+            let script = std::fs::read_to_string(&script)
+                .with_context(|| format!("reading {}", script.display()))?;
+            let ran = vm::run(&fetched, &script, std::time::Duration::from_secs(timeout))?;
+            print!("{}", ran.output);
+            anyhow::ensure!(ran.code == 0, "the script exited with {}", ran.code);
+            Ok(())
         }
         Task::Fuzz { seconds } => fuzz(seconds),
         Task::Bench => bench::run(),

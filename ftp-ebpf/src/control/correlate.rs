@@ -90,6 +90,7 @@ fn on_command(state: &mut ControlState, key: &ControlKey, policy: &Policy, line:
         // A local client's PORT left through egress: it is genuine, and some
         // servers (pyftpdlib) connect before they answer 200. So expect the
         // server's connection now; an error reply withdraws it (`on_reply`).
+        rewrite::want_command(state, key, policy, line.verb, &line.endpoint.addr, port);
         expectations::create(state, key, port, kind, policy);
     }
 }

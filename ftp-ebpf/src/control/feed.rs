@@ -124,7 +124,7 @@ extern "C" fn feed_byte(index: u64, ctx: *mut c_void) -> i64 {
         // SAFETY: as above; taken again after the call that wrote it.
         let state = unsafe { &mut *ctx.state };
         if state.nat.stage == rewrite_stage::WANTED {
-            rewrite::place(state, ctx.seg_seq, ctx.chunk_off + index as u32 + 1);
+            rewrite::place(state, d, ctx.seg_seq, ctx.chunk_off + index as u32 + 1);
         }
     }
     0

@@ -12,10 +12,12 @@
 mod correlate;
 mod feed;
 mod rewrite;
+mod seqadj;
 mod sequence;
 mod sweep;
 
-pub use rewrite::write as write_rewrite;
+pub use rewrite::ftpct_nat_write;
+pub use seqadj::{move_seq, seq_offset, unmove_ack};
 
 use ftp_ebpf_common::{
     control::{ControlKey, ControlState, control_flags},
@@ -62,8 +64,8 @@ pub fn inbound<P: Packet>(pkt: &P, info: &PacketInfo, to_control: bool, from_con
 
 /// A packet the local host sends on a connection with a control port at
 /// either end: as the client (`to_control`) or as the server (`from_control`).
-/// Returns the state of a local server's connection the packet belongs to
-/// (and still does after it), for `--nat-rewrite` to write into it.
+/// Returns the state of the connection the packet belongs to (and still
+/// does after it), for `--nat-rewrite` to write into it.
 #[inline(never)]
 pub fn outbound<P: Packet>(
     pkt: &P,
@@ -80,8 +82,8 @@ pub fn outbound<P: Packet>(
             return None;
         }
         if let Some(state) = lookup(&key, control_flags::LOCAL_CLIENT) {
-            handle(pkt, info, state, &key, Direction::ClientToServer, true);
-            return None;
+            return handle(pkt, info, state, &key, Direction::ClientToServer, true)
+                .then_some(state);
         }
     }
     if !from_control || info.is_syn() {

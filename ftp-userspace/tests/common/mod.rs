@@ -42,6 +42,8 @@ pub struct Segment {
     pub ack: u32,
     pub flags: u8,
     pub payload: Vec<u8>,
+    /// TCP options (padded with NOPs to whole words).
+    pub options: Vec<u8>,
     /// 802.1Q/802.1ad tags to insert (outermost first).
     pub vlans: Vec<u16>,
 }
@@ -57,6 +59,7 @@ impl Segment {
             ack: 0,
             flags: ACK | PSH,
             payload: Vec::new(),
+            options: Vec::new(),
             vlans: Vec::new(),
         }
     }
@@ -70,6 +73,13 @@ impl Segment {
     }
     pub fn ack(mut self, ack: u32) -> Self {
         self.ack = ack;
+        self
+    }
+    pub fn options(mut self, options: &[u8]) -> Self {
+        self.options = options.to_vec();
+        while !self.options.len().is_multiple_of(4) {
+            self.options.push(1);
+        }
         self
     }
     pub fn payload(mut self, payload: &[u8]) -> Self {
@@ -88,9 +98,10 @@ impl Segment {
         tcp.extend_from_slice(&self.dport.to_be_bytes());
         tcp.extend_from_slice(&self.seq.to_be_bytes());
         tcp.extend_from_slice(&self.ack.to_be_bytes());
-        tcp.push(5 << 4);
+        tcp.push((((20 + self.options.len()) / 4) << 4) as u8);
         tcp.push(self.flags);
         tcp.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
+        tcp.extend_from_slice(&self.options);
         tcp.extend_from_slice(&self.payload);
         let mut frame = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2];
         for (i, tag) in self.vlans.iter().enumerate() {
@@ -128,8 +139,30 @@ impl Segment {
         let ip = if self.src.is_ipv4() { l4 - 20 } else { l4 - 40 };
         let csum = tcp_checksum(&frame[ip..l4], &frame[l4..]);
         frame[l4 + 16..l4 + 18].copy_from_slice(&csum.to_be_bytes());
+        if self.src.is_ipv4() {
+            let csum = !ones_sum(&frame[ip..l4]);
+            frame[ip + 10..ip + 12].copy_from_slice(&csum.to_be_bytes());
+        }
         frame
     }
+}
+
+/// The ones'-complement sum of `bytes` as 16-bit words, folded.
+fn ones_sum(bytes: &[u8]) -> u16 {
+    let mut sum = 0u64;
+    for chunk in bytes.chunks(2) {
+        sum += u64::from(chunk[0]) << 8 | chunk.get(1).map_or(0, |&b| u64::from(b));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// Whether the IPv4 header checksum of an untagged IPv4 `frame` is right.
+pub fn ip_checksum_ok(frame: &[u8]) -> bool {
+    let ihl = usize::from(frame[14] & 0x0f) * 4;
+    ones_sum(&frame[14..14 + ihl]) == 0xffff
 }
 
 /// The TCP checksum `seg` should carry behind the IP header `ip` (its own
@@ -148,26 +181,24 @@ pub fn tcp_checksum(ip: &[u8], seg: &[u8]) -> u16 {
     let mut body = seg.to_vec();
     body[16] = 0;
     body[17] = 0;
-    let mut sum = 0u64;
-    for chunk in pseudo.chunks(2).chain(body.chunks(2)) {
-        let hi = u64::from(chunk[0]) << 8;
-        sum += hi | chunk.get(1).map_or(0, |&b| u64::from(b));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
+    pseudo.extend_from_slice(&body);
+    !ones_sum(&pseudo)
 }
 
 /// Whether the TCP checksum of `frame` (an untagged IPv4 or IPv6 frame) is right.
 pub fn checksum_ok(frame: &[u8]) -> bool {
-    let (ip, l4) = if frame[12..14] == [0x86, 0xdd] {
-        (14, 54)
+    // The segment ends where the IP header says, not where the frame does.
+    let (l4, end) = if frame[12..14] == [0x86, 0xdd] {
+        (
+            54,
+            54 + usize::from(u16::from_be_bytes([frame[18], frame[19]])),
+        )
     } else {
-        (14, 34)
+        let tot = usize::from(u16::from_be_bytes([frame[16], frame[17]]));
+        (14 + usize::from(frame[14] & 0x0f) * 4, 14 + tot)
     };
     let stored = u16::from_be_bytes([frame[l4 + 16], frame[l4 + 17]]);
-    tcp_checksum(&frame[ip..l4], &frame[l4..]) == stored
+    end <= frame.len() && tcp_checksum(&frame[14..l4], &frame[l4..end]) == stored
 }
 
 /// The programs loaded with the default policy, run with `BPF_PROG_TEST_RUN`.
@@ -193,6 +224,12 @@ impl Harness {
     /// Runs the TC program on a frame; returns the TC action.
     pub fn egress(&self, frame: &[u8]) -> u32 {
         self.run(program_names::EGRESS, frame)
+    }
+
+    /// Runs the XDP program on a frame; returns the XDP action and the frame
+    /// as the program left it.
+    pub fn ingress_frame(&self, frame: &[u8]) -> (u32, Vec<u8>) {
+        self.run_frame(program_names::INGRESS, frame)
     }
 
     /// Runs the TC program on a frame; returns the TC action and the frame
@@ -264,6 +301,16 @@ impl Harness {
                 .expect("per-cpu array");
         map.get(&(counter as u32), 0).expect("counter").iter().sum()
     }
+}
+
+/// A harness whose policy maps `mappings` (`--external-address` values),
+/// with `--nat-rewrite` if `rewrite`.
+pub fn external_harness(mappings: &[&str], rewrite: bool) -> Harness {
+    let mut cfg = AttachConfig::with_defaults("test");
+    let values: Vec<String> = mappings.iter().map(|m| m.to_string()).collect();
+    cfg.external = ftp_userspace::external::parse(&values).expect("valid mappings");
+    cfg.nat_rewrite = rewrite;
+    Harness::with(cfg)
 }
 
 /// Expectation key in the map's layout.
@@ -356,14 +403,18 @@ impl<'a> Control<'a> {
         h.egress(&client(ACK, 100, 1));
         c
     }
-    /// Client → server; returns the action (XDP for a remote client).
-    pub fn command(&mut self, text: &[u8]) -> u32 {
-        let frame = Segment::new(self.client, self.cport, self.server, 21)
+    /// The next client → server segment carrying `text`; the stream moves on.
+    pub fn command_segment(&mut self, text: &[u8]) -> Segment {
+        let seg = Segment::new(self.client, self.cport, self.server, 21)
             .seq(self.c2s)
             .ack(self.s2c)
-            .payload(text)
-            .frame();
+            .payload(text);
         self.c2s += text.len() as u32;
+        seg
+    }
+    /// Client → server; returns the action (XDP for a remote client).
+    pub fn command(&mut self, text: &[u8]) -> u32 {
+        let frame = self.command_segment(text).frame();
         if self.local_client {
             self.h.egress(&frame)
         } else {
