@@ -369,7 +369,39 @@ fn long_active_session(lab: &NatLab, fw: &Ftpct, rounds: u32) -> Result<()> {
             && after.since(&before, Counter::NatRewriteUnfit) == 0,
         "{after}"
     );
-    Ok(())
+    closes_completely(lab)
+}
+
+/// The host's control connections (to port 21) have all finished closing:
+/// none is left waiting for the acknowledgment of its FIN, which a stream
+/// moved on the way out but not on the way back would never get. Bounded.
+fn closes_completely(lab: &NatLab) -> Result<()> {
+    let waiting = || -> Result<String> {
+        let out = lab.server().run_ok(&[
+            "ss",
+            "-Htn",
+            "state",
+            "fin-wait-1",
+            "state",
+            "closing",
+            "state",
+            "last-ack",
+            "dport",
+            "=",
+            ":21",
+        ])?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    for _ in 0..30 {
+        if waiting()?.is_empty() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    anyhow::bail!(
+        "control connections still closing after 3 s: {}",
+        waiting()?
+    )
 }
 
 #[test]

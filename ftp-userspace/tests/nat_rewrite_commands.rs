@@ -193,3 +193,36 @@ fn a_port_naming_another_address_is_refused_not_rewritten() {
     assert!(h.expectations().is_empty());
     let _ = PAYLOAD;
 }
+
+#[test]
+fn a_moved_stream_stays_moved_through_the_close() {
+    // The local end's FIN ends ftpct's interest in the control connection,
+    // but not the moved stream: the peer's ACK of that FIN, and the local
+    // end's last ACK, must still be moved, or the close never completes.
+    let h = common::external_harness(&[EXTERNAL], true);
+    let mut c = session(&h);
+    send(&h, &c.command_segment(b"PORT 198,18,0,2,156,64\r\n"));
+    let fin = Segment::new(common::CLIENT, common::CPORT, REMOTE, 21)
+        .seq(c.c2s)
+        .ack(c.s2c)
+        .flags(common::FIN | ACK);
+    assert_eq!(seq(&send(&h, &fin)), c.c2s + 1, "the FIN leaves moved");
+    let fin_ack = Segment::new(REMOTE, 21, common::CLIENT, common::CPORT)
+        .seq(c.s2c)
+        .ack(c.c2s + 1 + 1)
+        .flags(common::FIN | ACK);
+    assert_eq!(
+        ack(&arrive(&h, &fin_ack)),
+        c.c2s + 1,
+        "its ACK comes back moved back"
+    );
+    let last = Segment::new(common::CLIENT, common::CPORT, REMOTE, 21)
+        .seq(c.c2s + 1)
+        .ack(c.s2c + 1)
+        .flags(ACK);
+    assert_eq!(
+        seq(&send(&h, &last)),
+        c.c2s + 2,
+        "the last ACK leaves moved"
+    );
+}

@@ -68,6 +68,11 @@ pub mod rewrite_stage {
     pub const PLACED: u8 = 2;
     /// Written at least once: a later copy is a retransmission.
     pub const WRITTEN: u8 = 3;
+    /// The local end closed a connection whose stream moved: its state is
+    /// kept, unparsed, only to go on moving the last segments of the close
+    /// (conntrack keeps its seqadj through TIME_WAIT); the sweep removes it
+    /// after the closing timeout.
+    pub const CLOSED: u8 = 4;
 }
 
 /// The last announcement of a control connection that `--nat-rewrite`

@@ -23,6 +23,7 @@ use ftp_ebpf_common::{
     control::{ControlKey, ControlState, control_flags},
     counters::Counter,
     flow::ClientValue,
+    nat::rewrite_stage,
     parser::Direction,
     policy::Policy,
 };
@@ -212,13 +213,24 @@ fn handle<P: Packet>(
     state.last_seen_ns = now_ns();
     let control_bits = tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST;
     if from_local {
+        if info.flags & tcp_flags::FIN != 0 && state.seqadj.active() {
+            // The stream moved (`--nat-rewrite`): the close's last segments
+            // must move too, so the state stays until the sweep takes it.
+            state.nat.stage = rewrite_stage::CLOSED;
+            return true;
+        }
         if info.flags & (tcp_flags::RST | tcp_flags::FIN) != 0 {
             // Only the local end's FIN or RST ends the state: it is genuine.
             // A FIN's last words (`221 Goodbye`) announce nothing.
             let _ = FTPCT_CONTROL.remove(key);
             return false;
         }
+        if state.nat.stage == rewrite_stage::CLOSED {
+            return true;
+        }
         sequence::local_ack(state, info, dir);
+    } else if state.nat.stage == rewrite_stage::CLOSED {
+        return true;
     } else if info.flags & control_bits != 0 {
         // From outside, any of these may be forged with any sequence number;
         // the kernel checks them, and only the local end's handshake and

@@ -1,7 +1,8 @@
 //! Making room in the control table when it is full: connections that never
 //! logged in within an expectation lifetime of their creation (a stranger's
 //! connect-and-leave, which ends with no FIN from the local end), and
-//! connections idle past the flow timeout, are removed. Sessions that logged
+//! connections idle past the flow timeout (past the closing timeout for
+//! those kept only to move the last segments of their close), are removed. Sessions that logged
 //! in, the host's own client connections and those seeded at attach are
 //! never removed for being unauthenticated.
 
@@ -11,6 +12,7 @@ use aya_ebpf::helpers::generated::bpf_for_each_map_elem;
 use ftp_ebpf_common::{
     control::{ControlKey, ControlState, control_flags},
     counters::Counter,
+    nat::rewrite_stage,
     policy::Policy,
 };
 
@@ -29,6 +31,7 @@ struct SweepCtx {
     now: u64,
     login_ns: u64,
     idle_ns: u64,
+    closing_ns: u64,
 }
 
 /// Sweeps the control table unless this CPU did so within the last second;
@@ -43,6 +46,7 @@ pub fn run(scratch: &mut Scratch, now: u64, policy: &Policy) -> bool {
         now,
         login_ns: policy.expect_timeout_ns,
         idle_ns: policy.flow_timeout_ns,
+        closing_ns: policy.closing_timeout_ns,
     };
     let map: *mut c_void = core::ptr::from_ref(&FTPCT_CONTROL).cast_mut().cast();
     // SAFETY: `map` is this program's map; the callback gets pointers to each
@@ -72,7 +76,14 @@ extern "C" fn sweep_one(
     let unauthenticated =
         state.flags & kept == 0 && ctx.now.saturating_sub(state.created_ns) > ctx.login_ns;
     // Saturating: a CPU may stamp an entry after this sweep read the clock.
-    let idle = ctx.now.saturating_sub(state.last_seen_ns) > ctx.idle_ns;
+    // A connection kept only for its close (`rewrite_stage::CLOSED`) goes
+    // after the closing timeout.
+    let idle_ns = if state.nat.stage == rewrite_stage::CLOSED {
+        ctx.closing_ns
+    } else {
+        ctx.idle_ns
+    };
+    let idle = ctx.now.saturating_sub(state.last_seen_ns) > idle_ns;
     if unauthenticated || idle {
         let _ = FTPCT_CONTROL.remove(key);
     }
