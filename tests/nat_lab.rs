@@ -5,12 +5,14 @@
 //! [`ServerOptions::masquerade_address`](crate::servers::ServerOptions)).
 //!
 //! ```text
-//!   cli  198.18.0.2    eth0 ─┐
-//!   intr 198.18.0.3    eth0 ─┼── br0 in namespace `sw` (public side)
-//!   rtr  198.18.0.254  eth0 ─┘
-//!   rtr  198.19.0.254  eth1 ──── eth0  198.19.0.1  srv   ftpct attaches here
+//!   cli  198.18.0.2    2001:db8::2   eth0 ─┐
+//!   intr 198.18.0.3    2001:db8::3   eth0 ─┼── br0 in namespace `sw` (public side)
+//!   rtr  198.18.0.254  2001:db8::fe  eth0 ─┘
+//!   rtr  198.19.0.254  2001:db8:19::fe  eth1 ──── eth0  198.19.0.1  2001:db8:19::1  srv
+//!                                                       ftpct attaches here
 //!
-//!   rtr: nftables 1:1 NAT, public 198.18.10.1 <-> private 198.19.0.1
+//!   rtr: nftables 1:1 NAT, public 198.18.10.1 <-> private 198.19.0.1,
+//!        NPTv6 (prefix NAT) 2001:db8:10::/64 <-> 2001:db8:19::/64
 //! ```
 //!
 //! The public side is the [`Lab`](crate::Lab)'s 198.18.0.0/24 bridge with
@@ -22,9 +24,11 @@
 //! (policy drop), and nothing on the public side has a route to the private
 //! network 198.19.0.0/24.
 //!
-//! Behind the router there is IPv4 only: a 1:1 NAT is an IPv4 matter (an
-//! IPv6 server would be routed and name its own address), and the `227` is
-//! what the lab is for. ftpct attaches to the server's [`LAB_IFACE`].
+//! IPv6 goes through prefix translation (NPTv6, as nftables does it: `snat
+//! prefix to`, `dnat prefix to`): [`NAT_PUBLIC_V6`] is the server's
+//! [`NAT_PRIVATE_V6`] with the public prefix. An IPv6 server's `229` names
+//! no address, but the host as a client names its own in `EPRT |2|`. ftpct
+//! attaches to the server's [`LAB_IFACE`].
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -35,8 +39,8 @@ use anyhow::{Context, Result};
 
 use crate::ftpct;
 use crate::lab::{
-    CLIENT, Host, INTRUDER, LAB_IFACE, add_host, add_veth, configure_iface, setup_switch,
-    sweep_stale, wait_reachable,
+    CLIENT, Host, INTRUDER, LAB_IFACE, V6_PREFIX_LEN, add_host, add_veth, configure_iface,
+    setup_switch, sweep_stale, wait_reachable,
 };
 use crate::netns::Netns;
 
@@ -49,6 +53,17 @@ pub const NAT_PUBLIC: Ipv4Addr = Ipv4Addr::new(198, 18, 10, 1);
 /// ftpct sees.
 pub const NAT_PRIVATE: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
 
+/// The server's public IPv6 address: [`NAT_PRIVATE_V6`] behind the
+/// router's prefix translation.
+pub const NAT_PUBLIC_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 0, 0, 0, 0, 1);
+
+/// The server's private IPv6 address, on its [`LAB_IFACE`].
+pub const NAT_PRIVATE_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x19, 0, 0, 0, 0, 1);
+
+/// The public and the private IPv6 prefix (both /64).
+const PUBLIC_PREFIX_V6: &str = "2001:db8:10::/64";
+const PRIVATE_PREFIX_V6: &str = "2001:db8:19::/64";
+
 /// The router's leg on the public bridge.
 pub const NAT_ROUTER: Host = Host {
     label: "rtr",
@@ -58,6 +73,7 @@ pub const NAT_ROUTER: Host = Host {
 
 /// The router's address on the private network (the server's gateway).
 const ROUTER_PRIVATE: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 254);
+const ROUTER_PRIVATE_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x19, 0, 0, 0, 0, 0xfe);
 
 /// Prefix length of the private network 198.19.0.0/24.
 const PRIVATE_PREFIX_LEN: u8 = 24;
@@ -68,10 +84,10 @@ pub const NAT_ROUTER_PRIVATE_IFACE: &str = "eth1";
 /// Upper bound for the server to become reachable through the NAT.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The router's ruleset: a 1:1 NAT of [`NAT_PUBLIC`] to [`NAT_PRIVATE`]
-/// and forwarding for nothing else. Inbound packets are forwarded if they
-/// belong to a connection DNATed to the server or are replies to one the
-/// server opened (SNATed).
+/// The router's ruleset: a 1:1 NAT of [`NAT_PUBLIC`] to [`NAT_PRIVATE`],
+/// the IPv6 prefix translation, and forwarding for nothing else. Inbound
+/// packets are forwarded if they belong to a connection DNATed to the
+/// server or are replies to one the server opened (SNATed).
 fn ruleset() -> String {
     format!(
         "\
@@ -89,6 +105,23 @@ table ip ftpct_nat {{
         iifname \"{LAB_IFACE}\" oifname \"{NAT_ROUTER_PRIVATE_IFACE}\" ip daddr {NAT_PRIVATE} ct status dnat accept
         iifname \"{LAB_IFACE}\" oifname \"{NAT_ROUTER_PRIVATE_IFACE}\" ip daddr {NAT_PRIVATE} ct status snat accept
         iifname \"{NAT_ROUTER_PRIVATE_IFACE}\" oifname \"{LAB_IFACE}\" ip saddr {NAT_PRIVATE} accept
+    }}
+}}
+table ip6 ftpct_nat6 {{
+    chain prerouting {{
+        type nat hook prerouting priority dstnat; policy accept;
+        iifname \"{LAB_IFACE}\" ip6 daddr {PUBLIC_PREFIX_V6} dnat ip6 prefix to {PRIVATE_PREFIX_V6}
+    }}
+    chain postrouting {{
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname \"{LAB_IFACE}\" ip6 saddr {PRIVATE_PREFIX_V6} snat ip6 prefix to {PUBLIC_PREFIX_V6}
+    }}
+    chain forward {{
+        type filter hook forward priority filter; policy drop;
+        icmpv6 type {{ packet-too-big, destination-unreachable, time-exceeded }} accept
+        iifname \"{LAB_IFACE}\" oifname \"{NAT_ROUTER_PRIVATE_IFACE}\" ip6 daddr {PRIVATE_PREFIX_V6} ct status dnat accept
+        iifname \"{LAB_IFACE}\" oifname \"{NAT_ROUTER_PRIVATE_IFACE}\" ip6 daddr {PRIVATE_PREFIX_V6} ct status snat accept
+        iifname \"{NAT_ROUTER_PRIVATE_IFACE}\" oifname \"{LAB_IFACE}\" ip6 saddr {PRIVATE_PREFIX_V6} accept
     }}
 }}
 "
@@ -184,23 +217,36 @@ impl NatLab {
             LAB_IFACE,
         )?;
         let private = |addr| (addr, PRIVATE_PREFIX_LEN);
+        let private_v6 = |addr| Some((addr, V6_PREFIX_LEN));
         configure_iface(
             &self.router,
             NAT_ROUTER_PRIVATE_IFACE,
             private(ROUTER_PRIVATE),
-            None,
+            private_v6(ROUTER_PRIVATE_V6),
         )?;
-        configure_iface(&self.server, LAB_IFACE, private(NAT_PRIVATE), None)?;
-        let gateway = ROUTER_PRIVATE.to_string();
-        self.server
-            .run_ok(&["ip", "route", "add", "default", "via", &gateway])?;
+        configure_iface(
+            &self.server,
+            LAB_IFACE,
+            private(NAT_PRIVATE),
+            private_v6(NAT_PRIVATE_V6),
+        )?;
+        for gateway in [ROUTER_PRIVATE.to_string(), ROUTER_PRIVATE_V6.to_string()] {
+            self.server
+                .run_ok(&["ip", "route", "add", "default", "via", &gateway])?;
+        }
         let public = format!("{NAT_PUBLIC}/32");
         let router = NAT_ROUTER.v4.to_string();
+        let router_v6 = NAT_ROUTER.v6.to_string();
         for ns in [&self.client, &self.intruder] {
             ns.run_ok(&["ip", "route", "add", &public, "via", &router])?;
+            ns.run_ok(&["ip", "route", "add", PUBLIC_PREFIX_V6, "via", &router_v6])?;
         }
-        self.router
-            .run_ok(&["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"])?;
+        self.router.run_ok(&[
+            "sh",
+            "-c",
+            "echo 1 > /proc/sys/net/ipv4/ip_forward && \
+             echo 1 > /proc/sys/net/ipv6/conf/all/forwarding",
+        ])?;
         self.load_rules(&ruleset())
             .context("loading the NAT ruleset (is nftables installed?)")
     }
@@ -257,6 +303,7 @@ impl NatLab {
         let deadline = Instant::now() + READY_TIMEOUT;
         for ns in [&self.client, &self.intruder] {
             wait_reachable(ns, IpAddr::V4(NAT_PUBLIC), deadline)?;
+            wait_reachable(ns, IpAddr::V6(NAT_PUBLIC_V6), deadline)?;
         }
         Ok(())
     }

@@ -18,6 +18,9 @@
 //!   command grows by a byte ([`NAT_PUBLIC`] is one character longer), so
 //!   the rest of the control connection moves: a long active session, with
 //!   loss that drops the first copy of every `PORT`/`EPRT`, stays healthy.
+//! - The same behind the router's IPv6 prefix translation (NPTv6): the
+//!   host's `EPRT |2|` names its private address and leaves naming the
+//!   public one, 25 bytes longer (written in full); a long session too.
 //! - The hostile rules still hold: another host cannot use a rewritten
 //!   announcement, and forged replies create nothing.
 //!
@@ -36,9 +39,10 @@ use ftpct_e2e::fixtures::FileDigest;
 use ftpct_e2e::forge::{Segment, send_segments};
 use ftpct_e2e::servers::FtpTarget;
 use ftpct_e2e::{
-    CLIENT, ConnectResult, Counter, FtpServer, FtpSession, Ftpct, INTRUDER, LAB_IFACE, NAT_PRIVATE,
-    NAT_PUBLIC, NAT_ROUTER_PRIVATE_IFACE, NatLab, Netns, Proftpd, PureFtpd, Pyftpdlib, SMALL_FILE,
-    TransferMode, Vsftpd, assert_cli_error, ftpct_run,
+    CLIENT, ConnectResult, Counter, Family, FtpServer, FtpSession, Ftpct, INTRUDER, LAB_IFACE,
+    NAT_PRIVATE, NAT_PRIVATE_V6, NAT_PUBLIC, NAT_PUBLIC_V6, NAT_ROUTER_PRIVATE_IFACE, NatLab,
+    Netns, Proftpd, PureFtpd, Pyftpdlib, SMALL_FILE, TransferMode, Vsftpd, assert_cli_error,
+    ftpct_run,
 };
 
 /// How long a probe waits before calling a connection attempt dropped.
@@ -55,11 +59,14 @@ fn public() -> IpAddr {
     IpAddr::V4(NAT_PUBLIC)
 }
 
-/// `ftpct attach eth0 --external-address PUBLIC --nat-rewrite` on the server.
+/// `ftpct attach eth0 --external-address PUBLIC --external-address
+/// PRIVATE_V6=PUBLIC_V6 --nat-rewrite` on the server.
 fn attach_rewriting(lab: &NatLab) -> Result<Ftpct<'_>> {
     let fw = lab.attach(&[
         "--external-address",
         &NAT_PUBLIC.to_string(),
+        "--external-address",
+        &format!("{NAT_PRIVATE_V6}={NAT_PUBLIC_V6}"),
         "--nat-rewrite",
     ])?;
     let status = fw.status_json()?;
@@ -307,17 +314,18 @@ fn another_host_cannot_use_a_rewritten_announcement_and_forged_replies_create_no
 // The host as an FTP client behind the NAT.
 
 /// A vsftpd on the public side (the lab client's namespace), which the
-/// host behind the NAT (the lab server's namespace) uses as a client.
-fn public_server(lab: &NatLab) -> Result<(Vsftpd, FtpTarget)> {
+/// host behind the NAT (the lab server's namespace) uses as a client,
+/// reached at the client's address of `family`.
+fn public_server(lab: &NatLab, family: Family) -> Result<(Vsftpd, FtpTarget)> {
     let server = Vsftpd::start(lab.client())?;
-    let target = server.target(IpAddr::V4(CLIENT.v4));
+    let target = server.target(CLIENT.ip(family));
     Ok((server, target))
 }
 
 #[test]
 fn a_client_behind_the_nat_has_its_port_and_eprt_rewritten() -> Result<()> {
     let lab = NatLab::new()?;
-    let (server, target) = public_server(&lab)?;
+    let (server, target) = public_server(&lab, Family::V4)?;
     let expected = server.tree().digest(SMALL_FILE)?;
     // Without ftpct the PORT names the private address, which vsftpd
     // refuses (it is not the address the control connection comes from).
@@ -352,8 +360,8 @@ fn a_client_behind_the_nat_has_its_port_and_eprt_rewritten() -> Result<()> {
 /// A long active session from behind the NAT: every `PORT` rewritten, each
 /// a byte longer, so the control connection's stream moves further with
 /// each one; every transfer arrives and nothing is dropped.
-fn long_active_session(lab: &NatLab, fw: &Ftpct, rounds: u32) -> Result<()> {
-    let (_server, target) = public_server(lab)?;
+fn long_active_session(lab: &NatLab, fw: &Ftpct, family: Family, rounds: u32) -> Result<()> {
+    let (_server, target) = public_server(lab, family)?;
     let before = fw.counters()?;
     let transfers = ftplib_long_session(lab.server(), &target, SMALL_FILE, rounds, true)
         .with_context(|| match fw.counters() {
@@ -408,7 +416,7 @@ fn closes_completely(lab: &NatLab) -> Result<()> {
 fn a_long_active_session_from_behind_the_nat_moves_its_stream_cleanly() -> Result<()> {
     let lab = NatLab::new()?;
     let fw = attach_rewriting(&lab)?;
-    long_active_session(&lab, &fw, LONG_ROUNDS)
+    long_active_session(&lab, &fw, Family::V4, LONG_ROUNDS)
 }
 
 #[test]
@@ -421,19 +429,22 @@ fn rewritten_commands_are_rewritten_again_when_retransmitted_through_loss() -> R
     let fw = attach_rewriting(&lab)?;
     lab.add_loss(5, true)?;
     let before = fw.counters()?;
-    long_active_session(&lab, &fw, LOSSY_ROUNDS)?;
+    // PORT over IPv4, EPRT |2| over IPv6 (NPTv6).
+    for family in [Family::V4, Family::V6] {
+        long_active_session(&lab, &fw, family, LOSSY_ROUNDS)?;
+    }
     let after = fw.counters()?;
     let (_, first_port, random) = lab.losses()?;
-    let ports = u64::from(4 * LOSSY_ROUNDS);
+    let ports = u64::from(2 * 4 * LOSSY_ROUNDS);
     println!(
-        "loss: {first_port} first copies of PORT dropped, {random} packets at random; \
-         {} PORTs rewritten, {} retransmissions rewritten again",
+        "loss: {first_port} first copies of PORT/EPRT dropped, {random} packets at random; \
+         {} commands rewritten, {} retransmissions rewritten again",
         after.since(&before, Counter::NatRewritten),
         after.since(&before, Counter::NatRewriteRetransmitted)
     );
     ensure!(
         first_port >= ports && random > 0,
-        "the router dropped {first_port} first copies of PORT and {random} at random"
+        "the router dropped {first_port} first copies of PORT/EPRT and {random} at random"
     );
     ensure!(
         after.since(&before, Counter::NatRewriteRetransmitted) >= ports,
@@ -443,26 +454,52 @@ fn rewritten_commands_are_rewritten_again_when_retransmitted_through_loss() -> R
 }
 
 #[test]
-fn nat_rewrite_without_an_ipv4_external_address_is_refused_in_one_line() -> Result<()> {
+fn a_client_behind_nptv6_has_its_eprt_rewritten() -> Result<()> {
+    let lab = NatLab::new()?;
+    let (server, target) = public_server(&lab, Family::V6)?;
+    let expected = server.tree().digest(SMALL_FILE)?;
+    // Without ftpct the EPRT names the private address, which vsftpd
+    // refuses (it is not the address the control connection comes from).
+    ensure!(
+        ftplib_download(lab.server(), &target, SMALL_FILE, TransferMode::Eprt).is_err(),
+        "EPRT naming the private IPv6 address worked without ftpct"
+    );
+    let fw = attach_rewriting(&lab)?;
+    let cases: [(&str, Download, TransferMode); 3] = [
+        ("lftp", lftp_download_mode, TransferMode::Port),
+        ("curl", curl_download, TransferMode::Eprt),
+        ("ftplib", ftplib_download, TransferMode::Eprt),
+    ];
+    for (client, download, mode) in cases {
+        let what = format!("{client} {mode:?} from behind NPTv6");
+        let before = fw.counters()?;
+        let got = download(lab.server(), &target, SMALL_FILE, mode).context(what.clone())?;
+        ensure!(got == expected, "{what}: wrong content");
+        let after = fw.counters()?;
+        ensure!(
+            after.since(&before, Counter::NatRewritten) >= 1
+                && after.since(&before, Counter::SynAdmitted) >= 1
+                && after.since(&before, Counter::SynDropped) == 0,
+            "{what}: {after}"
+        );
+    }
+    closes_completely(&lab)
+}
+
+#[test]
+fn a_long_active_session_from_behind_nptv6_moves_its_stream_cleanly() -> Result<()> {
+    // Each EPRT |2| grows by 25 bytes: the stream moves by 25 more with
+    // every transfer.
+    let lab = NatLab::new()?;
+    let fw = attach_rewriting(&lab)?;
+    long_active_session(&lab, &fw, Family::V6, LONG_ROUNDS)
+}
+
+#[test]
+fn nat_rewrite_without_an_external_address_is_refused_in_one_line() -> Result<()> {
     let lab = NatLab::new()?;
     let out = ftpct_run(lab.server(), &["attach", LAB_IFACE, "--nat-rewrite"])?;
     assert_cli_error("--nat-rewrite alone", &out, 2, "--external-address");
-    let out = ftpct_run(
-        lab.server(),
-        &[
-            "attach",
-            LAB_IFACE,
-            "--nat-rewrite",
-            "--external-address",
-            "2001:db8::10",
-        ],
-    )?;
-    assert_cli_error(
-        "--nat-rewrite, IPv6 only",
-        &out,
-        1,
-        "IPv4 --external-address",
-    );
     let xdp = lab.server().run_ok(&["ip", "link", "show", LAB_IFACE])?;
     assert!(
         !String::from_utf8_lossy(&xdp.stdout).contains("xdp"),

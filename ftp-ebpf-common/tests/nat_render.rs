@@ -1,6 +1,9 @@
 //! `--nat-rewrite` replaces a `227` naming the local address by one of the
 //! same length naming the external address: the rendering fits exactly,
 //! keeps what it can of the text, and reads back to the same endpoint.
+//! `PORT` and `EPRT` (both families) are written in their natural length.
+
+use std::net::Ipv6Addr;
 
 use ftp_ebpf_common::nat::REWRITE_MAX;
 use ftp_ebpf_common::nat::render::{Rendering, kind};
@@ -121,7 +124,14 @@ fn a_completed_reply_says_how_many_bytes_back_it_began() {
 
 /// A command rendering as text, checked against its length.
 fn command(k: u8, addr: [u8; 4], port: u16) -> String {
-    let r = Rendering::command(k, addr, port);
+    let mut a = [0; 16];
+    a[..4].copy_from_slice(&addr);
+    command_naming(k, a, port)
+}
+
+/// A command rendering naming a 16-byte address (IPv4 in the first 4).
+fn command_naming(k: u8, addr: [u8; 16], port: u16) -> String {
+    let r = Rendering::command(k, &addr, port);
     let mut out = [0u8; REWRITE_MAX];
     assert!(r.write(&mut out));
     String::from_utf8(out[..usize::from(r.len)].to_vec()).expect("ascii")
@@ -164,21 +174,62 @@ fn every_command_rendering_parses_back_to_its_endpoint() {
         for port in ports {
             for k in [kind::PORT, kind::EPRT_V4] {
                 let text = command(k, addr, port);
-                let mut p = LineParser::new();
-                let mut done = 0;
-                for (i, b) in text.bytes().enumerate() {
-                    if p.feed(b, Direction::ClientToServer, 0) {
-                        done = i + 1;
-                    }
-                }
-                assert_eq!(done, text.len(), "{text:?}");
-                let line = p.parsed();
-                assert_eq!(line.kind, LineKind::Command, "{text:?}");
-                assert_eq!(line.status, Status::Ok, "{text:?}");
-                assert_eq!(line.endpoint.addr[..4], addr, "{text:?}");
-                assert_eq!(line.endpoint.port, port, "{text:?}");
-                assert_eq!(usize::from(p.unit_len()), text.len(), "{text:?}");
+                let (got, got_port) = parse_back(&text);
+                assert_eq!(
+                    (got[..4].to_vec(), got_port),
+                    (addr.to_vec(), port),
+                    "{text:?}"
+                );
             }
+        }
+    }
+}
+
+/// The endpoint the parser reads from a rendered command, after checking
+/// that it is one accepted command of the rendering's length.
+fn parse_back(text: &str) -> ([u8; 16], u16) {
+    let mut p = LineParser::new();
+    let mut done = 0;
+    for (i, b) in text.bytes().enumerate() {
+        if p.feed(b, Direction::ClientToServer, 0) {
+            done = i + 1;
+        }
+    }
+    assert_eq!(done, text.len(), "{text:?}");
+    assert_eq!(usize::from(p.unit_len()), text.len(), "{text:?}");
+    let line = p.parsed();
+    assert_eq!(line.kind, LineKind::Command, "{text:?}");
+    assert_eq!(line.status, Status::Ok, "{text:?}");
+    (line.endpoint.addr, line.endpoint.port)
+}
+
+#[test]
+fn eprt_for_ipv6_writes_the_address_in_full() {
+    let addr: Ipv6Addr = "2001:db8:10::1".parse().unwrap();
+    assert_eq!(
+        command_naming(kind::EPRT_V6, addr.octets(), 40_000),
+        "EPRT |2|2001:0db8:0010:0000:0000:0000:0000:0001|40000|\r\n"
+    );
+    let addr: Ipv6Addr = "fe80:abcd:ef01:2345:6789:a:b:ffff".parse().unwrap();
+    assert_eq!(
+        command_naming(kind::EPRT_V6, addr.octets(), 7),
+        "EPRT |2|fe80:abcd:ef01:2345:6789:000a:000b:ffff|7|\r\n"
+    );
+}
+
+#[test]
+fn every_ipv6_eprt_rendering_parses_back_to_its_endpoint() {
+    let addrs = [
+        "2001:db8::1",
+        "::",
+        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        "2001:db8:a:b:c:d:e:f",
+    ];
+    for addr in addrs {
+        let addr: Ipv6Addr = addr.parse().unwrap();
+        for port in [1, 99, 1024, 40_000, 65_535] {
+            let text = command_naming(kind::EPRT_V6, addr.octets(), port);
+            assert_eq!(parse_back(&text), (addr.octets(), port), "{text:?}");
         }
     }
 }

@@ -109,7 +109,8 @@ pub struct AttachConfig {
     pub egress_hook: EgressHookChoice,
     /// External addresses behind NAT (`--external-address`).
     pub external: Vec<ExternalMapping>,
-    /// Rewrite a local server's `227` to name the external address.
+    /// Rewrite a local server's `227` and a local client's `PORT`/`EPRT` to
+    /// name the external address.
     pub nat_rewrite: bool,
 }
 

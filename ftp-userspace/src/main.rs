@@ -145,8 +145,9 @@ struct AttachArgs {
     #[arg(long, value_name = "[LOCAL=]ADDR")]
     external_address: Vec<String>,
     /// Rewrite a local server's 227, and a local client's PORT and EPRT,
-    /// that name the local address to name its --external-address (IPv4):
-    /// no server or client setting needed behind a 1:1 NAT.
+    /// that name the local address to name its --external-address (IPv6:
+    /// EPRT |2| behind NPTv6): no server or client setting needed behind a
+    /// 1:1 NAT.
     #[arg(long, requires = "external_address")]
     nat_rewrite: bool,
     /// Egress through a tcx link (Linux 6.6+), a clsact qdisc filter, or
@@ -166,11 +167,6 @@ impl AttachArgs {
             bail!("table sizes must be at least 1");
         }
         let external = external::parse(&self.external_address)?;
-        if self.nat_rewrite && !external.iter().any(|m| m.external.is_ipv4()) {
-            bail!(
-                "--nat-rewrite rewrites IPv4 announcements (227, PORT, EPRT |1|): it needs an IPv4 --external-address"
-            );
-        }
         Ok(AttachConfig {
             iface: self.iface.clone(),
             control_ports: portspec::parse_control_ports(&self.control_ports)?,

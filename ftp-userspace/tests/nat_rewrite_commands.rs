@@ -18,10 +18,20 @@ const REMOTE: &str = "198.18.0.9";
 /// The host's (CLIENT's) external address: one character longer in
 /// `PORT` than its local 198.18.0.2.
 const EXTERNAL: &str = "198.19.0.10";
-/// Offset of the TCP header and payload in an untagged IPv4 test frame
-/// without options.
-const TCP: usize = 14 + 20;
-const PAYLOAD: usize = TCP + 20;
+/// The host's local IPv6 address, its external one behind NPTv6, and a
+/// remote IPv6 server.
+const LOCAL_V6: &str = "2001:db8::2";
+const EXTERNAL_V6: &str = "2001:db8:10::2";
+const REMOTE_V6: &str = "2001:db8::9";
+
+/// Offset of the TCP header in an untagged test frame of either family.
+fn tcp(frame: &[u8]) -> usize {
+    if frame[14] >> 4 == 6 {
+        14 + 40
+    } else {
+        14 + 20
+    }
+}
 
 /// A greeted session of the host (CLIENT) with REMOTE.
 fn session(h: &Harness) -> Control<'_> {
@@ -49,18 +59,25 @@ fn arrive(h: &Harness, seg: &Segment) -> Vec<u8> {
 }
 
 fn seq(frame: &[u8]) -> u32 {
-    u32::from_be_bytes(frame[TCP + 4..TCP + 8].try_into().unwrap())
+    let tcp = tcp(frame);
+    u32::from_be_bytes(frame[tcp + 4..tcp + 8].try_into().unwrap())
 }
 
 fn ack(frame: &[u8]) -> u32 {
-    u32::from_be_bytes(frame[TCP + 8..TCP + 12].try_into().unwrap())
+    let tcp = tcp(frame);
+    u32::from_be_bytes(frame[tcp + 8..tcp + 12].try_into().unwrap())
 }
 
 /// The payload, as far as the IP header's length says.
 fn payload(frame: &[u8]) -> String {
-    let tot = usize::from(u16::from_be_bytes([frame[16], frame[17]]));
-    let doff = usize::from(frame[TCP + 12] >> 4) * 4;
-    String::from_utf8_lossy(&frame[TCP + doff..14 + tot]).into_owned()
+    let tcp = tcp(frame);
+    let end = if tcp == 14 + 40 {
+        tcp + usize::from(u16::from_be_bytes([frame[18], frame[19]]))
+    } else {
+        14 + usize::from(u16::from_be_bytes([frame[16], frame[17]]))
+    };
+    let doff = usize::from(frame[tcp + 12] >> 4) * 4;
+    String::from_utf8_lossy(&frame[tcp + doff..end]).into_owned()
 }
 
 #[test]
@@ -157,7 +174,8 @@ fn several_rewrites_add_up_and_sack_blocks_move_back() {
         .options(&sack);
     let back = arrive(&h, &dup);
     assert_eq!(ack(&back), c.c2s);
-    let block = &back[TCP + 20 + 4..TCP + 20 + 12];
+    let options = tcp(&back) + 20;
+    let block = &back[options + 4..options + 12];
     assert_eq!(u32::from_be_bytes(block[..4].try_into().unwrap()), start);
     assert_eq!(u32::from_be_bytes(block[4..].try_into().unwrap()), end);
 }
@@ -191,7 +209,6 @@ fn a_port_naming_another_address_is_refused_not_rewritten() {
     assert_eq!(h.counter(Counter::NatRewritten), 0);
     assert_eq!(h.counter(Counter::RefusedBounce), 1);
     assert!(h.expectations().is_empty());
-    let _ = PAYLOAD;
 }
 
 #[test]
@@ -225,4 +242,51 @@ fn a_moved_stream_stays_moved_through_the_close() {
         c.c2s + 2,
         "the last ACK leaves moved"
     );
+}
+
+#[test]
+fn an_ipv6_eprt_naming_the_local_address_leaves_naming_the_external_one() {
+    // NPTv6: the host's EPRT |2| names its local address; it leaves naming
+    // the external one, written in full, and the stream moves by the
+    // difference. An IPv4 mapping alone changes nothing on IPv6.
+    let mapping = format!("{LOCAL_V6}={EXTERNAL_V6}");
+    let ipv4_only = common::external_harness(&[EXTERNAL], true);
+    let mut c = Control::to_remote_from(&ipv4_only, LOCAL_V6, REMOTE_V6);
+    c.reply(b"220 ready\r\n");
+    let frame = c.command_segment(b"EPRT |2|2001:db8::2|40000|\r\n").frame();
+    assert_eq!(ipv4_only.egress_frame(&frame).1, frame);
+    assert_eq!(ipv4_only.counter(Counter::NatRewritten), 0);
+
+    let h = common::external_harness(&[&mapping], true);
+    let mut c = Control::to_remote_from(&h, LOCAL_V6, REMOTE_V6);
+    c.reply(b"220 ready\r\n");
+    let text = b"EPRT |2|2001:db8::2|40000|\r\n";
+    let eprt = c.command_segment(text);
+    let out = send(&h, &eprt);
+    let rewritten = "EPRT |2|2001:0db8:0010:0000:0000:0000:0000:0002|40000|\r\n";
+    assert_eq!(payload(&out), rewritten);
+    let delta = (rewritten.len() - text.len()) as u32;
+    assert_eq!(out.len(), eprt.frame().len() + delta as usize);
+    assert_eq!(seq(&out), eprt.seq, "the rewritten segment keeps its seq");
+    assert_eq!(h.counter(Counter::NatRewritten), 1);
+    let expected = h.expectations();
+    assert_eq!(expected.len(), 1, "the server's connection is expected");
+    assert_eq!(
+        expected[0].0,
+        common::expect_key(REMOTE_V6, LOCAL_V6, 40_000)
+    );
+
+    // The server acknowledges the moved stream; the ACK comes back moved
+    // back, and the next command leaves moved on.
+    let ok = b"200 EPRT command successful.\r\n";
+    let reply = Segment::new(REMOTE_V6, 21, LOCAL_V6, common::CPORT)
+        .seq(c.s2c)
+        .ack(c.c2s + delta)
+        .payload(ok);
+    c.s2c += ok.len() as u32;
+    assert_eq!(ack(&arrive(&h, &reply)), c.c2s);
+    let next = c.command_segment(b"NOOP\r\n");
+    assert_eq!(seq(&send(&h, &next)), next.seq + delta);
+    assert_eq!(h.counter(Counter::ControlGaps), 0);
+    assert_eq!(h.counter(Counter::ControlOutOfWindow), 0);
 }

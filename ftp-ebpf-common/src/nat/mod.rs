@@ -90,12 +90,13 @@ pub struct NatRewrite {
     pub len: u16,
     /// The announced port.
     pub port: u16,
-    /// The external IPv4 address the reply names instead of the local one.
-    pub addr: [u8; 4],
     /// `rewrite_stage::*`.
     pub stage: u8,
     /// `render::kind::*`: what is written.
     pub kind: u8,
     /// Always 0.
     pub _pad: [u8; 2],
+    /// The external address named instead of the local one (IPv4 in the
+    /// first 4 bytes).
+    pub addr: Addr,
 }

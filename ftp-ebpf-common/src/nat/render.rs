@@ -1,5 +1,5 @@
 //! The text `--nat-rewrite` writes: a `227` reply of a given length, or a
-//! `PORT`/`EPRT |1|` command in its natural length, announcing the external
+//! `PORT`/`EPRT` command in its natural length, announcing the external
 //! address.
 //!
 //! Built as a layout and read a byte at a time ([`Rendering::byte`]): the
@@ -7,6 +7,7 @@
 //! position depends on every number's digit count multiplies its paths.
 
 use super::REWRITE_MAX;
+use crate::Addr;
 
 /// What a rendering announces (`Rendering::kind`, `NatRewrite::kind`).
 pub mod kind {
@@ -16,13 +17,21 @@ pub mod kind {
     pub const PORT: u8 = 1;
     /// `EPRT |1|a.b.c.d|port|`.
     pub const EPRT_V4: u8 = 2;
+    /// `EPRT |2|x:x:x:x:x:x:x:x|port|`, every group in four hex digits.
+    pub const EPRT_V6: u8 = 3;
 }
+
+/// Length of an IPv6 address written in full: eight groups of four hex
+/// digits and seven colons. Valid text (RFC 4291 2.2, `inet_pton`) of one
+/// length whatever the address, so the layout has no branch per group.
+const V6_TEXT_LEN: usize = 39;
 
 /// Text a rewritten `227` carries before its numbers, where it fits.
 const PASSIVE_TEXT: &[u8] = b"Entering Passive Mode ";
 
-/// The layout of one rendering: a head, (for a `227`) filler and `(`, the
-/// numbers with their separators, a closing character and CRLF.
+/// The layout of one rendering: a head, (for a `227`) filler and `(` or
+/// (for `EPRT |2|`) the address and `|`, the numbers with their separators,
+/// a closing character and CRLF.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Rendering {
@@ -30,11 +39,12 @@ pub struct Rendering {
     pub len: u16,
     /// Offset of the first number.
     pub open: u16,
-    /// The numbers: `h1..h4,p1,p2`, or (`EPRT`) `a,b,c,d,port`.
+    /// The numbers: `h1..h4,p1,p2`, `a,b,c,d,port` (`EPRT |1|`) or `port`
+    /// (`EPRT |2|`).
     pub fields: [u16; 6],
     /// Where each number ends, counted from `open` (exclusive).
     pub ends: [u8; 6],
-    /// How many numbers: 6, or 5 for `EPRT`.
+    /// How many numbers: 6, 5 for `EPRT |1|`, 1 for `EPRT |2|`.
     pub count: u8,
     /// `kind::*`.
     pub kind: u8,
@@ -42,6 +52,8 @@ pub struct Rendering {
     pub text: u8,
     /// Always 0.
     pub _pad: u8,
+    /// The IPv6 address `EPRT |2|` names (all zero otherwise).
+    pub v6: Addr,
 }
 
 /// Decimal digits of every byte value. A table, not comparisons: in BPF a
@@ -77,7 +89,8 @@ fn head(kind: u8) -> &'static [u8] {
     match kind {
         kind::REPLY_227 => b"227 ",
         kind::PORT => b"PORT ",
-        _ => b"EPRT |1|",
+        kind::EPRT_V4 => b"EPRT |1|",
+        _ => b"EPRT |2|",
     }
 }
 
@@ -85,13 +98,13 @@ impl Rendering {
     /// The numbers of `addr`:`port` as `kind` writes them, laid out after
     /// `open`, with the length of everything from `open` on.
     #[inline(always)]
-    fn numbers(kind: u8, addr: [u8; 4], port: u16) -> (Self, usize) {
+    fn numbers(kind: u8, addr: &Addr, port: u16) -> (Self, usize) {
         let [p1, p2] = port.to_be_bytes();
-        let [a, b, c, d] = addr.map(u16::from);
-        let (fields, count) = if kind == kind::EPRT_V4 {
-            ([a, b, c, d, port, 0], 5)
-        } else {
-            ([a, b, c, d, u16::from(p1), u16::from(p2)], 6)
+        let [a, b, c, d] = [addr[0], addr[1], addr[2], addr[3]].map(u16::from);
+        let (fields, count) = match kind {
+            kind::EPRT_V4 => ([a, b, c, d, port, 0], 5),
+            kind::EPRT_V6 => ([port, 0, 0, 0, 0, 0], 1),
+            _ => ([a, b, c, d, u16::from(p1), u16::from(p2)], 6),
         };
         let mut ends = [0u8; 6];
         let mut end = 0u8;
@@ -109,6 +122,11 @@ impl Rendering {
             ends,
             count: count as u8,
             kind,
+            v6: if kind == kind::EPRT_V6 {
+                *addr
+            } else {
+                [0; 16]
+            },
             ..Self::default()
         };
         (r, usize::from(end) + closing + 2)
@@ -121,7 +139,7 @@ impl Rendering {
     /// than [`REWRITE_MAX`].
     #[inline(always)]
     pub fn reply_227(len: usize, addr: [u8; 4], port: u16) -> Option<Self> {
-        let (mut r, rest) = Self::numbers(kind::REPLY_227, addr, port);
+        let (mut r, rest) = Self::numbers(kind::REPLY_227, &v4(addr), port);
         // "227 " + filler + "(" + the rest.
         let fixed = 4 + 1 + rest;
         if len < fixed || len > REWRITE_MAX {
@@ -137,15 +155,20 @@ impl Rendering {
     /// The shortest `227` [`Rendering::reply_227`] writes for `addr`:`port`.
     #[inline(always)]
     pub fn min_227_len(addr: [u8; 4], port: u16) -> usize {
-        4 + 1 + Self::numbers(kind::REPLY_227, addr, port).1
+        4 + 1 + Self::numbers(kind::REPLY_227, &v4(addr), port).1
     }
 
-    /// `PORT` (`kind::PORT`) or `EPRT |1|` (`kind::EPRT_V4`) announcing
-    /// `addr`:`port`, in their natural length.
+    /// `PORT` (`kind::PORT`), `EPRT |1|` (`kind::EPRT_V4`, both reading
+    /// the first 4 bytes of `addr`) or `EPRT |2|` (`kind::EPRT_V6`)
+    /// announcing `addr`:`port`, in their natural length.
     #[inline(always)]
-    pub fn command(kind: u8, addr: [u8; 4], port: u16) -> Self {
+    pub fn command(kind: u8, addr: &Addr, port: u16) -> Self {
         let (mut r, rest) = Self::numbers(kind, addr, port);
-        let open = head(kind).len();
+        let mut open = head(kind).len();
+        if kind == kind::EPRT_V6 {
+            // The address and its `|`.
+            open += V6_TEXT_LEN + 1;
+        }
         r.len = (open + rest) as u16;
         r.open = open as u16;
         r
@@ -161,6 +184,9 @@ impl Rendering {
         }
         if i < head.len() {
             return head[i];
+        }
+        if self.kind == kind::EPRT_V6 && i < open {
+            return v6_text(&self.v6, i - head.len());
         }
         if i + 1 < open {
             return match PASSIVE_TEXT.get(i - head.len()) {
@@ -218,6 +244,36 @@ impl Rendering {
         }
         true
     }
+}
+
+/// An IPv4 address in the first 4 bytes of an [`Addr`].
+#[inline(always)]
+fn v4(addr: [u8; 4]) -> Addr {
+    let mut a = [0; 16];
+    a[0] = addr[0];
+    a[1] = addr[1];
+    a[2] = addr[2];
+    a[3] = addr[3];
+    a
+}
+
+/// Byte `j` of `addr` written in full (`2001:0db8:0000:...`), then `|`.
+#[inline(always)]
+fn v6_text(addr: &Addr, j: usize) -> u8 {
+    if j >= V6_TEXT_LEN {
+        return b'|';
+    }
+    let (group, place) = (j / 5, j % 5);
+    if place == 4 {
+        return b':';
+    }
+    // Nibble `place` of the group, from the left: bytes 2g (places 0, 1)
+    // and 2g + 1 (places 2, 3).
+    // `black_box` keeps the mask: the compiler knows the index is below 16,
+    // the BPF verifier (which runs this in a global function) does not.
+    let byte = addr[core::hint::black_box(2 * group + place / 2) & 15];
+    let nibble = if place & 1 == 0 { byte >> 4 } else { byte & 15 };
+    b"0123456789abcdef"[usize::from(nibble)]
 }
 
 /// The digit of `n` that is `place` places from the right, in ASCII.

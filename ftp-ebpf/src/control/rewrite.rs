@@ -1,6 +1,6 @@
 //! `--nat-rewrite`: an announcement naming the host's local address leaves
 //! naming its external one (see `ftp_ebpf_common::nat`): a local server's
-//! `227`, a local client's `PORT` and `EPRT |1|`. Correlation asks for it
+//! `227`, a local client's `PORT` and `EPRT` (`|1|` and `|2|`, NPTv6). Correlation asks for it
 //! when the announcement passes the rules (`want`), the feed places it in
 //! the stream once it is complete (`place`), and the TC program writes it
 //! into every segment that carries it, retransmissions included (`write`).
@@ -56,8 +56,8 @@ const BUF: u32 = 2 * REWRITE_MAX as u32;
 
 /// An announcement of `port` on the local address `named` (`local`, the
 /// connection's local end) passed the rules: with `--nat-rewrite` and an
-/// external IPv4 address for it, it is to name that address instead,
-/// written as `kind`.
+/// external address for it, it is to name that address instead, written
+/// as `kind`.
 #[inline(always)]
 fn want_as(
     state: &mut ControlState,
@@ -68,24 +68,25 @@ fn want_as(
     port: u16,
     kind: u8,
 ) {
-    if policy.flags & POLICY_NAT_REWRITE == 0
-        || family_of != family::V4
-        || !addr::same(named, local)
-    {
+    if policy.flags & POLICY_NAT_REWRITE == 0 || !addr::same(named, local) {
         return;
     }
     let Some(external) = external::of(family_of, local) else {
         return;
     };
-    state.nat.addr = [external[0], external[1], external[2], external[3]];
+    addr::copy(&mut state.nat.addr, external);
     state.nat.port = port;
     state.nat.kind = kind;
     state.nat.stage = rewrite_stage::WANTED;
 }
 
-/// A local server's `227` announcing `port` on `named`.
+/// A local server's `227` announcing `port` on `named` (IPv4 only: a
+/// `227` on an IPv6 connection names no address of its own).
 #[inline(always)]
 pub fn want(state: &mut ControlState, key: &ControlKey, policy: &Policy, named: &Addr, port: u16) {
+    if key.family != family::V4 {
+        return;
+    }
     want_as(
         state,
         policy,
@@ -109,6 +110,8 @@ pub fn want_command(
 ) {
     let kind = if verb == Verb::Port {
         kind::PORT
+    } else if key.family == family::V6 {
+        kind::EPRT_V6
     } else {
         kind::EPRT_V4
     };
@@ -130,7 +133,7 @@ pub fn place(state: &mut ControlState, dir: usize, seg_seq: u32, through: u32) {
         return;
     }
     let fits = if nat.kind == kind::REPLY_227 {
-        Rendering::reply_227(len as usize, nat.addr, nat.port).is_some()
+        Rendering::reply_227(len as usize, v4(&nat.addr), nat.port).is_some()
     } else {
         len as usize <= REWRITE_MAX
     };
@@ -147,10 +150,16 @@ pub fn place(state: &mut ControlState, dir: usize, seg_seq: u32, through: u32) {
 #[inline(always)]
 fn layout(nat: &NatRewrite) -> Option<Rendering> {
     if nat.kind == kind::REPLY_227 {
-        Rendering::reply_227(usize::from(nat.len), nat.addr, nat.port)
+        Rendering::reply_227(usize::from(nat.len), v4(&nat.addr), nat.port)
     } else {
-        Some(Rendering::command(nat.kind, nat.addr, nat.port))
+        Some(Rendering::command(nat.kind, &nat.addr, nat.port))
     }
+}
+
+/// The IPv4 address in the first 4 bytes of `addr`.
+#[inline(always)]
+fn v4(addr: &Addr) -> [u8; 4] {
+    [addr[0], addr[1], addr[2], addr[3]]
 }
 
 /// Zeroes both byte buffers of `buf`: the word sums over them must see

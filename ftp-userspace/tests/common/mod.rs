@@ -159,8 +159,12 @@ fn ones_sum(bytes: &[u8]) -> u16 {
     sum as u16
 }
 
-/// Whether the IPv4 header checksum of an untagged IPv4 `frame` is right.
+/// Whether the IPv4 header checksum of an untagged IPv4 `frame` is right
+/// (true for IPv6, which has none).
 pub fn ip_checksum_ok(frame: &[u8]) -> bool {
+    if frame[14] >> 4 == 6 {
+        return true;
+    }
     let ihl = usize::from(frame[14] & 0x0f) * 4;
     ones_sum(&frame[14..14 + ihl]) == 0xffff
 }
@@ -376,31 +380,35 @@ impl<'a> Control<'a> {
     /// This host (CLIENT) as the FTP client of a remote `server`: the
     /// handshake, with its SYN and final ACK leaving on egress.
     pub fn to_remote(h: &'a Harness, server: &'static str) -> Self {
+        Self::to_remote_from(h, CLIENT, server)
+    }
+    /// The same from another local address of this host (e.g. IPv6).
+    pub fn to_remote_from(h: &'a Harness, client: &'static str, server: &'static str) -> Self {
         let c = Self {
             h,
-            client: CLIENT,
+            client,
             cport: CPORT,
             server,
             local_client: true,
             c2s: 100,
             s2c: 1,
         };
-        let client = |flags, seq, ack| {
-            Segment::new(CLIENT, CPORT, server, 21)
+        let local = |flags, seq, ack| {
+            Segment::new(client, CPORT, server, 21)
                 .seq(seq)
                 .ack(ack)
                 .flags(flags)
                 .frame()
         };
-        h.egress(&client(SYN, 99, 0));
+        h.egress(&local(SYN, 99, 0));
         h.ingress(
-            &Segment::new(server, 21, CLIENT, CPORT)
+            &Segment::new(server, 21, client, CPORT)
                 .seq(0)
                 .ack(100)
                 .flags(SYN | ACK)
                 .frame(),
         );
-        h.egress(&client(ACK, 100, 1));
+        h.egress(&local(ACK, 100, 1));
         c
     }
     /// The next client → server segment carrying `text`; the stream moves on.
