@@ -6,6 +6,7 @@
 #![no_std]
 
 pub mod attachment;
+pub mod checksum;
 pub mod control;
 pub mod counters;
 pub mod flow;

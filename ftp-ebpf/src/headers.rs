@@ -4,7 +4,7 @@
 //!
 //! Every offset is bounded before use so the verifier can prove each access.
 
-use ftp_ebpf_common::{Addr, family};
+use ftp_ebpf_common::{Addr, control::ControlKey, family};
 
 use core::mem::MaybeUninit;
 
@@ -70,6 +70,17 @@ pub struct PacketInfo {
 }
 
 impl PacketInfo {
+    /// The key of the control connection this segment is on: sent by its
+    /// client (`from_client`) or by its server.
+    #[inline(always)]
+    pub fn control_key(&self, from_client: bool) -> ControlKey {
+        if from_client {
+            ControlKey::new(self.family, self.src, self.sport, self.dst, self.dport)
+        } else {
+            ControlKey::new(self.family, self.dst, self.dport, self.src, self.sport)
+        }
+    }
+
     /// A SYN opening a connection: SYN without ACK, RST or FIN.
     #[inline(always)]
     pub fn is_syn(&self) -> bool {

@@ -218,12 +218,20 @@ fn a_moved_stream_stays_moved_through_the_close() {
     // end's last ACK, must still be moved, or the close never completes.
     let h = common::external_harness(&[EXTERNAL], true);
     let mut c = session(&h);
-    send(&h, &c.command_segment(b"PORT 198,18,0,2,156,64\r\n"));
+    let port_seg = c.command_segment(b"PORT 198,18,0,2,156,64\r\n");
+    let rewritten = send(&h, &port_seg);
     let fin = Segment::new(common::CLIENT, common::CPORT, REMOTE, 21)
         .seq(c.c2s)
         .ack(c.s2c)
         .flags(common::FIN | ACK);
     assert_eq!(seq(&send(&h, &fin)), c.c2s + 1, "the FIN leaves moved");
+    // The PORT retransmitted after the FIN is still rewritten the same
+    // way, and the connection stays closed (kept only for the close).
+    assert_eq!(send(&h, &port_seg), rewritten);
+    assert_eq!(h.counter(Counter::NatRewriteRetransmitted), 1);
+    let states = h.control_states();
+    assert_eq!(states.len(), 1);
+    assert!(states[0].1.nat.closed(), "{:?}", states[0].1.nat);
     let fin_ack = Segment::new(REMOTE, 21, common::CLIENT, common::CPORT)
         .seq(c.s2c)
         .ack(c.c2s + 1 + 1)

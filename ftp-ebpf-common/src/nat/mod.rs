@@ -68,11 +68,13 @@ pub mod rewrite_stage {
     pub const PLACED: u8 = 2;
     /// Written at least once: a later copy is a retransmission.
     pub const WRITTEN: u8 = 3;
-    /// The local end closed a connection whose stream moved: its state is
-    /// kept, unparsed, only to go on moving the last segments of the close
-    /// (conntrack keeps its seqadj through TIME_WAIT); the sweep removes it
-    /// after the closing timeout.
-    pub const CLOSED: u8 = 4;
+    /// A flag on the stage: the local end closed a connection whose stream
+    /// moved. Its state is kept, unparsed, only to go on moving the last
+    /// segments of the close (conntrack keeps its seqadj through
+    /// TIME_WAIT), and to rewrite a retransmission of what was written
+    /// (the stage below the flag says what); the sweep removes it after
+    /// the closing timeout.
+    pub const CLOSED: u8 = 0x80;
 }
 
 /// The last announcement of a control connection that `--nat-rewrite`
@@ -90,7 +92,7 @@ pub struct NatRewrite {
     pub len: u16,
     /// The announced port.
     pub port: u16,
-    /// `rewrite_stage::*`.
+    /// `rewrite_stage::*`, with the `CLOSED` flag (see the methods).
     pub stage: u8,
     /// `render::kind::*`: what is written.
     pub kind: u8,
@@ -99,4 +101,30 @@ pub struct NatRewrite {
     /// The external address named instead of the local one (IPv4 in the
     /// first 4 bytes).
     pub addr: Addr,
+}
+
+impl NatRewrite {
+    /// `rewrite_stage::*` without the `CLOSED` flag.
+    #[inline(always)]
+    pub fn stage(&self) -> u8 {
+        self.stage & !rewrite_stage::CLOSED
+    }
+
+    /// Whether the local end closed the connection (`rewrite_stage::CLOSED`).
+    #[inline(always)]
+    pub fn closed(&self) -> bool {
+        self.stage & rewrite_stage::CLOSED != 0
+    }
+
+    /// Marks the connection closed, keeping the stage.
+    #[inline(always)]
+    pub fn close(&mut self) {
+        self.stage |= rewrite_stage::CLOSED;
+    }
+
+    /// Sets the stage, keeping the `CLOSED` flag.
+    #[inline(always)]
+    pub fn set_stage(&mut self, stage: u8) {
+        self.stage = stage | (self.stage & rewrite_stage::CLOSED);
+    }
 }

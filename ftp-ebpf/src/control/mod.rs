@@ -23,7 +23,6 @@ use ftp_ebpf_common::{
     control::{ControlKey, ControlState, control_flags},
     counters::Counter,
     flow::ClientValue,
-    nat::rewrite_stage,
     parser::Direction,
     policy::Policy,
 };
@@ -49,14 +48,14 @@ const BPF_NOEXIST: u64 = 1;
 pub fn inbound<P: Packet>(pkt: &P, info: &PacketInfo, to_control: bool, from_control: bool) {
     count(Counter::ControlPackets);
     if to_control {
-        let key = ControlKey::new(info.family, info.src, info.sport, info.dst, info.dport);
+        let key = info.control_key(true);
         if let Some(state) = lookup(&key, control_flags::LOCAL_SERVER) {
             handle(pkt, info, state, &key, Direction::ClientToServer, false);
             return;
         }
     }
     if from_control {
-        let key = ControlKey::new(info.family, info.dst, info.dport, info.src, info.sport);
+        let key = info.control_key(false);
         if let Some(state) = lookup(&key, control_flags::LOCAL_CLIENT) {
             handle(pkt, info, state, &key, Direction::ServerToClient, false);
         }
@@ -76,7 +75,7 @@ pub fn outbound<P: Packet>(
 ) -> Option<&'static mut ControlState> {
     count(Counter::ControlPackets);
     if to_control {
-        let key = ControlKey::new(info.family, info.src, info.sport, info.dst, info.dport);
+        let key = info.control_key(true);
         if info.is_syn() {
             // The local end connects: it is this connection's client.
             start_client(&key, info);
@@ -90,7 +89,7 @@ pub fn outbound<P: Packet>(
     if !from_control || info.is_syn() {
         return None;
     }
-    let key = ControlKey::new(info.family, info.dst, info.dport, info.src, info.sport);
+    let key = info.control_key(false);
     let state = match lookup(&key, control_flags::LOCAL_SERVER) {
         Some(state) => state,
         // A server's first payload (its banner) on a connection it did
@@ -216,7 +215,7 @@ fn handle<P: Packet>(
         if info.flags & tcp_flags::FIN != 0 && state.seqadj.active() {
             // The stream moved (`--nat-rewrite`): the close's last segments
             // must move too, so the state stays until the sweep takes it.
-            state.nat.stage = rewrite_stage::CLOSED;
+            state.nat.close();
             return true;
         }
         if info.flags & (tcp_flags::RST | tcp_flags::FIN) != 0 {
@@ -225,11 +224,11 @@ fn handle<P: Packet>(
             let _ = FTPCT_CONTROL.remove(key);
             return false;
         }
-        if state.nat.stage == rewrite_stage::CLOSED {
+        if state.nat.closed() {
             return true;
         }
         sequence::local_ack(state, info, dir);
-    } else if state.nat.stage == rewrite_stage::CLOSED {
+    } else if state.nat.closed() {
         return true;
     } else if info.flags & control_bits != 0 {
         // From outside, any of these may be forged with any sequence number;

@@ -21,7 +21,7 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use ftp_ebpf_common::{
-    Addr,
+    Addr, checksum,
     control::{ControlKey, ControlState},
     counters::Counter,
     family,
@@ -251,12 +251,11 @@ extern "C" fn copy_byte(index: u64, ctx: *mut c_void) -> i64 {
         (ctx, &mut *ctx.buf)
     };
     let i = index as u32;
+    // `render` runs n + tail steps: past the text, the tail.
     let b = if i < ctx.n {
         ftpct_render_byte(&buf.layout, ctx.skip + i) as u8
-    } else if i - ctx.n < ctx.tail {
-        buf.old[((ctx.old_at + i - ctx.n) & (BUF - 1)) as usize]
     } else {
-        0
+        buf.old[((ctx.old_at + i - ctx.n) & (BUF - 1)) as usize]
     };
     buf.new[(i & (BUF - 1)) as usize] = b;
     0
@@ -302,7 +301,8 @@ pub extern "C" fn ftpct_nat_write(
 /// See `ftpct_nat_write`.
 #[inline(always)]
 fn write(ctx: &TcContext, info: &PacketInfo, state: &mut ControlState) {
-    if state.nat.stage < rewrite_stage::PLACED || info.payload_len == 0 {
+    let stage = state.nat.stage();
+    if stage < rewrite_stage::PLACED || info.payload_len == 0 {
         return;
     }
     let done = if state.nat.kind == kind::REPLY_227 {
@@ -311,12 +311,12 @@ fn write(ctx: &TcContext, info: &PacketInfo, state: &mut ControlState) {
         resized(ctx, info, state)
     };
     if done {
-        count(if state.nat.stage == rewrite_stage::WRITTEN {
+        count(if stage == rewrite_stage::WRITTEN {
             Counter::NatRewriteRetransmitted
         } else {
             Counter::NatRewritten
         });
-        state.nat.stage = rewrite_stage::WRITTEN;
+        state.nat.set_stage(rewrite_stage::WRITTEN);
     }
 }
 
@@ -486,7 +486,7 @@ fn payload_diff(buf: &mut RewriteBuf, old_n: u32, new_n: u32, at: u32) -> Option
             0,
         )
     };
-    (diff >= 0).then(|| odd_shifted(fold(diff as u64), at))
+    (diff >= 0).then(|| u32::from(checksum::at_offset(checksum::fold(diff as u64), at)))
 }
 
 /// Stores `n` (1..=BUF) bytes of `buf.new` at `at`.
@@ -508,24 +508,4 @@ pub fn l4_csum(ctx: &TcContext, info: &PacketInfo, from: u64, to: u64, flags: u6
     // later (offload); with BPF_F_PSEUDO_HDR it updates the pseudo-header
     // sum such a checksum starts from, too.
     unsafe { bpf_l4_csum_replace(ctx.as_ptr().cast(), off, from, to, flags) == 0 }
-}
-
-/// A ones'-complement sum folded to 16 bits.
-#[inline(always)]
-fn fold(mut sum: u64) -> u32 {
-    for _ in 0..3 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u32
-}
-
-/// The sum of bytes that start at an odd offset of the TCP header (the
-/// payload starts at an even one) is the byte swap of their sum as words.
-#[inline(always)]
-fn odd_shifted(sum: u32, offset: u32) -> u32 {
-    if offset & 1 == 0 {
-        sum
-    } else {
-        ((sum & 0xff) << 8) | (sum >> 8)
-    }
 }

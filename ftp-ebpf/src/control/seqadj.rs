@@ -13,6 +13,7 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
 };
 use ftp_ebpf_common::{
+    checksum,
     control::{ControlKey, ControlState, control_flags},
     nat::{REWRITE_MAX, seqadj::SeqAdjust},
     policy::POLICY_NAT_REWRITE,
@@ -51,11 +52,7 @@ pub fn seq_offset(info: &PacketInfo, to_control: bool, from_control: bool) -> i3
         return 0;
     }
     let local_client = to_control;
-    let key = if local_client {
-        ControlKey::new(info.family, info.src, info.sport, info.dst, info.dport)
-    } else {
-        ControlKey::new(info.family, info.dst, info.dport, info.src, info.sport)
-    };
+    let key = info.control_key(local_client);
     lookup(&key, local_client).map_or(0, |adj| adj.seq_offset(info.seq))
 }
 
@@ -83,11 +80,8 @@ pub fn unmove_ack(ctx: &XdpContext, info: &mut PacketInfo, to_control: bool, fro
         return;
     }
     let local_client = from_control;
-    let key = if local_client {
-        ControlKey::new(info.family, info.dst, info.dport, info.src, info.sport)
-    } else {
-        ControlKey::new(info.family, info.src, info.sport, info.dst, info.dport)
-    };
+    // From the remote end: its client unless the local end is the client.
+    let key = info.control_key(!local_client);
     let Some(adj) = lookup(&key, local_client) else {
         return;
     };
@@ -167,11 +161,7 @@ fn unmove_sack(ctx: &XdpContext, tcp: u32, payload: u32, adj: SeqAdjust) {
     };
     // The difference is a sum of words as loaded from memory (native
     // order): the checksum joins it in the same order.
-    let mut sum = u64::from(!u16::from_ne_bytes(check)) + diff as u64;
-    for _ in 0..3 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    let check = (!(sum as u16)).to_ne_bytes();
+    let check = checksum::update(u16::from_ne_bytes(check), diff as u64).to_ne_bytes();
     let len = helper_len(len, MAX_OPTIONS_LEN);
     // SAFETY: `len` bytes from the scratch buffer; the helper checks the offset.
     let stored = unsafe {
@@ -265,15 +255,8 @@ fn replace32(ctx: &XdpContext, tcp: u32, at: u32, value: u32) -> bool {
         return false;
     };
     let new = value.to_be_bytes();
-    let word = |b: [u8; 4], i: usize| u32::from(u16::from_be_bytes([b[i], b[i + 1]]));
-    let mut sum = u32::from(!u16::from_be_bytes(check))
-        + (!word(old, 0) & 0xffff)
-        + (!word(old, 2) & 0xffff)
-        + word(new, 0)
-        + word(new, 2);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    let check = (!(sum as u16)).to_be_bytes();
+    let diff = checksum::diff32(u32::from_be_bytes(old), value);
+    let check = checksum::update(u16::from_be_bytes(check), diff).to_be_bytes();
     store(ctx, at, &new) && store(ctx, tcp + TCP_CSUM_OFF, &check)
 }
 

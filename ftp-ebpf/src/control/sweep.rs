@@ -12,7 +12,6 @@ use aya_ebpf::helpers::generated::bpf_for_each_map_elem;
 use ftp_ebpf_common::{
     control::{ControlKey, ControlState, control_flags},
     counters::Counter,
-    nat::rewrite_stage,
     policy::Policy,
 };
 
@@ -78,7 +77,7 @@ extern "C" fn sweep_one(
     // Saturating: a CPU may stamp an entry after this sweep read the clock.
     // A connection kept only for its close (`rewrite_stage::CLOSED`) goes
     // after the closing timeout.
-    let idle_ns = if state.nat.stage == rewrite_stage::CLOSED {
+    let idle_ns = if state.nat.closed() {
         ctx.closing_ns
     } else {
         ctx.idle_ns
