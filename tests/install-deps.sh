@@ -22,7 +22,7 @@ export DEBIAN_FRONTEND=noninteractive
 # Tools the lab runs.
 APT_PACKAGES=(
   iproute2 util-linux procps curl lftp python3 python3-pyftpdlib
-  python3-scapy bpftool tcpdump nftables ethtool
+  python3-scapy bpftool tcpdump nftables ethtool openssl
 )
 
 # "<debian package>:<server name>": the binary is usr/sbin/<server name>.

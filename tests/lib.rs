@@ -52,4 +52,6 @@ pub use nat_lab::{
     NatLab,
 };
 pub use netns::Netns;
-pub use servers::{FtpServer, Proftpd, PureFtpd, Pyftpdlib, Vsftpd, server_binary};
+pub use servers::{
+    FtpServer, Proftpd, PureFtpd, Pyftpdlib, ServerOptions, Tls, Vsftpd, server_binary,
+};

@@ -171,6 +171,9 @@ counters! {
     /// Inbound frames dropped because their headers could hide TCP we cannot
     /// reach (a third VLAN tag, an overlong IPv6 extension chain).
     UnverifiableDropped = "unverifiable_dropped",
+    /// Inbound SYNs to `--ftps-range` admitted: their client holds a live
+    /// encrypted control connection to the address they connect to.
+    SynAdmittedFtpsRange = "syn_admitted_ftps_range",
 }
 
 /// The verdicts of the ingress program: each ingress packet increments exactly
@@ -181,6 +184,7 @@ pub const INGRESS_VERDICTS: &[Counter] = &[
     Counter::PassedControl,
     Counter::FlowPackets,
     Counter::SynAdmitted,
+    Counter::SynAdmittedFtpsRange,
     Counter::SynDropped,
     Counter::SynExpired,
     Counter::SynReused,

@@ -10,6 +10,7 @@ pub mod checksum;
 pub mod control;
 pub mod counters;
 pub mod flow;
+pub mod ftps;
 pub mod nat;
 pub mod parser;
 pub mod policy;
@@ -55,8 +56,11 @@ pub mod map_names {
     pub const ATTACHMENT: &str = "FTPCT_ATTACHMENT";
     /// Local address → the external address clients reach it at (NAT).
     pub const EXTERNAL: &str = "FTPCT_EXTERNAL";
+    /// Client and server address → their encrypted control connections
+    /// (`--ftps-range`).
+    pub const FTPS: &str = "FTPCT_FTPS";
     /// Every map, in the order `ftpct` pins them.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 12] = [
         PORTS,
         POLICY,
         EXPECTATIONS,
@@ -67,6 +71,7 @@ pub mod map_names {
         CLIENTS,
         BOUNCE,
         EXTERNAL,
+        FTPS,
         ATTACHMENT,
     ];
 }

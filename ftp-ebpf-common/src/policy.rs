@@ -104,6 +104,12 @@ pub struct Policy {
     /// New control connections per client (IPv6: /64) and expectation
     /// lifetime, before they log in.
     pub max_new_sessions_per_client: u16,
+    /// `--ftps-range`: the passive range the client of a live encrypted
+    /// control connection may connect to (`ftps`); 0..0 without one.
+    pub ftps_lo: u16,
+    pub ftps_hi: u16,
+    /// Always 0.
+    pub _pad: u32,
 }
 
 impl Policy {
@@ -120,6 +126,15 @@ impl Policy {
             max_expect_per_client: DEFAULT_MAX_EXPECT_PER_CLIENT,
             max_expect_per_site: DEFAULT_MAX_EXPECT_PER_SITE,
             max_new_sessions_per_client: DEFAULT_MAX_NEW_SESSIONS_PER_CLIENT,
+            ftps_lo: 0,
+            ftps_hi: 0,
+            _pad: 0,
         }
+    }
+
+    /// Whether `port` is in the `--ftps-range` (never without one).
+    #[inline(always)]
+    pub fn in_ftps_range(&self, port: u16) -> bool {
+        self.ftps_lo != 0 && port >= self.ftps_lo && port <= self.ftps_hi
     }
 }

@@ -22,7 +22,7 @@ use ftp_ebpf_common::{
 
 use crate::{
     counters::count,
-    expectations,
+    expectations, ftps,
     headers::{PacketInfo, tcp_flags},
     maps::{FTPCT_FLOWS, FTPCT_HOST_FLOWS},
     port_window,
@@ -87,7 +87,7 @@ fn ttl(state: u8, policy: &Policy) -> u64 {
 /// Decides an inbound packet to a guarded port.
 #[inline(always)]
 pub fn inbound(info: &PacketInfo, policy: &Policy) -> Verdict {
-    if info.is_syn() && !port_window::is_open(info.dport) {
+    if info.is_syn() && !port_window::is_open(info.dport) && !policy.in_ftps_range(info.dport) {
         // No expectation can be live for this port, and no admitted or
         // outgoing SYN on it can still be retransmitted: nothing to look up.
         count(Counter::SynDropped);
@@ -130,7 +130,7 @@ pub fn inbound(info: &PacketInfo, policy: &Policy) -> Verdict {
         });
         return Verdict::Drop;
     }
-    admit_syn(info, &key, reused)
+    admit_syn(info, &key, reused, policy)
 }
 
 /// A remote RST on a live flow: at the sequence number the local end
@@ -148,11 +148,16 @@ fn remote_rst(flow: &mut FlowValue, info: &PacketInfo, now: u64) {
     count(Counter::FlowResetRemote);
 }
 
-/// Consumes the expectation matching a SYN (one-shot) and records the flow.
+/// Consumes the expectation matching a SYN (one-shot) and records the flow;
+/// without one, a SYN into the FTPS range from the client of a live
+/// encrypted control connection is admitted too.
 #[inline(always)]
-fn admit_syn(info: &PacketInfo, key: &FlowKey, reused: bool) -> Verdict {
+fn admit_syn(info: &PacketInfo, key: &FlowKey, reused: bool, policy: &Policy) -> Verdict {
     let expect_key = ExpectKey::new(info.family, info.src, info.dst, info.dport);
     let Some(expires) = expectations::consume(&expect_key) else {
+        if policy.in_ftps_range(info.dport) && ftps::admits(info) {
+            return admitted(info, key, now_ns(), Counter::SynAdmittedFtpsRange);
+        }
         count(if reused {
             Counter::SynReused
         } else {
@@ -166,6 +171,12 @@ fn admit_syn(info: &PacketInfo, key: &FlowKey, reused: bool) -> Verdict {
         count(Counter::SynExpired);
         return Verdict::Drop;
     }
+    admitted(info, key, now, Counter::SynAdmitted)
+}
+
+/// Records the admitted SYN's flow, counted as `counter`.
+#[inline(always)]
+fn admitted(info: &PacketInfo, key: &FlowKey, now: u64, counter: Counter) -> Verdict {
     record(
         &FTPCT_FLOWS,
         key,
@@ -173,7 +184,7 @@ fn admit_syn(info: &PacketInfo, key: &FlowKey, reused: bool) -> Verdict {
     );
     // Its SYN may be retransmitted (a lost SYN-ACK): keep the port open.
     port_window::extend(info.dport, 0);
-    count(Counter::SynAdmitted);
+    count(counter);
     Verdict::Pass
 }
 

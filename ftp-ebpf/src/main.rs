@@ -16,6 +16,7 @@ mod counters;
 mod egress;
 mod expectations;
 mod external;
+mod ftps;
 mod headers;
 mod ingress;
 mod maps;

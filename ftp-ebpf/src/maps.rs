@@ -11,6 +11,7 @@ use ftp_ebpf_common::{
     control::{ControlKey, ControlState},
     counters::COUNTER_COUNT,
     flow::{BounceKey, ClientKey, ClientValue, ExpectKey, ExpectValue, FlowKey, FlowValue},
+    ftps::{FtpsKey, FtpsSessions},
     nat::{EXTERNAL_ENTRIES, ExternalKey, REWRITE_MAX, render::Rendering},
     policy::{
         CLIENT_ENTRIES, DEFAULT_MAX_CONTROL, DEFAULT_MAX_EXPECTATIONS, DEFAULT_MAX_FLOWS,
@@ -71,6 +72,13 @@ pub static FTPCT_BOUNCE: LruHashMap<BounceKey, u64, BOUNCE_ENTRIES> = LruHashMap
 
 /// Local address → the external address clients reach it at behind a 1:1
 /// NAT (`--external-address`); see `ftp_ebpf_common::nat`.
+/// Encrypted control connections per client and server address
+/// (`--ftps-range`); LRU, as large as the control table: an entry goes
+/// when it is the least recently used, and a live one missing costs its
+/// client the range (fail closed).
+#[btf_map]
+pub static FTPCT_FTPS: LruHashMap<FtpsKey, FtpsSessions, CONTROL_MAX> = LruHashMap::new();
+
 #[btf_map]
 pub static FTPCT_EXTERNAL: HashMap<ExternalKey, Addr, { EXTERNAL_ENTRIES as usize }> =
     HashMap::new();
@@ -99,6 +107,10 @@ pub struct Scratch {
     pub bounce_key: BounceKey,
     /// The local address whose external address is looked up.
     pub external_key: ExternalKey,
+    /// The client and server an encrypted control connection is recorded
+    /// for, and a fresh record (`--ftps-range`).
+    pub ftps_key: FtpsKey,
+    pub ftps_fresh: FtpsSessions,
     /// The `227` being written by `--nat-rewrite`.
     pub rewrite: RewriteBuf,
     /// When this CPU last swept the control table (it sweeps at most once a

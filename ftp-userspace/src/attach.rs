@@ -112,6 +112,9 @@ pub struct AttachConfig {
     /// Rewrite a local server's `227` and a local client's `PORT`/`EPRT` to
     /// name the external address.
     pub nat_rewrite: bool,
+    /// `--ftps-range`: the passive range clients of live encrypted control
+    /// connections may connect to.
+    pub ftps_range: Option<PortRange>,
 }
 
 impl AttachConfig {
@@ -148,7 +151,26 @@ impl AttachConfig {
             egress_hook: EgressHookChoice::Auto,
             external: Vec::new(),
             nat_rewrite: false,
+            ftps_range: None,
         }
+    }
+
+    /// The configuration, or why it cannot work: an `--ftps-range` must lie
+    /// inside the guarded ports (outside them it would open nothing, and
+    /// the administrator would believe otherwise).
+    pub fn validated(self) -> Result<Self> {
+        if let Some(range) = self.ftps_range {
+            let classes = self.port_classes();
+            let unguarded =
+                (range.lo..=range.hi).find(|&p| classes[usize::from(p)] != PortClass::Guarded);
+            if let Some(port) = unguarded {
+                bail!(
+                    "--ftps-range {range}: port {port} is not a guarded data port \
+                     (see --data-ports, --allow-ports, --control-ports)"
+                );
+            }
+        }
+        Ok(self)
     }
 }
 
@@ -260,6 +282,7 @@ fn load(cfg: &AttachConfig) -> Result<Ebpf> {
         .map_max_entries(map_names::FLOWS, cfg.max_flows)
         .map_max_entries(map_names::HOST_FLOWS, cfg.max_flows)
         .map_max_entries(map_names::CONTROL, cfg.max_control)
+        .map_max_entries(map_names::FTPS, cfg.max_control)
         .override_global(aya_log::LEVEL, &cfg.log_level, false);
     let mut ebpf = loader
         .load(EBPF_OBJECT)
@@ -350,6 +373,10 @@ fn configure(ebpf: &mut Ebpf, cfg: &AttachConfig, classes: &[PortClass]) -> Resu
     policy.max_expect_per_client = cfg.max_expect_per_client;
     policy.max_expect_per_site = cfg.max_expect_per_site;
     policy.max_new_sessions_per_client = cfg.max_new_sessions_per_client;
+    if let Some(range) = cfg.ftps_range {
+        policy.ftps_lo = range.lo;
+        policy.ftps_hi = range.hi;
+    }
     let mut map: Array<_, Policy> = Array::try_from(
         ebpf.map_mut(map_names::POLICY)
             .ok_or_else(|| anyhow!("map {} missing", map_names::POLICY))?,

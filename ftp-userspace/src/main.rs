@@ -150,6 +150,12 @@ struct AttachArgs {
     /// 1:1 NAT.
     #[arg(long, requires = "external_address")]
     nat_rewrite: bool,
+    /// The local servers' passive range for FTPS, whose control channel
+    /// ftpct cannot read: the client of a live encrypted control connection
+    /// (AUTH TLS accepted, or connected to port 990 in --control-ports) may
+    /// connect to it while that connection lives; nobody else may.
+    #[arg(long, value_name = "LO-HI")]
+    ftps_range: Option<String>,
     /// Egress through a tcx link (Linux 6.6+), a clsact qdisc filter, or
     /// tcx where the kernel has it (auto).
     #[arg(long, value_enum, value_name = "HOOK", default_value_t = EgressHookChoice::Auto)]
@@ -167,7 +173,7 @@ impl AttachArgs {
             bail!("table sizes must be at least 1");
         }
         let external = external::parse(&self.external_address)?;
-        Ok(AttachConfig {
+        AttachConfig {
             iface: self.iface.clone(),
             control_ports: portspec::parse_control_ports(&self.control_ports)?,
             data_ports: portspec::parse_range(&self.data_ports)
@@ -191,7 +197,14 @@ impl AttachArgs {
             egress_hook: self.egress_hook,
             external,
             nat_rewrite: self.nat_rewrite,
-        })
+            ftps_range: self
+                .ftps_range
+                .as_deref()
+                .map(portspec::parse_range)
+                .transpose()
+                .map_err(|e| e.context("--ftps-range takes LO-HI, like 40000-40100"))?,
+        }
+        .validated()
     }
 }
 

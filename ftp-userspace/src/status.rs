@@ -59,6 +59,8 @@ pub struct IfaceStatus {
     pub external_addresses: Vec<ExternalMapping>,
     /// Whether a local server's `227` is rewritten to name the external address.
     pub nat_rewrite: bool,
+    /// `--ftps-range`, as `LO-HI`.
+    pub ftps_range: Option<String>,
     /// Control ports, as ranges.
     pub control_ports: String,
     /// Guarded ports, as ranges.
@@ -155,6 +157,7 @@ fn iface_status_in(dir: &Path, netns: &Netns, iface: &str) -> Result<IfaceStatus
         .to_string(),
         external_addresses: external::read(dir),
         nat_rewrite: policy.flags & POLICY_NAT_REWRITE != 0,
+        ftps_range: (policy.ftps_lo != 0).then(|| format!("{}-{}", policy.ftps_lo, policy.ftps_hi)),
         clsact_filter: record
             .filter(|r| r.egress_hook == egress_hook::CLSACT)
             .map(|r| (r.tc_priority, r.tc_handle)),
@@ -221,6 +224,9 @@ pub fn print_text(s: &IfaceStatus) {
         s.guarded_ports,
         if s.strict { " (strict)" } else { "" }
     );
+    if let Some(range) = &s.ftps_range {
+        println!("  ftps range     {range} (clients of live encrypted control connections)");
+    }
     println!(
         "  timeouts       expectation {}s, idle flow {}s{}",
         s.expect_timeout_secs,

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use super::TransferMode;
 use crate::fixtures::FileDigest;
 use crate::netns::Netns;
-use crate::servers::FtpTarget;
+use crate::servers::{FtpTarget, Tls};
 
 /// Whole-transfer limit passed to curl (`--max-time`), in seconds.
 const MAX_TIME: &str = "30";
@@ -37,6 +37,12 @@ fn base_args(target: &FtpTarget, mode: TransferMode) -> Vec<String> {
     args.extend(mode_args(mode).iter().map(|s| s.to_string()));
     if target.use_pasv_address {
         args.push("--no-ftp-skip-pasv-ip".into());
+    }
+    match target.tls {
+        // Lab certificates are self-signed.
+        Some(Tls::Explicit) => args.extend(["--ssl-reqd", "--insecure"].map(String::from)),
+        Some(Tls::Implicit) => args.push("--insecure".into()),
+        None => {}
     }
     args
 }

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use super::TransferMode;
 use crate::fixtures::FileDigest;
 use crate::netns::Netns;
-use crate::servers::FtpTarget;
+use crate::servers::{FtpTarget, Tls};
 
 /// Debian's interpreter, which has pyftpdlib and scapy (a `python3` on PATH
 /// may be another installation without them).
@@ -92,14 +92,23 @@ pub fn probe_all(
     })
 }
 
-/// Whether `addr:port` in `ns` answers with a 220 banner within `timeout`.
-pub fn wait_banner(ns: &Netns, addr: IpAddr, port: u16, timeout: Duration) -> Result<bool> {
-    let argv = helper_argv(&[
+/// Whether `addr:port` in `ns` answers with a 220 banner within `timeout`
+/// (inside TLS for implicit FTPS).
+pub fn wait_banner(
+    ns: &Netns,
+    addr: IpAddr,
+    port: u16,
+    tls: Option<Tls>,
+    timeout: Duration,
+) -> Result<bool> {
+    let mut args = tls_args(tls);
+    args.extend([
         "banner".into(),
         addr.to_string(),
         port.to_string(),
         timeout.as_secs_f64().to_string(),
     ]);
+    let argv = helper_argv(&args);
     let out = ns.run_timeout(&argv, timeout + STARTUP_SLACK)?;
     Ok(out.status.success())
 }
@@ -126,16 +135,26 @@ pub fn ftplib_download(
     parse_digest(String::from_utf8_lossy(&out.stdout).trim())
 }
 
-/// The helper's `cmd HOST PORT USER PASS PATH` arguments for `target`.
-fn session_args(cmd: &str, target: &FtpTarget, path: &str) -> Vec<String> {
-    vec![
+/// The helper's `[--tls=MODE] cmd HOST PORT USER PASS PATH` arguments for
+/// `target`.
+pub(crate) fn session_args(cmd: &str, target: &FtpTarget, path: &str) -> Vec<String> {
+    let mut args = tls_args(target.tls);
+    args.extend([
         cmd.into(),
         target.host.to_string(),
         target.port.to_string(),
         target.credentials.user.clone(),
         target.credentials.password.clone(),
         path.into(),
-    ]
+    ]);
+    args
+}
+
+/// The helper's leading FTPS option, if any.
+fn tls_args(tls: Option<Tls>) -> Vec<String> {
+    tls.map(|t| format!("--tls={}", t.as_str()))
+        .into_iter()
+        .collect()
 }
 
 /// Upper bound for a whole long session, loss on the path included.

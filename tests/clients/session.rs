@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 
 use super::TransferMode;
 use super::line_child::LineChild;
-use super::python::parse_digest;
+use super::python::{parse_digest, session_args};
 use crate::fixtures::FileDigest;
 use crate::netns::Netns;
 use crate::servers::FtpTarget;
@@ -27,13 +27,9 @@ pub struct FtpSession {
 impl FtpSession {
     /// Connects to `target` from `ns` and logs in.
     pub fn open(ns: &Netns, target: &FtpTarget) -> Result<Self> {
-        let args = [
-            "session".into(),
-            target.host.to_string(),
-            target.port.to_string(),
-            target.credentials.user.clone(),
-            target.credentials.password.clone(),
-        ];
+        let mut args = session_args("session", target, "");
+        // `session` takes no path.
+        args.pop();
         // EOF on stdin makes the helper send QUIT and exit.
         let session = Self {
             inner: LineChild::spawn(ns, &args, Duration::from_secs(1))?,

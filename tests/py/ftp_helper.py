@@ -44,17 +44,63 @@ import io
 import os
 import select
 import socket
+import ssl
 import sys
 import threading
 
 IO_TIMEOUT = 10.0
 IDLE_TIMEOUT = 120.0
 
+# FTPS: None, "explicit" (AUTH TLS) or "implicit" (TLS from the first
+# byte), from a leading --tls=MODE argument. The lab's certificates are
+# self-signed: nothing is verified.
+TLS = None
+
+
+def tls_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class ImplicitFTP_TLS(ftplib.FTP_TLS):
+    """FTP_TLS whose control connection is TLS from the start (port 990)."""
+
+    def connect(self, host="", port=0, timeout=-999, source_address=None):
+        if host:
+            self.host = host
+        if port > 0:
+            self.port = port
+        if timeout != -999:
+            self.timeout = timeout
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        self.af = sock.family
+        self.sock = self.context.wrap_socket(sock, server_hostname=self.host)
+        self.file = self.sock.makefile("r", encoding=self.encoding)
+        self.welcome = self.getresp()
+        return self.welcome
+
+
+def new_ftp():
+    if TLS is None:
+        return ftplib.FTP(timeout=IO_TIMEOUT)
+    cls = ImplicitFTP_TLS if TLS == "implicit" else ftplib.FTP_TLS
+    return cls(timeout=IO_TIMEOUT, context=tls_context())
+
+
+def login(ftp, user, password):
+    ftp.login(user, password)
+    if TLS is not None:
+        ftp.prot_p()
+
 
 def banner(host, port, timeout):
     try:
         with socket.create_connection((host, port), timeout=timeout) as s:
             s.settimeout(timeout)
+            if TLS == "implicit":
+                s = tls_context().wrap_socket(s)
             line = s.makefile("rb").readline()
             return 0 if line.startswith(b"220") else 1
     except OSError:
@@ -77,10 +123,10 @@ class Session:
     """One logged-in control connection and at most one pending data channel."""
 
     def __init__(self, host, port, user, password, trust_pasv=False):
-        self.ftp = ftplib.FTP(timeout=IO_TIMEOUT)
+        self.ftp = new_ftp()
         self.ftp.trust_server_pasv_ipv4_address = trust_pasv
         self.ftp.connect(host, port)
-        self.ftp.login(user, password)
+        login(self.ftp, user, password)
         self.ftp.voidcmd("TYPE I")
         self.peer = self.ftp.sock.getpeername()[0]
         # Where passive data connections go: the control connection's peer,
@@ -146,11 +192,17 @@ class Session:
             conn = self.data
             self.data = None
         conn.settimeout(IO_TIMEOUT)
+        if TLS is not None:
+            # The FTP client is the TLS client of every data connection.
+            conn = self.ftp.context.wrap_socket(conn, server_hostname=self.ftp.host)
         digest = hashlib.sha256()
         total = 0
         with conn:
             while True:
-                chunk = conn.recv(65536)
+                try:
+                    chunk = conn.recv(65536)
+                except ssl.SSLEOFError:
+                    break
                 if not chunk:
                     break
                 digest.update(chunk)
@@ -182,12 +234,12 @@ def download(host, port, user, password, path, mode, trust_pasv=False):
 
 
 def long_session(host, port, user, password, path, rounds, option):
-    ftp = ftplib.FTP(timeout=IO_TIMEOUT)
+    ftp = new_ftp()
     ftp.trust_server_pasv_ipv4_address = option == "trust-pasv"
     transfers = 0
     try:
         ftp.connect(host, port)
-        ftp.login(user, password)
+        login(ftp, user, password)
         ftp.set_pasv(option != "active")
         first = None
         for i in range(rounds):
@@ -321,6 +373,12 @@ def echo_client(host, port, timeout):
 
 
 def main(argv):
+    global TLS
+    if argv and argv[0].startswith("--tls="):
+        TLS = argv[0][len("--tls="):]
+        if TLS not in ("explicit", "implicit"):
+            raise SystemExit("unknown TLS mode %r" % TLS)
+        argv = argv[1:]
     cmd, args = argv[0], argv[1:]
     if cmd == "banner":
         return banner(args[0], int(args[1]), float(args[2]))

@@ -34,6 +34,28 @@ use crate::process::{ChildGuard, run_with_timeout};
 /// The FTP control port every lab server listens on.
 pub const CONTROL_PORT: u16 = 21;
 
+/// The control port of implicit FTPS (TLS from the first byte).
+pub const IMPLICIT_FTPS_PORT: u16 = 990;
+
+/// FTPS: how a server's control connection becomes encrypted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tls {
+    /// Plain until the client's `AUTH TLS` (RFC 4217), on port 21.
+    Explicit,
+    /// TLS from the first byte, on [`IMPLICIT_FTPS_PORT`].
+    Implicit,
+}
+
+impl Tls {
+    /// The helper's and the URL's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tls::Explicit => "explicit",
+            Tls::Implicit => "implicit",
+        }
+    }
+}
+
 /// Default passive data port range of lab servers.
 pub const DEFAULT_PASV_PORTS: RangeInclusive<u16> = 40000..=40099;
 
@@ -108,6 +130,8 @@ pub struct FtpTarget {
     /// The address lftp names in `PORT` instead of its own (`ftp:port-ipv4`,
     /// as a client behind a 1:1 NAT announces its public address).
     pub port_address: Option<std::net::Ipv4Addr>,
+    /// FTPS, if the server requires it (data connections encrypted too).
+    pub tls: Option<Tls>,
 }
 
 impl FtpTarget {
@@ -136,10 +160,16 @@ impl FtpTarget {
         }
     }
 
-    /// `ftp://host:port/path` without credentials.
+    /// `ftp://host:port/path` (`ftps://` for implicit FTPS) without
+    /// credentials.
     pub fn url(&self, path: &str) -> String {
+        let scheme = if self.tls == Some(Tls::Implicit) {
+            "ftps"
+        } else {
+            "ftp"
+        };
         format!(
-            "ftp://{}:{}/{}",
+            "{scheme}://{}:{}/{}",
             self.url_host(),
             self.port,
             path.trim_start_matches('/')
@@ -158,6 +188,9 @@ pub struct ServerOptions {
     /// ProFTPD `MasqueradeAddress`, pure-ftpd `-P`, pyftpdlib
     /// `masquerade_address`.
     pub masquerade_address: Option<Ipv4Addr>,
+    /// FTPS required (control and data), with a certificate the server
+    /// generates for itself.
+    pub tls: Option<Tls>,
 }
 
 impl Default for ServerOptions {
@@ -165,6 +198,7 @@ impl Default for ServerOptions {
         Self {
             pasv_ports: DEFAULT_PASV_PORTS,
             masquerade_address: None,
+            tls: None,
         }
     }
 }
@@ -177,6 +211,45 @@ impl ServerOptions {
             ..Self::default()
         }
     }
+
+    /// The defaults, requiring FTPS of kind `tls`.
+    pub fn ftps(tls: Tls) -> Self {
+        Self {
+            tls: Some(tls),
+            ..Self::default()
+        }
+    }
+
+    /// The control port: 990 for implicit FTPS, else 21.
+    pub fn control_port(&self) -> u16 {
+        if self.tls == Some(Tls::Implicit) {
+            IMPLICIT_FTPS_PORT
+        } else {
+            CONTROL_PORT
+        }
+    }
+}
+
+/// A self-signed certificate and its key for a lab server, written into
+/// `dir` by `openssl req`: `(certificate, key)`.
+pub(crate) fn self_signed_cert(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let mut cmd = Command::new("openssl");
+    cmd.args([
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+    ])
+    .args(["-subj", "/CN=ftpct-lab", "-keyout"])
+    .arg(&key)
+    .arg("-out")
+    .arg(&cert);
+    let out = run_with_timeout(cmd, Duration::from_secs(30))?;
+    if !out.status.success() {
+        bail!(
+            "openssl req failed (is openssl installed?): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok((cert, key))
 }
 
 /// What every running server has, whichever it is.
@@ -224,10 +297,11 @@ pub trait FtpServer {
     fn target(&self, host: IpAddr) -> FtpTarget {
         FtpTarget {
             host,
-            port: CONTROL_PORT,
+            port: self.options().control_port(),
             credentials: self.credentials().clone(),
             use_pasv_address: false,
             port_address: None,
+            tls: self.options().tls,
         }
     }
 }
@@ -314,13 +388,26 @@ impl ServerProcess {
         log: &Path,
         loopbacks: &[IpAddr],
     ) -> Result<Self> {
+        Self::start_serving(name, ns, argv, log, loopbacks, &ServerOptions::default())
+    }
+
+    /// Like [`ServerProcess::start_on`], waiting for the banner where
+    /// `options` put it (port 990 and inside TLS for implicit FTPS).
+    pub fn start_serving(
+        name: &str,
+        ns: &Netns,
+        argv: &[String],
+        log: &Path,
+        loopbacks: &[IpAddr],
+        options: &ServerOptions,
+    ) -> Result<Self> {
         let child = ns.spawn_logged(argv, log)?;
         let mut server = Self {
             child,
             log: log.to_path_buf(),
         };
         server
-            .wait_ready(ns, loopbacks)
+            .wait_ready(ns, loopbacks, options)
             .with_context(|| format!("starting {name}; log: {}", server.log_tail()))?;
         Ok(server)
     }
@@ -330,8 +417,15 @@ impl ServerProcess {
         self.child.pid()
     }
 
-    fn wait_ready(&mut self, ns: &Netns, loopbacks: &[IpAddr]) -> Result<()> {
+    fn wait_ready(
+        &mut self,
+        ns: &Netns,
+        loopbacks: &[IpAddr],
+        options: &ServerOptions,
+    ) -> Result<()> {
         let deadline = Instant::now() + START_TIMEOUT;
+        let port = options.control_port();
+        let implicit = options.tls.filter(|&t| t == Tls::Implicit);
         for &host in loopbacks {
             loop {
                 if let Some(status) = self.child.try_status()? {
@@ -339,10 +433,10 @@ impl ServerProcess {
                 }
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 if remaining.is_zero() {
-                    bail!("no 220 banner on {host} port {CONTROL_PORT} within {START_TIMEOUT:?}");
+                    bail!("no 220 banner on {host} port {port} within {START_TIMEOUT:?}");
                 }
                 let wait = remaining.min(Duration::from_secs(1));
-                if python::wait_banner(ns, host, CONTROL_PORT, wait)? {
+                if python::wait_banner(ns, host, port, implicit, wait)? {
                     break;
                 }
                 thread::sleep(Duration::from_millis(20));

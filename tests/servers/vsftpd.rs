@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use anyhow::{Context, Result};
 
 use super::{
-    CONTROL_PORT, Credentials, DUAL_STACK, FtpServer, Running, ServerOptions, ServerProcess,
-    require_file, server_binary, system_user,
+    Credentials, DUAL_STACK, FtpServer, Running, ServerOptions, ServerProcess, Tls, require_file,
+    self_signed_cert, server_binary, system_user,
 };
 use crate::fixtures::ServedTree;
 use crate::netns::Netns;
@@ -26,7 +26,11 @@ const ANON_USER: &str = "ftp";
 /// namespace), `background=NO` so the guard owns the process;
 /// `pasv_address` if masquerading, and then `listen=YES` +
 /// `listen_ipv6=NO` (IPv4 only): on an IPv6 socket vsftpd 3.0.3 reads the
-/// IPv4 `pasv_address` as an IPv6 one and names 0,0,0,0.
+/// IPv4 `pasv_address` as an IPv6 one and names 0,0,0,0. With FTPS, TLS is
+/// required for logins and data (`force_anon_*_ssl`), with the settings
+/// OpenSSL 3 needs from vsftpd 3.0.3 (`ssl_ciphers=HIGH`,
+/// `require_ssl_reuse=NO`), `nopriv_user=ftp` (as `nobody` it dies at `AUTH
+/// TLS`), and `implicit_ssl=YES` on port 990 for implicit FTPS.
 pub struct Vsftpd {
     running: Running,
 }
@@ -57,7 +61,7 @@ impl Vsftpd {
             "\
 listen={listen}
 listen_ipv6={listen_ipv6}
-listen_port={CONTROL_PORT}
+listen_port={port}
 background=NO
 anonymous_enable=YES
 local_enable=NO
@@ -86,7 +90,28 @@ log_ftp_protocol=YES
             lo = options.pasv_ports.start(),
             hi = options.pasv_ports.end(),
             xferlog = work.join("vsftpd-xfer.log").display(),
+            port = options.control_port(),
         );
+        if let Some(tls) = options.tls {
+            let (cert, key) = self_signed_cert(work)?;
+            text.push_str(&format!(
+                "\
+ssl_enable=YES
+allow_anon_ssl=YES
+force_anon_logins_ssl=YES
+force_anon_data_ssl=YES
+rsa_cert_file={cert}
+rsa_private_key_file={key}
+ssl_ciphers=HIGH
+require_ssl_reuse=NO
+nopriv_user={ANON_USER}
+implicit_ssl={implicit}
+",
+                cert = cert.display(),
+                key = key.display(),
+                implicit = if tls == Tls::Implicit { "YES" } else { "NO" },
+            ));
+        }
         if let Some(addr) = options.masquerade_address {
             text.push_str(&format!("pasv_address={addr}\n"));
         }
@@ -96,7 +121,7 @@ log_ftp_protocol=YES
             Some(_) => &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
             None => &DUAL_STACK,
         };
-        let process = ServerProcess::start_on("vsftpd", ns, &argv, &log, loopbacks)?;
+        let process = ServerProcess::start_serving("vsftpd", ns, &argv, &log, loopbacks, &options)?;
         Ok(Self {
             running: Running {
                 process,

@@ -14,7 +14,7 @@ use ftp_ebpf_common::{
 };
 
 use super::rewrite;
-use crate::{addr, bounce, counters::count, expectations, external};
+use crate::{addr, bounce, counters::count, expectations, external, ftps};
 
 /// Lowest port an announcement may name unless policy allows lower ones.
 const FIRST_UNPRIVILEGED_PORT: u16 = 1024;
@@ -183,6 +183,9 @@ fn on_reply(state: &mut ControlState, key: &ControlKey, policy: &Policy, line: &
         // reading ciphertext as FTP).
         state.flags |= control_flags::TLS;
         count(Counter::ControlTls);
+        if state.flags & control_flags::LOCAL_SERVER != 0 {
+            ftps::encrypted(key, policy);
+        }
     }
     let announces = line.code == 227 || line.code == 229;
     if state.popped == state.pushed {

@@ -23,6 +23,7 @@ use ftp_ebpf_common::{
     control::{ControlKey, ControlState, control_flags},
     counters::Counter,
     flow::ClientValue,
+    ftps::IMPLICIT_FTPS_PORT,
     parser::Direction,
     policy::Policy,
 };
@@ -30,6 +31,7 @@ use ftp_ebpf_common::{
 use crate::{
     clients, conntrack,
     counters::count,
+    ftps,
     headers::{PacketInfo, tcp_flags},
     maps::{FTPCT_CONTROL, FTPCT_SCRATCH, Scratch},
     packet::Packet,
@@ -95,11 +97,27 @@ pub fn outbound<P: Packet>(
         // A server's first payload (its banner) on a connection it did
         // not open: it accepted it, so it is the server.
         None if info.payload_len > 0 && !conntrack::opened_locally(info) => {
-            create(&key, control_flags::LOCAL_SERVER)?
+            let state = create(&key, control_flags::LOCAL_SERVER)?;
+            if key.server_port == IMPLICIT_FTPS_PORT {
+                // Implicit FTPS: encrypted from the first byte.
+                implicit_tls(state, &key);
+                return None;
+            }
+            state
         }
         None => return None,
     };
     handle(pkt, info, state, &key, Direction::ServerToClient, true).then_some(state)
+}
+
+/// A new connection to the implicit-FTPS port: encrypted, never parsed.
+#[inline(always)]
+fn implicit_tls(state: &mut ControlState, key: &ControlKey) {
+    state.flags |= control_flags::TLS;
+    count(Counter::ControlTls);
+    if let Some(policy) = ready_policy() {
+        ftps::encrypted(key, policy);
+    }
 }
 
 /// The state of `key`, if it was created for the role `side`.
