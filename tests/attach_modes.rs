@@ -88,7 +88,8 @@ fn intruder_connects(lab: &Lab, listener: &EchoServer) -> Result<bool> {
 }
 
 /// A lab with vsftpd and a listener on an unannounced guarded port, which
-/// the intruder reaches while ftpct is not attached.
+/// the intruder reaches while ftpct is not attached. Attachments to it pass
+/// `--force`: that listener is guarded on purpose.
 fn lab_with_listener() -> Result<(Lab, Vsftpd, EchoServer)> {
     let lab = Lab::new()?;
     let server = Vsftpd::start(lab.server())?;
@@ -102,7 +103,7 @@ fn clsact_egress_guards_and_detach_removes_the_qdisc_it_added() -> Result<()> {
     let (lab, server, listener) = lab_with_listener()?;
     assert!(!has_clsact(&lab)?, "the lab starts without a clsact qdisc");
 
-    let mut fw = lab.attach(&["--egress-hook", "clsact"])?;
+    let mut fw = lab.attach(&["--force", "--egress-hook", "clsact"])?;
     let filters = egress_filters(&lab)?;
     assert!(filters.contains("ftpct_egress"), "no filter: {filters}");
     let status = fw.status_json()?;
@@ -142,7 +143,7 @@ fn detach_leaves_another_tools_clsact_qdisc_and_filters_alone() -> Result<()> {
     ];
     tc(lab.server(), &other)?;
 
-    let mut fw = lab.attach(&["--egress-hook", "clsact"])?;
+    let mut fw = lab.attach(&["--force", "--egress-hook", "clsact"])?;
     let filters = egress_filters(&lab)?;
     assert!(
         filters.contains("ftpct_egress") && filters.contains("u32"),
@@ -161,7 +162,7 @@ fn detach_leaves_another_tools_clsact_qdisc_and_filters_alone() -> Result<()> {
 
     // A qdisc ftpct added stays while another tool's filter is on it.
     tc(lab.server(), &["qdisc", "del", "dev", LAB_IFACE, "clsact"])?;
-    let mut fw = lab.attach(&["--egress-hook", "clsact"])?;
+    let mut fw = lab.attach(&["--force", "--egress-hook", "clsact"])?;
     tc(lab.server(), &other)?;
     let out = fw.detach_now()?;
     assert!(out.status.success(), "detach: {out:?}");
@@ -204,7 +205,7 @@ fn failed_attach_removes_its_clsact_filter_and_qdisc() -> Result<()> {
 #[test]
 fn generic_xdp_guards_and_auto_falls_back_where_the_driver_has_no_native_xdp() -> Result<()> {
     let (lab, server, listener) = lab_with_listener()?;
-    let fw = lab.attach(&["--xdp-mode", "generic"])?;
+    let fw = lab.attach(&["--force", "--xdp-mode", "generic"])?;
     let link = lab.server().run_ok(&["ip", "link", "show", LAB_IFACE])?;
     let link = String::from_utf8_lossy(&link.stdout).into_owned();
     assert!(link.contains("xdpgeneric"), "{link}");
@@ -229,6 +230,7 @@ fn generic_xdp_guards_and_auto_falls_back_where_the_driver_has_no_native_xdp() -
         &[
             "attach",
             "br9",
+            "--force",
             "--xdp-mode",
             "native",
             "--pin-root",
@@ -240,7 +242,7 @@ fn generic_xdp_guards_and_auto_falls_back_where_the_driver_has_no_native_xdp() -
         !xdp_attached(lab.server(), "br9")?,
         "native attach left XDP"
     );
-    let fw = Ftpct::attach(lab.server(), "br9", &[], &root)?;
+    let fw = Ftpct::attach(lab.server(), "br9", &["--force"], &root)?;
     assert_eq!(fw.status_json()?[0]["xdp_mode"], "generic");
     fw.detach()?;
     assert!(!xdp_attached(lab.server(), "br9")?, "detach left XDP");

@@ -405,7 +405,7 @@ fn forged_227_naming_the_external_address_creates_nothing() -> Result<()> {
         );
     }
 
-    let fw = attach_external(&lab, &NAT_PUBLIC.to_string())?;
+    let fw = lab.attach(&["--force", "--external-address", &NAT_PUBLIC.to_string()])?;
     let before = fw.counters()?;
     let tuple = NAT_PUBLIC.to_string().replace('.', ",");
     let (hi, lo) = (LISTEN_PORT >> 8, LISTEN_PORT & 0xff);

@@ -194,7 +194,7 @@ fn unannounced_syn_is_dropped() -> Result<()> {
     let r = tcp_connect(lab.intruder(), srv4, closed_port, PROBE)?;
     assert_eq!(r, ConnectResult::Refused, "without ftpct, closed port");
 
-    let fw = lab.attach(&[])?;
+    let fw = lab.attach(&["--force"])?;
     let before = fw.counters()?;
     for addr in [srv4, srv6] {
         let r = tcp_connect(lab.intruder(), addr, listener.port(), PROBE)?;
@@ -268,7 +268,7 @@ fn untracked_non_syn_is_dropped() -> Result<()> {
         let rst = bare_ack_gets_rst(lab.intruder(), SERVER.ip(family), listener.port())?;
         assert!(rst, "without ftpct, {family:?}: no RST");
     }
-    let fw = lab.attach(&[])?;
+    let fw = lab.attach(&["--force"])?;
     let before = fw.counters()?;
     for family in Family::ALL {
         let rst = bare_ack_gets_rst(lab.intruder(), SERVER.ip(family), listener.port())?;
@@ -519,7 +519,7 @@ fn established_connections_survive_attach() -> Result<()> {
     assert_eq!(echo4.exchange("before v4")?, "before v4");
     assert_eq!(echo6.exchange("before v6")?, "before v6");
 
-    let fw = lab.attach(&[])?;
+    let fw = lab.attach(&["--force"])?;
     let flows = fw.flows_json()?;
     let seeded = flows
         .iter()
@@ -563,7 +563,7 @@ fn detach_restores_unprotected_behaviour() -> Result<()> {
     let server = Vsftpd::start(lab.server())?;
     let listener = EchoServer::start(lab.server(), "::", UNANNOUNCED_PORT)?;
     let server_ip = SERVER.ip(Family::V4);
-    let mut fw = lab.attach(&[])?;
+    let mut fw = lab.attach(&["--force"])?;
     assert!(
         xdp_attached(lab.server(), LAB_IFACE)?,
         "no XDP program after attach"
@@ -894,6 +894,7 @@ fn attach_options_take_effect() -> Result<()> {
         lab.server(),
         LAB_IFACE,
         &[
+            "--force",
             "--data-ports",
             "40000-40049",
             "--allow-ports",

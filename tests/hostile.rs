@@ -91,7 +91,7 @@ fn forged_227_from_outside_creates_nothing() -> Result<()> {
         assert_eq!(*r, ConnectResult::Connected, "without ftpct: {}", t.1);
     }
 
-    let fw = lab.attach(&[])?;
+    let fw = lab.attach(&["--force"])?;
     let before = fw.counters()?;
     let (hi, lo) = (LISTEN_PORT >> 8, LISTEN_PORT & 0xff);
     let pasv = format!("227 Entering Passive Mode (198,18,0,1,{hi},{lo}).\r\n");
@@ -416,7 +416,12 @@ fn bounce_and_low_port_port_commands_are_refused_on_the_client() -> Result<()> {
     // expected for them; the server's connection to port 80 is dropped.
     // (That the server still connects to the intruder is the server's
     // doing: ftpct on the client cannot and need not stop it.)
-    let fw = Ftpct::attach(lab.client(), LAB_IFACE, &["--strict"], lab.pin_root())?;
+    let fw = Ftpct::attach(
+        lab.client(),
+        LAB_IFACE,
+        &["--force", "--strict"],
+        lab.pin_root(),
+    )?;
     let before = fw.counters()?;
     let bounce_eprt = "EPRT |1|198.18.0.3|45000|";
     let low_21 = "PORT 198,18,0,2,0,21";
@@ -485,7 +490,7 @@ fn active_mode_works_with_a_server_that_connects_before_answering() -> Result<()
         "without ftpct: {lines:#?}"
     );
 
-    let fw = Ftpct::attach(lab.client(), LAB_IFACE, &[], lab.pin_root())?;
+    let fw = Ftpct::attach(lab.client(), LAB_IFACE, &["--force"], lab.pin_root())?;
     let before = fw.counters()?;
     let lines = ftp_commands(lab.client(), srv4, 21, ANON.0, ANON.1, &cmds)?;
     let after = fw.counters()?;
@@ -861,7 +866,7 @@ fn fragmented_syn_is_dropped() -> Result<()> {
         );
     }
 
-    let fw = lab.attach(&[])?;
+    let fw = lab.attach(&["--force"])?;
     let before = fw.counters()?;
     let syns = fragmented_syns(33700);
     let cap = Capture::start(lab.server(), filter)?;
@@ -910,7 +915,7 @@ fn ipv6_fragmented_syn_behind_destination_options_is_dropped() -> Result<()> {
         "without ftpct the kernel did not answer: {lines:#?}"
     );
 
-    let fw = lab.attach(&[])?;
+    let fw = lab.attach(&["--force"])?;
     let before = fw.counters()?;
     let cap = Capture::start(lab.server(), filter)?;
     let frames = send_segments(lab.intruder(), lab.server(), &[syn(33801)])?;
@@ -1134,7 +1139,7 @@ fn spoofed_syn_flood_is_dropped_while_client_transfers() -> Result<()> {
         "without ftpct only {synacks} SYN-ACKs for {sent} SYNs"
     );
 
-    let fw = lab.attach(&[])?;
+    let fw = lab.attach(&["--force"])?;
     let before = fw.counters()?;
     let cap = Capture::start(
         lab.server(),
@@ -1204,7 +1209,7 @@ fn control_survives(lab: &Lab, forged: impl Fn(u16) -> Vec<Segment>) -> Result<(
     assert_eq!(session.retr(SMALL_FILE)?, small, "without ftpct");
     session.quit()?;
 
-    let fw = lab.attach(&[])?;
+    let fw = lab.attach(&["--force"])?;
     let (mut session, port) = session_with_port(lab, &target)?;
     session.pasv()?;
     assert_eq!(session.retr(SMALL_FILE)?, small, "before the forgery");

@@ -51,7 +51,7 @@ fn echo_from_port_21_opens_nothing(family: Family, line: &str, target: u16) -> R
     let sink = Sink::start(lab.server(), "::", &target.to_string())?;
     let server_ip = SERVER.ip(family);
     let intruder_ip = INTRUDER.ip(family);
-    let fw = lab.attach(&[])?;
+    let fw = lab.attach(&["--force"])?;
 
     // The guard is up: the data port is closed to the intruder.
     let r = probe_all(&[(lab.intruder(), server_ip, target)], PROBE)?;

@@ -114,7 +114,7 @@ fn reflected_227_in_an_echoed_path_opens_nothing() -> Result<()> {
     let target = server.target(srv4);
     let ports: Vec<String> = REFLECTED.iter().map(|(_, p)| p.to_string()).collect();
     let sink = Sink::start(lab.server(), "::", &ports.join(","))?;
-    let fw = lab.attach(&[])?;
+    let fw = lab.attach(&["--force"])?;
 
     // The guard is up: the listeners are closed to the intruder.
     let probes: Vec<_> = REFLECTED
@@ -458,7 +458,7 @@ fn port_line_in_text_that_only_looks_like_ftp_opens_nothing() -> Result<()> {
     let cli4 = CLIENT.ip(Family::V4);
     let ports: Vec<String> = NOT_FTP_PORTS.iter().map(u16::to_string).collect();
     let sink = Sink::start(lab.client(), "::", &ports.join(","))?;
-    let fw = Ftpct::attach(lab.client(), LAB_IFACE, &[], lab.pin_root())?;
+    let fw = Ftpct::attach(lab.client(), LAB_IFACE, &["--force"], lab.pin_root())?;
 
     let (r, _) = connect_from(lab.intruder(), cli4, NOT_FTP_PORTS[0], 20, PROBE, None)?;
     ensure!(

@@ -85,7 +85,7 @@ fn unannounced_syn_is_dropped_and_connects_without_ftpct() -> Result<()> {
             "without ftpct, {family:?}: {r:?}"
         );
     }
-    let fw = lab.attach(&[])?;
+    let fw = lab.attach(&["--force"])?;
     let before = fw.counters()?;
     for family in Family::ALL {
         let r = tcp_connect(lab.intruder(), SERVER.ip(family), listener.port(), PROBE)?;

@@ -74,7 +74,7 @@ fn detach_in_another_namespace_leaves_the_attachment_alone() -> Result<()> {
     let lab = Lab::new()?;
     let listener = EchoServer::start(lab.server(), "::", UNANNOUNCED_PORT)?;
     let server_ip = SERVER.ip(Family::V4);
-    let mut fw = Ftpct::attach(lab.server(), LAB_IFACE, &[], lab.pin_root())?;
+    let mut fw = Ftpct::attach(lab.server(), LAB_IFACE, &["--force"], lab.pin_root())?;
 
     // The client namespace has an eth0 of its own, which is not attached.
     let out = ftpct_in(lab.client(), lab.pin_root(), &["detach", LAB_IFACE])?;

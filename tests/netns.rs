@@ -77,11 +77,15 @@ impl Netns {
     }
 
     /// A [`Command`] that runs `argv` inside this namespace (not started).
+    /// It never sees the SSH session the suite may run in: ftpct leaves
+    /// that session's port open (`SSH_CONNECTION`), and the lab must not
+    /// depend on how it was started.
     pub fn command<S: AsRef<OsStr>>(&self, argv: &[S]) -> Command {
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net={}", self.path.display()))
             .arg("--")
-            .args(argv);
+            .args(argv)
+            .env_remove("SSH_CONNECTION");
         cmd
     }
 

@@ -30,7 +30,7 @@ use crate::{
     binding::Binding,
     egress_hook::{self, Hooked},
     external::{self, ExternalMapping},
-    features, netdev,
+    features, lockout, netdev,
     netns::Netns,
     pins::{self, LINK_EGRESS, LINK_INGRESS, PROG_EGRESS, PROG_INGRESS},
     portspec::{self, PortRange},
@@ -115,6 +115,8 @@ pub struct AttachConfig {
     /// `--ftps-range`: the passive range clients of live encrypted control
     /// connections may connect to.
     pub ftps_range: Option<PortRange>,
+    /// `--force`: guard the ports even where services listen inside them.
+    pub force: bool,
 }
 
 impl AttachConfig {
@@ -152,7 +154,19 @@ impl AttachConfig {
             external: Vec::new(),
             nat_rewrite: false,
             ftps_range: None,
+            force: false,
         }
+    }
+
+    /// Leaves `port` (the administrator's SSH session's) open if it would
+    /// be guarded; the port if so.
+    pub fn exempt_session(&mut self, port: Option<u16>) -> Option<u16> {
+        let port = port?;
+        if self.port_classes()[usize::from(port)] != PortClass::Guarded {
+            return None;
+        }
+        self.allow_ports.push(PortRange { lo: port, hi: port });
+        Some(port)
     }
 
     /// The configuration, or why it cannot work: an `--ftps-range` must lie
@@ -205,6 +219,9 @@ pub fn attach(cfg: &AttachConfig) -> Result<Ebpf> {
     if let Some(missing) = features::missing_for_attach() {
         bail!(missing);
     }
+    if !cfg.force {
+        lockout::refuse_guarded_listeners(&cfg.iface, &cfg.port_classes())?;
+    }
     let netns = Netns::current()?;
     let root_existed = cfg.pin_root.exists();
     pins::prepare_root(&cfg.pin_root)?;
@@ -212,6 +229,7 @@ pub fn attach(cfg: &AttachConfig) -> Result<Ebpf> {
     if result.is_err() {
         // Only empty directories go; never anything another attach pinned.
         pins::remove_if_empty(&pins::netns_dir(&cfg.pin_root, &netns));
+        pins::release_root(&cfg.pin_root);
         if !root_existed {
             pins::remove_if_empty(&cfg.pin_root);
         }

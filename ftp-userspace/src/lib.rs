@@ -7,6 +7,7 @@ pub mod binding;
 pub mod egress_hook;
 pub mod external;
 pub mod features;
+pub mod lockout;
 pub mod netdev;
 pub mod netlink;
 pub mod netns;

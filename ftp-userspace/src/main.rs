@@ -14,7 +14,7 @@ use ftp_ebpf_common::policy::{
 use ftp_userspace::{
     attach::{self, AttachConfig, EgressHookChoice, XdpModeChoice},
     binding::Binding,
-    external, features,
+    external, features, lockout,
     netns::Netns,
     pins, portspec, run, status, tables,
 };
@@ -40,8 +40,11 @@ enum Command {
         pins: PinArgs,
     },
     /// Show this network namespace's guarded interfaces, program ids,
-    /// policy, table sizes and counters.
+    /// policy, table sizes and counters. With IFACE, only that one, and
+    /// exit 1 unless it is guarded (for scripts and health checks).
     Status {
+        /// The one interface to show.
+        iface: Option<String>,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -156,6 +159,14 @@ struct AttachArgs {
     /// connect to it while that connection lives; nobody else may.
     #[arg(long, value_name = "LO-HI")]
     ftps_range: Option<String>,
+    /// Guard the ports even where services already listen inside them
+    /// (attach otherwise names them and refuses).
+    #[arg(long)]
+    force: bool,
+    /// Guard the port of the SSH session running this command too (it is
+    /// left open otherwise, so that --strict cannot cut the session off).
+    #[arg(long)]
+    guard_session: bool,
     /// Egress through a tcx link (Linux 6.6+), a clsact qdisc filter, or
     /// tcx where the kernel has it (auto).
     #[arg(long, value_enum, value_name = "HOOK", default_value_t = EgressHookChoice::Auto)]
@@ -173,7 +184,7 @@ impl AttachArgs {
             bail!("table sizes must be at least 1");
         }
         let external = external::parse(&self.external_address)?;
-        AttachConfig {
+        let mut cfg = AttachConfig {
             iface: self.iface.clone(),
             control_ports: portspec::parse_control_ports(&self.control_ports)?,
             data_ports: portspec::parse_range(&self.data_ports)
@@ -203,12 +214,25 @@ impl AttachArgs {
                 .map(portspec::parse_range)
                 .transpose()
                 .map_err(|e| e.context("--ftps-range takes LO-HI, like 40000-40100"))?,
+            force: self.force,
+        };
+        if !self.guard_session
+            && let Some(port) = cfg.exempt_session(lockout::session_port())
+        {
+            eprintln!(
+                "ftpct: leaving port {port} open: it carries this SSH session (SSH_CONNECTION); \
+                 --guard-session guards it too"
+            );
         }
-        .validated()
+        cfg.validated()
     }
 }
 
 fn main() -> ExitCode {
+    // A closed pipe (`ftpct flows | head`) ends the process quietly, as it
+    // does for other Unix tools, instead of a panic in `println!`.
+    // SAFETY: called before any thread exists; SIG_DFL is a valid handler.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     // `run` shows the programs' debug records (target `ftp_ebpf::*`).
     let filter = match cli.command {
@@ -258,10 +282,24 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Status { json, pins: p } => {
+        Command::Status {
+            iface,
+            json,
+            pins: p,
+        } => {
             let root = pins::resolve_root(p.pin_root.as_deref());
             let netns = Netns::current()?;
-            let ifaces = pins::attached_interfaces(&root, &netns)?;
+            let mut ifaces = pins::attached_interfaces(&root, &netns)?;
+            if let Some(one) = &iface {
+                if !ifaces.contains(one) {
+                    bail!(
+                        "not attached to {one} in this network namespace ({}; pin root {})",
+                        netns.display_name(),
+                        root.display()
+                    );
+                }
+                ifaces.retain(|i| i == one);
+            }
             let statuses = ifaces
                 .iter()
                 .map(|iface| status::iface_status(&root, &netns, iface))
@@ -278,7 +316,15 @@ fn dispatch(cli: Cli) -> Result<()> {
             } else {
                 statuses.iter().for_each(status::print_text);
             }
-            Ok(())
+            match (&iface, statuses.first()) {
+                (Some(one), Some(s)) if !s.guarded => bail!(
+                    "{one} is not guarded: {}",
+                    s.problem
+                        .as_deref()
+                        .unwrap_or("its programs are not attached")
+                ),
+                _ => Ok(()),
+            }
         }
         Command::Expectations { json, pins: p } => {
             let root = pins::resolve_root(p.pin_root.as_deref());

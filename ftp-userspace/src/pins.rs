@@ -30,6 +30,11 @@ pub const PROG_EGRESS: &str = "prog_egress";
 
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
+/// A directory `prepare_root` makes in a bpffs it mounted on the pin root
+/// itself: the mount is ftpct's, and the last detach unmounts it again.
+/// (bpffs allows no dots in names.)
+const MOUNTED_MARKER: &str = "ftpct_mounted";
+
 /// The pin root from the flag, else the environment, else the default.
 pub fn resolve_root(flag: Option<&Path>) -> PathBuf {
     if let Some(path) = flag {
@@ -67,7 +72,11 @@ pub fn is_bpffs(path: &Path) -> Result<bool> {
 
 /// Makes sure `root` exists on a bpffs that stays mounted after this process
 /// exits, mounting one if needed. Refuses inside `ip netns exec`, whose private
-/// mount namespace (with its own /sys) disappears with the command.
+/// mount namespace (with its own /sys) disappears with the command, and a
+/// non-empty directory that is not a bpffs, whose contents a mount would hide.
+/// A bpffs mounted on the root itself is marked, so that [`release_root`]
+/// unmounts it when the last attachment goes (one mounted on /sys/fs/bpf
+/// stays, as the system's own would).
 pub fn prepare_root(root: &Path) -> Result<()> {
     if root.exists() && is_bpffs(root)? {
         if in_ip_netns_exec() && root.starts_with("/sys") {
@@ -84,15 +93,73 @@ pub fn prepare_root(root: &Path) -> Result<()> {
         if in_ip_netns_exec() {
             bail!(private_mount_ns_message(root));
         }
+        refuse_hiding(&mount_point)?;
         fs::create_dir_all(&mount_point)
             .with_context(|| format!("creating {}", mount_point.display()))?;
         mount_bpffs(&mount_point)?;
+        if mount_point == root {
+            let marker = root.join(MOUNTED_MARKER);
+            if let Err(err) = fs::create_dir(&marker) {
+                unmount(root);
+                return Err(err).with_context(|| format!("creating {}", marker.display()));
+            }
+        }
     }
     fs::create_dir_all(root).with_context(|| format!("creating pin root {}", root.display()))?;
     if !is_bpffs(root)? {
         bail!("{} is not on a bpf filesystem", root.display());
     }
     Ok(())
+}
+
+/// Refuses to mount over `at` if it is a directory with something in it.
+fn refuse_hiding(at: &Path) -> Result<()> {
+    let holds_something = fs::read_dir(at).is_ok_and(|mut entries| entries.next().is_some());
+    if holds_something {
+        bail!(
+            "pin root {}: a non-empty directory that is not a bpf filesystem; mounting one \
+             there would hide what it holds. Use an empty or new directory, or one under \
+             /sys/fs/bpf",
+            at.display()
+        );
+    }
+    Ok(())
+}
+
+/// Unmounts the bpffs [`prepare_root`] mounted on `root`, once nothing but
+/// its marker is left in it; anything else there (another attachment, a
+/// pin of another tool) keeps it. Names with a dot are the kernel's own
+/// (`maps.debug`, `progs.debug`, preloaded into every bpffs): nobody else
+/// can make one.
+pub fn release_root(root: &Path) {
+    let marker = root.join(MOUNTED_MARKER);
+    if !marker.exists() {
+        return;
+    }
+    let only_marker = fs::read_dir(root).is_ok_and(|entries| {
+        entries.flatten().all(|e| {
+            let name = e.file_name();
+            name == MOUNTED_MARKER || name.as_encoded_bytes().contains(&b'.')
+        })
+    });
+    if only_marker && fs::remove_dir(&marker).is_ok() {
+        unmount(root);
+    }
+}
+
+/// Unmounts the filesystem on `at`, warning if that fails.
+fn unmount(at: &Path) {
+    let Ok(target) = CString::new(at.as_os_str().as_encoded_bytes()) else {
+        return;
+    };
+    // SAFETY: a valid NUL-terminated path.
+    if unsafe { libc::umount2(target.as_ptr(), 0) } != 0 {
+        log::warn!(
+            "unmounting the bpffs on {}: {}",
+            at.display(),
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
 /// Where to mount bpffs for `root`: the conventional /sys/fs/bpf when the root
@@ -184,10 +251,12 @@ pub fn attached_interfaces(root: &Path, netns: &Netns) -> Result<Vec<String>> {
 }
 
 /// Removes one interface's pins (detaching it), then its namespace's
-/// directory if that is left empty.
+/// directory if that is left empty, then the bpffs attach mounted on the
+/// root if nothing is left in it.
 pub fn remove_attachment(root: &Path, netns: &Netns, iface: &str) -> Result<()> {
     remove_iface_dir(&iface_dir(root, netns, iface))?;
     remove_if_empty(&netns_dir(root, netns));
+    release_root(root);
     Ok(())
 }
 

@@ -33,7 +33,8 @@ const TCP_ESTABLISHED: u8 = 1;
 const TCP_SYN_SENT: u8 = 2;
 const TCP_SYN_RECV: u8 = 3;
 const TCP_CLOSE: u8 = 7;
-const TCP_LISTEN: u8 = 10;
+/// Kernel TCP state of a listening socket.
+pub const TCP_LISTEN: u8 = 10;
 
 /// Reads every TCP socket of this network namespace.
 pub fn read_sockets() -> Result<Vec<Socket>> {
