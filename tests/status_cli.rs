@@ -1,15 +1,20 @@
 //! `ftpct status` for scripts and pipes (issue #12, item 8): `status IFACE`
 //! shows one interface and exits 1 unless it is guarded (not attached, or
-//! its link deleted behind ftpct's back), and output into a closed pipe
-//! ends the process quietly instead of a panic.
+//! its link deleted behind ftpct's back); tables show their fill against
+//! their size and no expired entries; output into a closed pipe ends the
+//! process quietly instead of a panic.
 //!
 //! Needs root and a built ftpct (`FTPCT_BIN`). Run:
 //! `cargo test -p ftpct-e2e --test status_cli`.
 
 use std::os::unix::process::ExitStatusExt;
+use std::thread;
+use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use ftpct_e2e::{LAB_IFACE, Lab, assert_cli_error, ftpct_bin};
+use ftpct_e2e::{
+    Family, FtpServer, FtpSession, LAB_IFACE, Lab, SERVER, Vsftpd, assert_cli_error, ftpct_bin,
+};
 
 #[test]
 fn status_of_one_interface_exits_non_zero_unless_it_is_guarded() -> Result<()> {
@@ -88,4 +93,35 @@ fn output_into_a_closed_pipe_ends_quietly() -> Result<()> {
 /// SIGPIPE's number on Linux.
 fn libc_sigpipe() -> i32 {
     13
+}
+
+#[test]
+fn tables_show_their_fill_and_no_expired_entries() -> Result<()> {
+    let lab = Lab::new()?;
+    let server = Vsftpd::start(lab.server())?;
+    let fw = lab.attach(&["--max-expectations", "100", "--expect-timeout", "1"])?;
+    let mut session = FtpSession::open(lab.client(), &server.target(SERVER.ip(Family::V4)))?;
+    session.pasv()?;
+    let status = fw.status_json()?;
+    ensure!(
+        status[0]["expectations"] == 1 && status[0]["capacity"]["expectations"] == 100,
+        "{status}"
+    );
+    ensure!(
+        status[0]["capacity"]["admitted_flows"] == 262_144
+            && status[0]["capacity"]["control_connections"] == 16_384,
+        "{status}"
+    );
+    let text = fw.cli_ok("status", &[])?;
+    ensure!(text.contains("1/100 expectations"), "{text}");
+    // Expired, not yet swept: admits nothing, so it is not shown.
+    thread::sleep(Duration::from_millis(1500));
+    ensure!(
+        fw.expectations_json()?.is_empty(),
+        "an expired entry is listed"
+    );
+    let text = fw.cli_ok("status", &[])?;
+    ensure!(text.contains("0/100 expectations"), "{text}");
+    session.quit()?;
+    Ok(())
 }

@@ -132,6 +132,18 @@ impl Policy {
         }
     }
 
+    /// How long a flow in `state` (`flow_state::*`) lives past the local
+    /// end's last packet: the idle timeout while open, the closing timeout
+    /// otherwise (handshake, closing, reset).
+    #[inline(always)]
+    pub fn flow_ttl_ns(&self, state: u8) -> u64 {
+        if state == crate::flow::flow_state::OPEN {
+            self.flow_timeout_ns
+        } else {
+            self.closing_timeout_ns
+        }
+    }
+
     /// Whether `port` is in the `--ftps-range` (never without one).
     #[inline(always)]
     pub fn in_ftps_range(&self, port: u16) -> bool {

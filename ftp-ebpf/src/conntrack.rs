@@ -74,16 +74,6 @@ fn find(key: &FlowKey) -> Option<(&'static Flows, &'static mut FlowValue)> {
     Some((map, unsafe { &mut *flow }))
 }
 
-/// How long a flow in `state` lives past the local end's last packet.
-#[inline(always)]
-fn ttl(state: u8, policy: &Policy) -> u64 {
-    if state == flow_state::OPEN {
-        policy.flow_timeout_ns
-    } else {
-        policy.closing_timeout_ns
-    }
-}
-
 /// Decides an inbound packet to a guarded port.
 #[inline(always)]
 pub fn inbound(info: &PacketInfo, policy: &Policy) -> Verdict {
@@ -99,7 +89,7 @@ pub fn inbound(info: &PacketInfo, policy: &Policy) -> Verdict {
         let now = now_ns();
         // Saturating: the egress program on another CPU may have stamped the
         // flow after this program read the clock; that is fresh, not expired.
-        if now.saturating_sub(flow.last_seen_ns) <= ttl(flow.state, policy) {
+        if now.saturating_sub(flow.last_seen_ns) <= policy.flow_ttl_ns(flow.state) {
             if !info.is_syn() {
                 if info.flags & tcp_flags::RST != 0 {
                     remote_rst(flow, info, now);

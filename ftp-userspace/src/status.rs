@@ -11,7 +11,7 @@ use aya::{
 use ftp_ebpf_common::{
     attachment::{egress_hook, xdp_mode},
     map_names,
-    policy::{POLICY_ALLOW_LOW_PORTS, POLICY_NAT_REWRITE, POLICY_STRICT, Policy, PortClass},
+    policy::{POLICY_ALLOW_LOW_PORTS, POLICY_NAT_REWRITE, POLICY_STRICT, PortClass},
 };
 use serde::Serialize;
 
@@ -83,12 +83,26 @@ pub struct IfaceStatus {
     pub max_new_sessions_per_client: u16,
     /// Live expectations.
     pub expectations: usize,
-    /// Live flows.
+    /// Live flows (admitted and the host's own).
     pub flows: usize,
+    /// Of those, admitted by an expectation or the FTPS range.
+    pub admitted_flows: usize,
     /// Tracked control connections.
     pub control_connections: usize,
+    /// How many entries each table holds at most: `expectations`,
+    /// `admitted_flows` and `host_flows` (each flow table), `control_connections`.
+    pub capacity: Capacity,
     /// Every counter by name.
     pub counters: Vec<(&'static str, u64)>,
+}
+
+/// Table capacities (`max_entries`).
+#[derive(Serialize)]
+pub struct Capacity {
+    pub expectations: u32,
+    pub admitted_flows: u32,
+    pub host_flows: u32,
+    pub control_connections: u32,
 }
 
 fn link_id(path: &Path) -> u32 {
@@ -120,9 +134,8 @@ fn iface_status_in(dir: &Path, netns: &Netns, iface: &str) -> Result<IfaceStatus
             .id())
     };
     let record = hook::read_record(dir);
-    let data = MapData::from_pin(dir.join(map_names::POLICY)).context("opening the policy map")?;
-    let policy_map: Array<MapData, Policy> = aya::maps::Map::from_map_data(data)?.try_into()?;
-    let policy = policy_map.get(&0, 0).context("reading the policy")?;
+    let policy = tables::policy(dir)?;
+    let flows = tables::flows(dir, iface)?;
     let data = MapData::from_pin(dir.join(map_names::PORTS)).context("opening the ports map")?;
     let ports: Array<MapData, u8> = aya::maps::Map::from_map_data(data)?.try_into()?;
     let mut classes = vec![PortClass::Open; 65536];
@@ -172,8 +185,15 @@ fn iface_status_in(dir: &Path, netns: &Netns, iface: &str) -> Result<IfaceStatus
         max_expect_per_site: policy.max_expect_per_site,
         max_new_sessions_per_client: policy.max_new_sessions_per_client,
         expectations: tables::expectations(dir, iface)?.len(),
-        flows: tables::flows(dir, iface)?.len(),
+        admitted_flows: flows.iter().filter(|f| f.origin == "admitted").count(),
+        flows: flows.len(),
         control_connections: tables::control_count(dir)?,
+        capacity: Capacity {
+            expectations: tables::capacity(dir, map_names::EXPECTATIONS)?,
+            admitted_flows: tables::capacity(dir, map_names::FLOWS)?,
+            host_flows: tables::capacity(dir, map_names::HOST_FLOWS)?,
+            control_connections: tables::capacity(dir, map_names::CONTROL)?,
+        },
         counters: tables::counters(dir)?,
     })
 }
@@ -245,11 +265,18 @@ pub fn print_text(s: &IfaceStatus) {
         s.max_expect_per_site,
         s.max_new_sessions_per_client
     );
+    let (cap, host) = (&s.capacity, s.flows - s.admitted_flows);
     println!(
-        "  tables         {}, {}, {}",
-        plural(s.expectations, "expectation"),
-        plural(s.flows, "flow"),
-        plural(s.control_connections, "control connection")
+        "  tables         {}/{} expectations, {}/{} admitted and {}/{} own flows, \
+         {}/{} control connections",
+        s.expectations,
+        cap.expectations,
+        s.admitted_flows,
+        cap.admitted_flows,
+        host,
+        cap.host_flows,
+        s.control_connections,
+        cap.control_connections
     );
     println!("  counters");
     let width = s.counters.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
@@ -259,14 +286,5 @@ pub fn print_text(s: &IfaceStatus) {
     }
     for (name, value) in nonzero {
         println!("    {name:<width$}  {value}");
-    }
-}
-
-/// `1 flow`, `2 flows`.
-fn plural(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
     }
 }

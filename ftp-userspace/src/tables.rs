@@ -3,7 +3,7 @@
 use std::{net::IpAddr, path::Path};
 
 use anyhow::{Context as _, Result};
-use aya::maps::{HashMap, MapData, PerCpuArray};
+use aya::maps::{Array, HashMap, MapData, PerCpuArray};
 use ftp_ebpf_common::{
     Addr,
     control::{ControlKey, ControlState},
@@ -11,6 +11,7 @@ use ftp_ebpf_common::{
     family,
     flow::{ExpectKey, ExpectValue, FlowKey, FlowValue, expect_kind, flow_origin, flow_state},
     map_names,
+    policy::Policy,
 };
 use serde::Serialize;
 
@@ -50,13 +51,15 @@ pub struct ExpectationRow {
     pub src: String,
     /// Address and port it may connect to.
     pub dst: String,
-    /// Seconds until it expires (negative: expired, awaiting cleanup).
+    /// Seconds until it expires (expired ones, awaiting cleanup, are not
+    /// listed).
     pub expires_in_secs: f64,
     /// The control connection's client port and server port.
     pub control_ports: (u16, u16),
 }
 
-/// The expectation table of one interface.
+/// The live expectations of one interface (expired ones wait for the
+/// programs to sweep them, but admit nothing, so they are not shown).
 pub fn expectations(dir: &Path, iface: &str) -> Result<Vec<ExpectationRow>> {
     let map: HashMap<MapData, ExpectKey, ExpectValue> =
         open(dir, map_names::EXPECTATIONS)?.try_into()?;
@@ -64,6 +67,9 @@ pub fn expectations(dir: &Path, iface: &str) -> Result<Vec<ExpectationRow>> {
     let mut rows = Vec::new();
     for item in map.iter() {
         let (k, v) = item.context("reading the expectation table")?;
+        if (v.expires_ns as i128) < now {
+            continue;
+        }
         rows.push(ExpectationRow {
             iface: iface.to_string(),
             kind: expect_kind::name(v.kind),
@@ -93,18 +99,40 @@ pub struct FlowRow {
     pub idle_secs: f64,
 }
 
-/// The flow table of one interface.
+/// The live flows of one interface: admitted ones first, then the host's
+/// own. One idle past its timeout waits for the programs to forget it but
+/// passes nothing more, so it is not shown.
 pub fn flows(dir: &Path, iface: &str) -> Result<Vec<FlowRow>> {
     let now = monotonic_ns();
+    let policy = policy(dir)?;
     let mut rows = Vec::new();
     for name in [map_names::FLOWS, map_names::HOST_FLOWS] {
         let map: HashMap<MapData, FlowKey, FlowValue> = open(dir, name)?.try_into()?;
         for item in map.iter() {
             let (k, v) = item.with_context(|| format!("reading {name}"))?;
+            if now.saturating_sub(v.last_seen_ns) > policy.flow_ttl_ns(v.state) {
+                continue;
+            }
             rows.push(flow_row(iface, now, &k, &v));
         }
     }
     Ok(rows)
+}
+
+/// The policy the programs run with.
+pub fn policy(dir: &Path) -> Result<Policy> {
+    let map: Array<MapData, Policy> = open(dir, map_names::POLICY)?.try_into()?;
+    map.get(&0, 0).context("reading the policy")
+}
+
+/// How many entries the pinned map `name` holds at most.
+pub fn capacity(dir: &Path, name: &str) -> Result<u32> {
+    let data =
+        MapData::from_pin(dir.join(name)).with_context(|| format!("opening pinned map {name}"))?;
+    Ok(data
+        .info()
+        .with_context(|| format!("reading the size of {name}"))?
+        .max_entries())
 }
 
 /// One flow as `ftpct flows` shows it.
