@@ -2,8 +2,8 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use anyhow::{Result, bail};
-use clap::{Args, Parser, Subcommand};
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use ftp_ebpf_common::policy::{
     DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORTS, DEFAULT_EXPECT_TIMEOUT_SECS,
     DEFAULT_FLOW_TIMEOUT_SECS, DEFAULT_MAX_CONTROL, DEFAULT_MAX_EXPECT_PER_CLIENT,
@@ -21,8 +21,20 @@ use ftp_userspace::{
 
 /// Stateful FTP firewall: only data connections announced on an FTP control
 /// connection may reach the guarded ports.
+/// Examples at the end of `ftpct --help`.
+const EXAMPLES: &str = "\
+Examples:
+  ftpct attach eth0                          guard 1024-65535 for the FTP server on port 21
+  ftpct attach eth0 --allow-ports 2222,5432  leave an SSH and a database reachable
+  ftpct attach eth0 --external-address 198.19.0.10 --nat-rewrite
+                                             behind a cloud 1:1 NAT, no server setting
+  ftpct attach eth0 --ftps-range 40000-40100 FTPS clients reach the passive range
+  ftpct status eth0                          exit 1 unless eth0 is guarded
+  ftpct completions bash > /etc/bash_completion.d/ftpct
+  ftpct man > /usr/local/share/man/man8/ftpct.8";
+
 #[derive(Parser)]
-#[command(name = "ftpct", version, about, long_about = None)]
+#[command(name = "ftpct", version, about, long_about = None, after_help = EXAMPLES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -75,6 +87,13 @@ enum Command {
         /// Also check the XDP mode of this interface.
         iface: Option<String>,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. into man8/ftpct.8.
+    Man,
 }
 
 #[derive(Args)]
@@ -375,6 +394,14 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Run(args) => run::run(args.config(run::LOG_LEVEL_DEBUG)?),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "ftpct", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .section("8")
+            .render(&mut std::io::stdout())
+            .context("writing the manual page"),
         Command::Check { iface } => {
             let probes = features::probe_all(iface.as_deref());
             for p in &probes {
