@@ -8,6 +8,6 @@ fn main() {
         }
     }
     println!(
-        "cargo:rustc-link-arg-bins=--export=ftpct_feed_command,ftpct_feed_reply,ftpct_on_line,ftpct_render_byte,ftpct_rewrite_reset,ftpct_rewrite_layout,ftpct_nat_write"
+        "cargo:rustc-link-arg-bins=--export=ftpct_feed_command,ftpct_feed_reply,ftpct_on_line,ftpct_render_byte,ftpct_rewrite_reset,ftpct_rewrite_layout,ftpct_nat_write,ftpct_withdraw_all"
     );
 }

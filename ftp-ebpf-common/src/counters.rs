@@ -174,6 +174,9 @@ counters! {
     /// Inbound SYNs to `--ftps-range` admitted: their client holds a live
     /// encrypted control connection to the address they connect to.
     SynAdmittedFtpsRange = "syn_admitted_ftps_range",
+    /// Expectations nobody used, dropped when the local end closed their
+    /// control connection.
+    ExpectDroppedControlClosed = "expect_dropped_control_closed",
 }
 
 /// The verdicts of the ingress program: each ingress packet increments exactly

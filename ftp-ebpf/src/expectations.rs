@@ -279,9 +279,10 @@ extern "C" fn sweep_one(
 }
 
 /// Removes an expectation its control connection announced, if it is still
-/// there and still that connection's (a `PORT` the server refused).
+/// there and still that connection's (a `PORT` the server refused: counted
+/// as `counter`).
 #[inline(always)]
-pub fn withdraw(ctrl: &ControlKey, port: u16, kind: u8, policy: &Policy) {
+pub fn withdraw(ctrl: &ControlKey, port: u16, kind: u8, policy: &Policy, counter: Counter) {
     let Some(scratch) = FTPCT_SCRATCH.get_ptr_mut(0) else {
         return;
     };
@@ -290,11 +291,41 @@ pub fn withdraw(ctrl: &ControlKey, port: u16, kind: u8, policy: &Policy) {
     let Some(expires) = replace_own(scratch, ctrl, port, kind) else {
         return;
     };
-    count(Counter::ExpectWithdrawn);
+    count(counter);
     release(
         scratch,
         ctrl.family,
         &ctrl.client,
         created_slot(expires, policy),
     );
+}
+
+/// The local end closed the control connection `key` (`state`): the
+/// expectations it announced that nobody used go with it, since a data
+/// connection after its session ended belongs to no session. A global BPF
+/// function: its loop over the slots is verified once, whatever state the
+/// caller is in.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn ftpct_withdraw_all(state: *const ControlState, key: *const ControlKey) -> i32 {
+    // SAFETY: the verifier checks every access through these pointers
+    // against their BTF sizes; null pointers are handled.
+    let (Some(state), Some(key)) = (unsafe { state.as_ref() }, unsafe { key.as_ref() }) else {
+        return 0;
+    };
+    let Some(policy) = ready_policy() else {
+        return 0;
+    };
+    for recent in state.recent.iter() {
+        if recent.port != 0 {
+            withdraw(
+                key,
+                recent.port,
+                recent.kind,
+                policy,
+                Counter::ExpectDroppedControlClosed,
+            );
+        }
+    }
+    0
 }

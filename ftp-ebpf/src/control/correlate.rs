@@ -214,7 +214,7 @@ fn on_reply(state: &mut ControlState, key: &ControlKey, policy: &Policy, line: &
         && let Some(kind) = active_kind(verb)
     {
         // The server refused the PORT/EPRT: it will not connect.
-        expectations::withdraw(key, pending.port, kind, policy);
+        expectations::withdraw(key, pending.port, kind, policy, Counter::ExpectWithdrawn);
     }
 }
 

@@ -31,6 +31,7 @@ use ftp_ebpf_common::{
 use crate::{
     clients, conntrack,
     counters::count,
+    expectations::ftpct_withdraw_all,
     ftps,
     headers::{PacketInfo, tcp_flags},
     maps::{FTPCT_CONTROL, FTPCT_SCRATCH, Scratch},
@@ -230,14 +231,19 @@ fn handle<P: Packet>(
     state.last_seen_ns = now_ns();
     let control_bits = tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST;
     if from_local {
+        let closes = info.flags & (tcp_flags::RST | tcp_flags::FIN) != 0;
+        if closes && !state.nat.closed() {
+            // Only the local end's FIN or RST ends the session: it is
+            // genuine. Its unused announcements end with it.
+            ftpct_withdraw_all(state, key);
+        }
         if info.flags & tcp_flags::FIN != 0 && state.seqadj.active() {
             // The stream moved (`--nat-rewrite`): the close's last segments
             // must move too, so the state stays until the sweep takes it.
             state.nat.close();
             return true;
         }
-        if info.flags & (tcp_flags::RST | tcp_flags::FIN) != 0 {
-            // Only the local end's FIN or RST ends the state: it is genuine.
+        if closes {
             // A FIN's last words (`221 Goodbye`) announce nothing.
             let _ = FTPCT_CONTROL.remove(key);
             return false;
