@@ -367,9 +367,7 @@ fn intruder_cannot_take_a_port_announced_via_the_external_address() -> Result<()
             .any(|r| r["src"] == CLIENT.v4.to_string().as_str() && r["dst"] == dst.as_str()),
         "no expectation for the client to {dst}: {rows}"
     );
-    let r = tcp_connect(lab.intruder(), public(), port, PROBE)?;
-    assert_eq!(r, ConnectResult::TimedOut, "with ftpct, port {port}");
-    let got = session.retr(SMALL_FILE)?;
+    let got = lab.intruder_dropped_then_client_retrieves(&mut session, port, SMALL_FILE)?;
     assert_eq!(
         got,
         server.tree().digest(SMALL_FILE)?,

@@ -35,8 +35,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 
+use crate::clients::{ConnectResult, FtpSession, tcp_connect};
+use crate::fixtures::FileDigest;
 use crate::ftpct;
 use crate::lab::{
     CLIENT, Host, INTRUDER, LAB_IFACE, V6_PREFIX_LEN, add_host, add_veth, configure_iface,
@@ -83,6 +85,9 @@ pub const NAT_ROUTER_PRIVATE_IFACE: &str = "eth1";
 
 /// Upper bound for the server to become reachable through the NAT.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the intruder's probe waits before calling it dropped.
+const INTRUDER_PROBE: Duration = Duration::from_secs(2);
 
 /// The router's ruleset: a 1:1 NAT of [`NAT_PUBLIC`] to [`NAT_PRIVATE`],
 /// the IPv6 prefix translation, and forwarding for nothing else. Inbound
@@ -332,6 +337,24 @@ impl NatLab {
     /// The switch namespace of the public bridge.
     pub fn switch(&self) -> &Netns {
         &self.switch
+    }
+
+    /// The hostile rule through the NAT, on a passive `port` the client's
+    /// `session` was just given: the intruder's connection to it at the
+    /// public address is dropped; then the client takes its transfer of
+    /// `path` there. Returns what arrived.
+    pub fn intruder_dropped_then_client_retrieves(
+        &self,
+        session: &mut FtpSession,
+        port: u16,
+        path: &str,
+    ) -> Result<FileDigest> {
+        let r = tcp_connect(&self.intruder, IpAddr::V4(NAT_PUBLIC), port, INTRUDER_PROBE)?;
+        ensure!(
+            r == ConnectResult::TimedOut,
+            "the intruder reached port {port} at the public address: {r:?}"
+        );
+        session.retr(path)
     }
 
     /// Attaches ftpct with `args` to the server's [`LAB_IFACE`].
