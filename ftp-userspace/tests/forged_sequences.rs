@@ -384,7 +384,7 @@ fn script(rng: &mut Rng, id: usize, next_port: &mut u16) -> Session {
             );
             send(rng, &mut steps, false, b"226 Transfer complete.\r\n");
         } else {
-            // Left live: the table keeps it until it expires.
+            // Left unused: it lives until the session ends.
             send(
                 rng,
                 &mut steps,
@@ -395,7 +395,8 @@ fn script(rng: &mut Rng, id: usize, next_port: &mut u16) -> Session {
     }
     send(rng, &mut steps, true, b"QUIT\r\n");
     send(rng, &mut steps, false, b"221 Goodbye.\r\n");
-    // The local end's FIN ends the control state; the remote's is ignored.
+    // The local end's FIN ends the control state, and the unused
+    // announcements with it; the remote's is ignored.
     let remote_first = rng.percent(50);
     let first = remote_first != local_client;
     steps.push(bare(first, FIN | ACK));
@@ -577,6 +578,8 @@ struct Stats {
     announced: u64,
     connects: u64,
     refused_syns: u64,
+    /// Unused announcements that ended with their session.
+    ended_with_session: u64,
 }
 
 /// The run: the harness, the generator, and what the table must hold.
@@ -806,6 +809,11 @@ impl Run<'_> {
         if by_client != s.local_client && flags & FIN != 0 {
             s.remote_fin = true;
         }
+        if by_client == s.local_client && flags & (FIN | RST) != 0 {
+            let before = self.live.len();
+            self.live.retain(|_, (id, _, _)| *id != s.id);
+            self.stats.ended_with_session += (before - self.live.len()) as u64;
+        }
         self.stats.real += 1;
         if by_client == s.local_client {
             let action = self.h.egress(&seg.frame());
@@ -1013,6 +1021,15 @@ fn forged_segments_neither_create_nor_cost_expectations() {
     .map(|c| h.counter(*c))
     .sum();
     assert_eq!(created, stats.announced, "seed {seed:#x}");
+    assert!(
+        stats.ended_with_session > 0,
+        "seed {seed:#x}: no session left one"
+    );
+    assert_eq!(
+        h.counter(Counter::ExpectDroppedControlClosed),
+        stats.ended_with_session,
+        "seed {seed:#x}"
+    );
 
     // What is left still works, for its peer only.
     let live: Vec<(ExpectKey, (usize, u16, u8))> = run.live.iter().map(|(k, v)| (*k, *v)).collect();
