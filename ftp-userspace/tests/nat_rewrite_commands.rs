@@ -298,3 +298,25 @@ fn an_ipv6_eprt_naming_the_local_address_leaves_naming_the_external_one() {
     assert_eq!(h.counter(Counter::ControlGaps), 0);
     assert_eq!(h.counter(Counter::ControlOutOfWindow), 0);
 }
+
+#[test]
+fn a_command_in_a_gso_super_segment_is_left_alone_and_counted() {
+    // GSO would cut a resized super-segment where TCP cut the original:
+    // the command leaves as it is, and the stream does not move.
+    let h = common::external_harness(&[EXTERNAL], true);
+    let mut c = session(&h);
+    let frame = c.command_segment(b"PORT 198,18,0,2,156,64\r\n").frame();
+    let (action, out) = h.egress_frame_gso(&frame, 2);
+    assert_eq!(action, TC_ACT_OK);
+    assert_eq!(out, frame);
+    assert_eq!(h.counter(Counter::NatRewriteUnfit), 1);
+    assert_eq!(h.counter(Counter::NatRewritten), 0);
+    let next = c.command_segment(b"NOOP\r\n");
+    assert_eq!(seq(&send(&h, &next)), next.seq, "the stream did not move");
+    // The same command outside GSO is rewritten: the count above is GSO's.
+    let h = common::external_harness(&[EXTERNAL], true);
+    let mut c = session(&h);
+    let port = c.command_segment(b"PORT 198,18,0,2,156,64\r\n");
+    assert_eq!(payload(&send(&h, &port)), "PORT 198,19,0,10,156,64\r\n");
+    assert_eq!(h.counter(Counter::NatRewriteUnfit), 0);
+}

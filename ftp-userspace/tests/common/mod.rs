@@ -246,11 +246,26 @@ impl Harness {
         self.run_frame(name, frame).0
     }
 
+    /// Runs the TC program on `frame` as a GSO super-segment of `segs`
+    /// segments (`__sk_buff.gso_segs`); the action and the frame that leaves.
+    pub fn egress_frame_gso(&self, frame: &[u8], segs: u32) -> (u32, Vec<u8>) {
+        // struct __sk_buff: 192 bytes, `gso_segs` at offset 164; the kernel
+        // takes only the fields a test run may set and wants the rest zero.
+        let mut ctx = [0u8; 192];
+        ctx[164..168].copy_from_slice(&segs.to_ne_bytes());
+        self.run_frame_ctx(program_names::EGRESS, frame, Some(&ctx))
+    }
+
     fn run_frame(&self, name: &str, frame: &[u8]) -> (u32, Vec<u8>) {
+        self.run_frame_ctx(name, frame, None)
+    }
+
+    fn run_frame_ctx(&self, name: &str, frame: &[u8], ctx: Option<&[u8]>) -> (u32, Vec<u8>) {
         let mut out = vec![0u8; frame.len() + 256];
         let opts = TestRunOptions {
             data_in: Some(frame),
             data_out: Some(&mut out),
+            ctx_in: ctx,
             ..Default::default()
         };
         let result = match self.ebpf.program(name).expect("program in the object") {
