@@ -136,8 +136,7 @@ fn iface_status_in(dir: &Path, netns: &Netns, iface: &str) -> Result<IfaceStatus
     let record = hook::read_record(dir);
     let policy = tables::policy(dir)?;
     let flows = tables::flows(dir, iface)?;
-    let data = MapData::from_pin(dir.join(map_names::PORTS)).context("opening the ports map")?;
-    let ports: Array<MapData, u8> = aya::maps::Map::from_map_data(data)?.try_into()?;
+    let ports: Array<MapData, u8> = tables::open(dir, map_names::PORTS)?.try_into()?;
     let mut classes = vec![PortClass::Open; 65536];
     for (port, class) in classes.iter_mut().enumerate() {
         *class = PortClass::from_u8(ports.get(&(port as u32), 0).unwrap_or(0));

@@ -34,10 +34,14 @@ pub fn endpoint(fam: u8, addr: &Addr, port: u16) -> String {
     }
 }
 
-fn open(dir: &Path, name: &str) -> Result<aya::maps::Map> {
-    let data =
-        MapData::from_pin(dir.join(name)).with_context(|| format!("opening pinned map {name}"))?;
-    Ok(aya::maps::Map::from_map_data(data)?)
+/// The pinned map `name` of the attachment in `dir`.
+fn pinned(dir: &Path, name: &str) -> Result<MapData> {
+    MapData::from_pin(dir.join(name)).with_context(|| format!("opening pinned map {name}"))
+}
+
+/// The pinned map `name`, typed by its kind.
+pub(crate) fn open(dir: &Path, name: &str) -> Result<aya::maps::Map> {
+    Ok(aya::maps::Map::from_map_data(pinned(dir, name)?)?)
 }
 
 /// One announced data connection.
@@ -127,9 +131,7 @@ pub fn policy(dir: &Path) -> Result<Policy> {
 
 /// How many entries the pinned map `name` holds at most.
 pub fn capacity(dir: &Path, name: &str) -> Result<u32> {
-    let data =
-        MapData::from_pin(dir.join(name)).with_context(|| format!("opening pinned map {name}"))?;
-    Ok(data
+    Ok(pinned(dir, name)?
         .info()
         .with_context(|| format!("reading the size of {name}"))?
         .max_entries())
