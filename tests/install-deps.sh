@@ -9,6 +9,8 @@
 #    downloaded and unpacked into $FTPCT_SERVERS_DIR/<name>/ (default
 #    /root/.cache/ftpct/servers), and only their shared-library
 #    dependencies are apt-installed.
+#  * Server add-ons unpacked next to their server: ProFTPD's mod_tls (FTPS)
+#    comes in proftpd-mod-crypto, whose version must equal proftpd-core's.
 #  * The `ftp` system user (vsftpd maps anonymous logins to it and needs its
 #    home directory to exist).
 #  * bpffs mounted at /sys/fs/bpf (ftpct pins its objects there).
@@ -22,7 +24,7 @@ export DEBIAN_FRONTEND=noninteractive
 # Tools the lab runs.
 APT_PACKAGES=(
   iproute2 util-linux procps curl lftp python3 python3-pyftpdlib
-  python3-scapy bpftool tcpdump nftables ethtool openssl
+  python3-scapy python3-openssl bpftool tcpdump nftables ethtool openssl
 )
 
 # "<debian package>:<server name>": the binary is usr/sbin/<server name>.
@@ -30,6 +32,12 @@ SERVER_PACKAGES=(
   vsftpd:vsftpd
   pure-ftpd:pure-ftpd
   proftpd-core:proftpd
+)
+
+# "<debian package>:<server name>:<file it provides>": unpacked into the
+# server's directory at exactly the server package's version.
+SERVER_ADDONS=(
+  proftpd-mod-crypto:proftpd:usr/lib/proftpd/mod_tls.so
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
@@ -74,8 +82,20 @@ library_depends() {
     | grep '^lib' || true
 }
 
+# Downloads package spec $2 (`pkg` or `pkg=version`) into directory $1,
+# retrying once after `apt-get update`.
+download_deb() {
+  local dir=$1 spec=$2
+  log "downloading $spec"
+  if ! (cd "$dir" && apt-get download -qq -o APT::Sandbox::User=root "$spec" 2>/dev/null); then
+    apt_update_once
+    (cd "$dir" && apt-get download -qq -o APT::Sandbox::User=root "$spec")
+  fi
+}
+
 # Downloads and unpacks one server package unless already present; records
-# its library dependencies in <dir>/.lib-depends.
+# its library dependencies in <dir>/.lib-depends and its version in
+# <dir>/.version.
 unpack_server() {
   local pkg=$1 name=$2
   local dest="$SERVERS_DIR/$name"
@@ -85,19 +105,71 @@ unpack_server() {
   fi
   local tmp
   tmp=$(mktemp -d)
-  log "downloading $pkg"
-  if ! (cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root "$pkg" 2>/dev/null); then
-    apt_update_once
-    (cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root "$pkg")
-  fi
+  download_deb "$tmp" "$pkg"
   local deb
   deb=$(ls "$tmp"/*.deb)
   rm -rf "$dest"
   mkdir -p "$dest"
   dpkg-deb -x "$deb" "$dest"
   library_depends "$deb" >"$dest/.lib-depends"
+  dpkg-deb -f "$deb" Version >"$dest/.version"
   rm -rf "$tmp"
   log "unpacked $pkg into $dest"
+}
+
+# Prints the Debian version of the package unpacked into server directory
+# $1: <dir>/.version, or for older unpacks the head of the changelog of
+# its main package $2.
+server_version() {
+  local dest=$1 pkg=$2
+  if [[ -s $dest/.version ]]; then
+    cat "$dest/.version"
+    return
+  fi
+  local changelog="$dest/usr/share/doc/$pkg/changelog.Debian.gz"
+  [[ -f $changelog ]] || return 1
+  zcat "$changelog" | head -n 1 | sed -n 's/^[^(]*(\([^)]*\)).*/\1/p'
+}
+
+# Unpacks add-on package $1 into the directory of server $2 at the
+# server's exact version, unless file $3 is already there; records its
+# library dependencies in <dir>/.lib-depends-$1.
+unpack_addon() {
+  local pkg=$1 name=$2 marker=$3 server_pkg=$4
+  local dest="$SERVERS_DIR/$name"
+  if [[ -f $dest/$marker && -f $dest/.lib-depends-$pkg ]]; then
+    return
+  fi
+  local version
+  if ! version=$(server_version "$dest" "$server_pkg") || [[ -z $version ]]; then
+    log "cannot tell the version of $server_pkg in $dest; remove it and rerun"
+    exit 1
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  if ! download_deb "$tmp" "$pkg=$version"; then
+    rm -rf "$tmp"
+    log "$pkg=$version is not available; remove $dest and rerun to fetch both anew"
+    exit 1
+  fi
+  local deb
+  deb=$(ls "$tmp"/*.deb)
+  dpkg-deb -x "$deb" "$dest"
+  library_depends "$deb" >"$dest/.lib-depends-$pkg"
+  rm -rf "$tmp"
+  log "unpacked $pkg=$version into $dest"
+}
+
+# The Debian package that provides server $1 (from SERVER_PACKAGES).
+server_package() {
+  local entry
+  for entry in "${SERVER_PACKAGES[@]}"; do
+    if [[ ${entry##*:} == "$1" ]]; then
+      printf '%s\n' "${entry%%:*}"
+      return
+    fi
+  done
+  return 1
 }
 
 # Fails if a server binary still has unresolved shared libraries.
@@ -141,10 +213,23 @@ main() {
     unpack_server "$pkg" "$name"
     mapfile -t -O "${#libs[@]}" libs <"$SERVERS_DIR/$name/.lib-depends"
   done
+  local rest marker
+  for entry in "${SERVER_ADDONS[@]}"; do
+    pkg=${entry%%:*}
+    rest=${entry#*:}
+    name=${rest%%:*}
+    marker=${rest#*:}
+    unpack_addon "$pkg" "$name" "$marker" "$(server_package "$name")"
+    mapfile -t -O "${#libs[@]}" libs <"$SERVERS_DIR/$name/.lib-depends-$pkg"
+  done
   apt_install_missing "${libs[@]}"
   for entry in "${SERVER_PACKAGES[@]}"; do
     name=${entry##*:}
     check_libraries "$SERVERS_DIR/$name/usr/sbin/$name"
+  done
+  for entry in "${SERVER_ADDONS[@]}"; do
+    rest=${entry#*:}
+    check_libraries "$SERVERS_DIR/${rest%%:*}/${rest#*:}"
   done
   ensure_ftp_user
   ensure_bpffs

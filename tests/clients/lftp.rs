@@ -1,4 +1,5 @@
-//! lftp as an FTP client, driven by a generated command file.
+//! lftp as an FTP client, driven by a generated command file. With
+//! `FtpTarget::tls` every command speaks FTPS (control and data encrypted).
 
 use std::fs;
 use std::path::Path;
@@ -8,7 +9,7 @@ use anyhow::{Context, Result};
 use super::TransferMode;
 use crate::fixtures::FileDigest;
 use crate::netns::Netns;
-use crate::servers::FtpTarget;
+use crate::servers::{FtpTarget, Tls};
 
 /// Settings making lftp fail fast and deterministically.
 const SETTINGS: &str = "\
@@ -16,9 +17,23 @@ set net:timeout 5
 set net:max-retries 1
 set net:reconnect-interval-base 1
 set net:persist-retries 0
-set ftp:ssl-allow no
 set cmd:fail-exit yes
 set xfer:clobber on
+";
+
+/// Settings for plain FTP: no `AUTH TLS` even if the server offers it.
+const PLAIN: &str = "set ftp:ssl-allow no\n";
+
+/// Settings for FTPS: TLS on the control connection (`AUTH TLS` before the
+/// login for explicit FTPS; implicit FTPS is the `ftps://` URL) and on
+/// every data connection (`PROT P`), without verifying the lab's
+/// self-signed certificates.
+const FTPS: &str = "\
+set ftp:ssl-allow yes
+set ftp:ssl-force true
+set ftp:ssl-protect-data true
+set ftp:ssl-protect-list true
+set ssl:verify-certificate no
 ";
 
 /// Settings making lftp connect to the address a `227` names as it is
@@ -63,6 +78,7 @@ fn run(ns: &Netns, target: &FtpTarget, mode: &str, commands: &[String]) -> Resul
     let dir = tempfile::tempdir().context("temp dir for lftp")?;
     let script = dir.path().join("script.lftp");
     let mut text = String::from(SETTINGS);
+    text.push_str(if target.tls.is_some() { FTPS } else { PLAIN });
     if target.use_pasv_address {
         text.push_str(USE_PASV_ADDRESS);
     }
@@ -70,8 +86,13 @@ fn run(ns: &Netns, target: &FtpTarget, mode: &str, commands: &[String]) -> Resul
         text.push_str(&format!("set ftp:port-ipv4 {addr}\n"));
     }
     text.push_str(mode);
+    let scheme = if target.tls == Some(Tls::Implicit) {
+        "ftps://"
+    } else {
+        ""
+    };
     text.push_str(&format!(
-        "open -u {},{} -p {} {}\n",
+        "open -u {},{} -p {} {scheme}{}\n",
         quote(&target.credentials.user),
         quote(&target.credentials.password),
         target.port,

@@ -374,25 +374,9 @@ pub(crate) struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `argv` in `ns`, logging to `log`, and waits (bounded) until
-    /// the control port answers with a 220 banner on IPv4 and IPv6
-    /// loopback.
-    pub fn start(name: &str, ns: &Netns, argv: &[String], log: &Path) -> Result<Self> {
-        Self::start_on(name, ns, argv, log, &DUAL_STACK)
-    }
-
-    /// Like [`ServerProcess::start`], waiting for the banner on `loopbacks`.
-    pub fn start_on(
-        name: &str,
-        ns: &Netns,
-        argv: &[String],
-        log: &Path,
-        loopbacks: &[IpAddr],
-    ) -> Result<Self> {
-        Self::start_serving(name, ns, argv, log, loopbacks, &ServerOptions::default())
-    }
-
-    /// Like [`ServerProcess::start_on`], waiting for the banner where
-    /// `options` put it (port 990 and inside TLS for implicit FTPS).
+    /// the control port `options` name answers with a 220 banner (inside
+    /// TLS for implicit FTPS) on each of `loopbacks` (usually
+    /// [`DUAL_STACK`]).
     pub fn start_serving(
         name: &str,
         ns: &Netns,

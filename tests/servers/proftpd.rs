@@ -1,12 +1,13 @@
 //! ProFTPD: a user from an `AuthUserFile`, chrooted to the served tree.
 
 use std::fs;
+use std::path::Path;
 
 use anyhow::{Context, Result};
 
 use super::{
-    CONTROL_PORT, Credentials, FtpServer, LAB_PASSWORD_HASH, LAB_USER, NOBODY, Running,
-    ServerOptions, ServerProcess, require_file, server_binary,
+    Credentials, DUAL_STACK, FtpServer, LAB_PASSWORD_HASH, LAB_USER, NOBODY, Running,
+    ServerOptions, ServerProcess, Tls, require_file, self_signed_cert, server_binary, server_file,
 };
 use crate::fixtures::{ServedTree, set_mode};
 use crate::netns::Netns;
@@ -20,7 +21,17 @@ use crate::netns::Netns;
 /// (user `ftpct`, uid/gid `nobody`, home = the tree), `DefaultRoot ~`,
 /// `RequireValidShell off`, `PassivePorts LO HI`, `UseReverseDNS off`,
 /// `DelayTable none`, `WtmpLog off`, pid/scoreboard/log files in the work
-/// dir; `MasqueradeAddress` if masquerading. No module has to be loaded, so `/etc/proftpd` is not used.
+/// dir; `MasqueradeAddress` if masquerading. Without FTPS no module has to
+/// be loaded, so `/etc/proftpd` is not used.
+///
+/// FTPS loads `mod_tls` (Debian's `proftpd-mod-crypto`, unpacked next to
+/// the core at the same version by `install-deps.sh`) with `ModulePath` +
+/// `LoadModule mod_tls.c`, and sets `TLSEngine on`, `TLSRequired on`
+/// (control and data), `TLSProtocol TLSv1.2 TLSv1.3`, the certificate from
+/// [`self_signed_cert`], `TLSVerifyClient off`, `TLSOptions
+/// NoSessionReuseRequired` (curl and ftplib do not resume the control
+/// connection's TLS session on data connections), a `TLSLog`, and for
+/// implicit FTPS also `UseImplicitSSL` with `Port 990`.
 pub struct Proftpd {
     running: Running,
 }
@@ -61,7 +72,7 @@ ServerType standalone
 ServerName \"ftpct-lab\"
 DefaultServer on
 UseIPv6 on
-Port {CONTROL_PORT}
+Port {port}
 User nobody
 Group nogroup
 PidFile {work}/proftpd.pid
@@ -85,7 +96,11 @@ AllowOverwrite on
             hi = options.pasv_ports.end(),
             passwd = passwd.display(),
             group = group.display(),
+            port = options.control_port(),
         );
+        if let Some(tls) = options.tls {
+            text.push_str(&tls_config(work, tls)?);
+        }
         if let Some(addr) = options.masquerade_address {
             text.push_str(&format!("MasqueradeAddress {addr}\n"));
         }
@@ -97,7 +112,8 @@ AllowOverwrite on
             config.display().to_string(),
         ];
         let log = work.join("proftpd.log");
-        let process = ServerProcess::start("proftpd", ns, &argv, &log)?;
+        let process =
+            ServerProcess::start_serving("proftpd", ns, &argv, &log, &DUAL_STACK, &options)?;
         Ok(Self {
             running: Running {
                 process,
@@ -107,6 +123,37 @@ AllowOverwrite on
             },
         })
     }
+}
+
+/// The `mod_tls` part of `proftpd.conf` for FTPS of kind `tls`, with a
+/// fresh certificate in `work`.
+fn tls_config(work: &Path, tls: Tls) -> Result<String> {
+    let modules = server_file("proftpd", "usr/lib/proftpd");
+    require_file(&modules.join("mod_tls.so"))?;
+    let (cert, key) = self_signed_cert(work)?;
+    let implicit = if tls == Tls::Implicit {
+        " UseImplicitSSL"
+    } else {
+        ""
+    };
+    Ok(format!(
+        "\
+ModulePath {modules}
+LoadModule mod_tls.c
+TLSEngine on
+TLSRequired on
+TLSProtocol TLSv1.2 TLSv1.3
+TLSRSACertificateFile {cert}
+TLSRSACertificateKeyFile {key}
+TLSVerifyClient off
+TLSOptions NoSessionReuseRequired{implicit}
+TLSLog {log}
+",
+        modules = modules.display(),
+        cert = cert.display(),
+        key = key.display(),
+        log = work.join("proftpd-tls.log").display(),
+    ))
 }
 
 impl FtpServer for Proftpd {

@@ -2,11 +2,11 @@
 
 use std::fs;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use super::{
-    CONTROL_PORT, Credentials, FtpServer, LAB_PASSWORD_HASH, LAB_USER, NOBODY, Running,
-    ServerOptions, ServerProcess, require_file, server_binary, server_file,
+    CONTROL_PORT, Credentials, DUAL_STACK, FtpServer, LAB_PASSWORD_HASH, LAB_USER, NOBODY, Running,
+    ServerOptions, ServerProcess, Tls, require_file, self_signed_cert, server_binary, server_file,
 };
 use crate::fixtures::ServedTree;
 use crate::netns::Netns;
@@ -21,8 +21,12 @@ use crate::process::{DEFAULT_TIMEOUT, check_success, describe, run_with_timeout}
 /// addresses, both families), `-p LO:HI` passive range, `-H` no DNS,
 /// `-A` chroot everyone, `-u 1` any uid, `-U 133:022` readable uploads,
 /// `-g` pid file in the work dir, `-P ADDR` if masquerading. pure-ftpd
-/// still creates
-/// `/run/pure-ftpd/` (its scoreboard directory).
+/// still creates `/run/pure-ftpd/` (its scoreboard directory).
+///
+/// FTPS (explicit only: implicit TLS is a build option, `--with-implicittls`,
+/// that Debian's pure-ftpd does not use) adds `--tls=3`
+/// (cleartext logins refused, data connections must be encrypted too) and
+/// `--certfile=CERT,KEY` with the certificate from [`self_signed_cert`].
 pub struct PureFtpd {
     running: Running,
 }
@@ -35,6 +39,9 @@ impl PureFtpd {
 
     /// Starts pure-ftpd in `ns` with `options`.
     pub fn start_with(ns: &Netns, options: ServerOptions) -> Result<Self> {
+        if options.tls == Some(Tls::Implicit) {
+            bail!("pure-ftpd in the lab does explicit FTPS only");
+        }
         let binary = server_binary("pure-ftpd");
         let pure_pw = server_file("pure-ftpd", "usr/bin/pure-pw");
         require_file(&binary)?;
@@ -74,8 +81,14 @@ impl PureFtpd {
         if let Some(addr) = options.masquerade_address {
             argv.push(format!("--forcepassiveip={addr}"));
         }
+        if options.tls.is_some() {
+            let (cert, key) = self_signed_cert(work)?;
+            argv.push("--tls=3".into());
+            argv.push(format!("--certfile={},{}", cert.display(), key.display()));
+        }
         let log = work.join("pure-ftpd.log");
-        let process = ServerProcess::start("pure-ftpd", ns, &argv, &log)?;
+        let process =
+            ServerProcess::start_serving("pure-ftpd", ns, &argv, &log, &DUAL_STACK, &options)?;
         Ok(Self {
             running: Running {
                 process,
