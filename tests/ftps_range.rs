@@ -1,5 +1,5 @@
 //! `--ftps-range` with real FTPS (issue #11, the fallback for servers whose
-//! TLS ftpct cannot read): vsftpd requires TLS for logins and data, so its
+//! TLS ftpct cannot read; here inspection is turned off with `--ftps off`): vsftpd requires TLS for logins and data, so its
 //! `227`/`229` travel encrypted and create no expectation. Without a range
 //! its passive transfers fail through ftpct; with `--ftps-range` set to its
 //! passive range they work, explicit (`AUTH TLS` on 21) and implicit (990),
@@ -36,7 +36,14 @@ fn attach_with_range(lab: &Lab) -> Result<Ftpct<'_>> {
         DEFAULT_PASV_PORTS.start(),
         DEFAULT_PASV_PORTS.end()
     );
-    let fw = lab.attach(&["--ftps-range", &range, "--control-ports", "21,990"])?;
+    let fw = lab.attach(&[
+        "--ftps",
+        "off",
+        "--ftps-range",
+        &range,
+        "--control-ports",
+        "21,990",
+    ])?;
     let status = fw.status_json()?;
     ensure!(
         status[0]["ftps_range"] == range.as_str(),
@@ -92,7 +99,7 @@ fn explicit_ftps_passive_transfers_need_the_range_and_work_through_it() -> Resul
     {
         // Without a range: the 227 is encrypted, nothing expects the data
         // connection, and ftpct drops it.
-        let fw = lab.attach(&[])?;
+        let fw = lab.attach(&["--ftps", "off"])?;
         let r = curl_download(lab.client(), &target, SMALL_FILE, TransferMode::Pasv);
         ensure!(r.is_err(), "an FTPS transfer worked without --ftps-range");
         let c = fw.counters()?;

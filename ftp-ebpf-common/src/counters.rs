@@ -177,6 +177,20 @@ counters! {
     /// Expectations nobody used, dropped when the local end closed their
     /// control connection.
     ExpectDroppedControlClosed = "expect_dropped_control_closed",
+    /// TLS objects of the local end tied to the encrypted control
+    /// connection whose socket they used (FTPS inspection).
+    TlsTied = "tls_tied",
+    /// TLS reads and writes of an encrypted control connection whose
+    /// plaintext went through the parser.
+    TlsPlaintext = "tls_plaintext",
+    /// TLS calls on a socket of another network namespace: ignored.
+    TlsOtherNetns = "tls_other_netns",
+    /// TLS calls on a socket of this namespace that is no tracked encrypted
+    /// control connection (a data connection, another service): ignored.
+    TlsUntracked = "tls_untracked",
+    /// TLS plaintext not parsed because another task's probe held this
+    /// CPU's scratch memory (it was preempted there): the parser resyncs.
+    TlsBusy = "tls_busy",
 }
 
 /// The verdicts of the ingress program: each ingress packet increments exactly

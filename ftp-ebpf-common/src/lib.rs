@@ -14,6 +14,7 @@ pub mod ftps;
 pub mod nat;
 pub mod parser;
 pub mod policy;
+pub mod tls;
 pub mod verifier;
 
 #[cfg(feature = "user")]
@@ -59,8 +60,14 @@ pub mod map_names {
     /// Client and server address → their encrypted control connections
     /// (`--ftps-range`).
     pub const FTPS: &str = "FTPCT_FTPS";
+    /// Kernel structure offsets and the guarded namespace, for the TLS probes.
+    pub const TLS_CONFIG: &str = "FTPCT_TLS_CONFIG";
+    /// Each thread's TLS call in progress.
+    pub const TLS_CALLS: &str = "FTPCT_TLS_CALLS";
+    /// TLS object → the encrypted control connection it uses.
+    pub const TLS_SOCKETS: &str = "FTPCT_TLS_SOCKETS";
     /// Every map, in the order `ftpct` pins them.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 15] = [
         PORTS,
         POLICY,
         EXPECTATIONS,
@@ -72,6 +79,9 @@ pub mod map_names {
         BOUNCE,
         EXTERNAL,
         FTPS,
+        TLS_CONFIG,
+        TLS_CALLS,
+        TLS_SOCKETS,
         ATTACHMENT,
     ];
 }

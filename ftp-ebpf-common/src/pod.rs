@@ -10,6 +10,7 @@ use crate::{
     flow::{BounceKey, ClientKey, ClientValue, ExpectKey, ExpectValue, FlowKey, FlowValue},
     nat::ExternalKey,
     policy::Policy,
+    tls::{TlsCall, TlsConfig, TlsObject, TlsTie},
 };
 
 // SAFETY: see the module comment.
@@ -38,3 +39,12 @@ unsafe impl aya::Pod for ClientKey {}
 unsafe impl aya::Pod for ClientValue {}
 // SAFETY: see the module comment.
 unsafe impl aya::Pod for BounceKey {}
+
+// SAFETY: see the module comment.
+unsafe impl aya::Pod for TlsConfig {}
+// SAFETY: see the module comment.
+unsafe impl aya::Pod for TlsCall {}
+// SAFETY: see the module comment.
+unsafe impl aya::Pod for TlsObject {}
+// SAFETY: see the module comment.
+unsafe impl aya::Pod for TlsTie {}

@@ -14,8 +14,8 @@ use ftp_ebpf_common::{flow::BounceKey, parser::Endpoint, policy::Policy};
 use crate::{
     addr,
     headers::PacketInfo,
-    maps::{FTPCT_BOUNCE, FTPCT_SCRATCH},
-    shared::now_ns,
+    maps::FTPCT_BOUNCE,
+    shared::{ScratchSlot, now_ns, scratch},
 };
 
 const BPF_ANY: u64 = 0;
@@ -23,12 +23,11 @@ const BPF_ANY: u64 = 0;
 /// Remembers `ep`, which a refused `PORT`/`EPRT` named. The key is built in
 /// per-CPU scratch memory: this runs deep in the parser's call chain.
 #[inline(always)]
-pub fn block(ep: &Endpoint, policy: &Policy) {
-    let Some(scratch) = FTPCT_SCRATCH.get_ptr_mut(0) else {
+pub fn block(ep: &Endpoint, policy: &Policy, slot: ScratchSlot) {
+    let Some(scratch) = scratch(slot) else {
         return;
     };
-    // SAFETY: per-CPU scratch from a successful lookup, used by this CPU only.
-    let key = unsafe { &mut (*scratch).bounce_key };
+    let key = &mut scratch.bounce_key;
     key.family = ep.family;
     key._pad = 0;
     key.port = ep.port;

@@ -26,9 +26,9 @@ use ftp_ebpf_common::{
 use crate::{
     addr, clients,
     counters::count,
-    maps::{FTPCT_EXPECT, FTPCT_SCRATCH, Scratch},
+    maps::{FTPCT_EXPECT, Scratch},
     port_window,
-    shared::{now_ns, ready_policy},
+    shared::{ScratchSlot, now_ns, ready_policy, scratch},
 };
 
 const BPF_ANY: u64 = 0;
@@ -60,12 +60,17 @@ fn fill_key(out: &mut ExpectKey, ctrl: &ControlKey, port: u16, kind: u8) {
 /// keys and values are built in per-CPU scratch memory: this runs deep in the
 /// parser's call chain, where stack is scarce.
 #[inline(always)]
-pub fn create(state: &mut ControlState, ctrl: &ControlKey, port: u16, kind: u8, policy: &Policy) {
-    let Some(scratch) = FTPCT_SCRATCH.get_ptr_mut(0) else {
+pub fn create(
+    state: &mut ControlState,
+    ctrl: &ControlKey,
+    port: u16,
+    kind: u8,
+    policy: &Policy,
+    slot: ScratchSlot,
+) {
+    let Some(scratch) = scratch(slot) else {
         return;
     };
-    // SAFETY: per-CPU scratch from a successful lookup, used by this CPU only.
-    let scratch = unsafe { &mut *scratch };
     let now = now_ns();
 
     // Per-client and, for IPv6, per-site caps, on the expectations still live.
@@ -209,11 +214,9 @@ pub fn consume(key: &ExpectKey) -> Option<u64> {
 /// Takes an expectation off its client's count.
 #[inline(always)]
 fn release_client(key: &ExpectKey, value: &ExpectValue) {
-    let (Some(scratch), Some(policy)) = (FTPCT_SCRATCH.get_ptr_mut(0), ready_policy()) else {
+    let (Some(scratch), Some(policy)) = (scratch(ScratchSlot::Packet), ready_policy()) else {
         return;
     };
-    // SAFETY: per-CPU scratch from a successful lookup.
-    let scratch = unsafe { &mut *scratch };
     let addr = if value.client_is_src != 0 {
         &key.src
     } else {
@@ -282,12 +285,17 @@ extern "C" fn sweep_one(
 /// there and still that connection's (a `PORT` the server refused: counted
 /// as `counter`).
 #[inline(always)]
-pub fn withdraw(ctrl: &ControlKey, port: u16, kind: u8, policy: &Policy, counter: Counter) {
-    let Some(scratch) = FTPCT_SCRATCH.get_ptr_mut(0) else {
+pub fn withdraw(
+    ctrl: &ControlKey,
+    port: u16,
+    kind: u8,
+    policy: &Policy,
+    counter: Counter,
+    slot: ScratchSlot,
+) {
+    let Some(scratch) = scratch(slot) else {
         return;
     };
-    // SAFETY: per-CPU scratch from a successful lookup.
-    let scratch = unsafe { &mut *scratch };
     let Some(expires) = replace_own(scratch, ctrl, port, kind) else {
         return;
     };
@@ -324,6 +332,7 @@ pub extern "C" fn ftpct_withdraw_all(state: *const ControlState, key: *const Con
                 recent.kind,
                 policy,
                 Counter::ExpectDroppedControlClosed,
+                ScratchSlot::Packet,
             );
         }
     }

@@ -6,18 +6,20 @@ use ftp_ebpf_common::{Addr, counters::Counter, nat::ExternalKey};
 use crate::{
     addr,
     counters::count,
-    maps::{FTPCT_EXTERNAL, FTPCT_SCRATCH},
+    maps::FTPCT_EXTERNAL,
+    shared::{ScratchSlot, scratch},
 };
 
 /// Whether an announcement naming `named` names the local end `local` of
 /// its control connection: the address itself, or the external address
 /// mapped to it (counted, as the NAT's share of announcements).
 #[inline(always)]
-pub fn names_local(family: u8, named: &Addr, local: &Addr) -> bool {
+pub fn names_local(family: u8, named: &Addr, local: &Addr, slot: ScratchSlot) -> bool {
     if addr::same(named, local) {
         return true;
     }
-    let named_external = of(family, local).is_some_and(|external| addr::same(external, named));
+    let named_external =
+        of(family, local, slot).is_some_and(|external| addr::same(external, named));
     if named_external {
         count(Counter::AnnouncedViaExternal);
     }
@@ -29,10 +31,8 @@ pub fn names_local(family: u8, named: &Addr, local: &Addr) -> bool {
 /// value it would be copied to the stack.
 #[allow(clippy::needless_borrows_for_generic_args)]
 #[inline(always)]
-pub fn of(family: u8, local: &Addr) -> Option<&'static Addr> {
-    let scratch = FTPCT_SCRATCH.get_ptr_mut(0)?;
-    // SAFETY: per-CPU scratch from a successful lookup, used by this CPU only.
-    let key = unsafe { &mut (*scratch).external_key };
+pub fn of(family: u8, local: &Addr, slot: ScratchSlot) -> Option<&'static Addr> {
+    let key = &mut scratch(slot)?.external_key;
     // The key is built in scratch memory: this runs deep in the parser's
     // call chain, whose stack 6.1 holds to 512 bytes in total. It starts as
     // the catch-all key and is made specific with `addr::copy`, which moves

@@ -13,7 +13,8 @@ use ftp_ebpf_common::{
 use crate::{
     addr,
     headers::PacketInfo,
-    maps::{FTPCT_CONTROL, FTPCT_FTPS, FTPCT_SCRATCH},
+    maps::{FTPCT_CONTROL, FTPCT_FTPS},
+    shared::{ScratchSlot, scratch},
 };
 
 /// The local server's control connection `key` is encrypted from now on:
@@ -22,15 +23,13 @@ use crate::{
 /// in the parser's call chain, whose stack Linux 6.1 holds to 512 bytes.
 #[allow(clippy::needless_borrows_for_generic_args)]
 #[inline(always)]
-pub fn encrypted(key: &ControlKey, policy: &Policy) {
+pub fn encrypted(key: &ControlKey, policy: &Policy, slot: ScratchSlot) {
     if policy.ftps_lo == 0 {
         return;
     }
-    let Some(scratch) = FTPCT_SCRATCH.get_ptr_mut(0) else {
+    let Some(scratch) = scratch(slot) else {
         return;
     };
-    // SAFETY: per-CPU scratch from a successful lookup, used by this CPU only.
-    let scratch = unsafe { &mut *scratch };
     let fkey = &mut scratch.ftps_key;
     fkey.family = key.family;
     addr::copy(&mut fkey.client, &key.client);

@@ -25,11 +25,13 @@ mod parse_step;
 mod port_window;
 mod reference;
 mod shared;
+mod tls;
 
 use aya_ebpf::{
-    macros::{classifier, xdp},
-    programs::{TcContext, XdpContext},
+    macros::{classifier, tracepoint, uprobe, uretprobe, xdp},
+    programs::{ProbeContext, RetProbeContext, TcContext, TracePointContext, XdpContext},
 };
+use ftp_ebpf_common::tls::tls_op;
 
 /// Ingress: parses control traffic and admits or drops inbound connections to
 /// guarded ports.
@@ -44,6 +46,55 @@ pub fn ftpct_ingress(ctx: XdpContext) -> u32 {
 #[classifier]
 pub fn ftpct_egress(ctx: TcContext) -> i32 {
     egress::run(&ctx)
+}
+
+/// FTPS inspection (`tls`): entry of `SSL_read`.
+#[uprobe]
+pub fn ftpct_tls_read(ctx: ProbeContext) -> u32 {
+    tls::enter(&ctx, tls_op::READ)
+}
+
+/// Entry of `SSL_read_ex`.
+#[uprobe]
+pub fn ftpct_tls_read_ex(ctx: ProbeContext) -> u32 {
+    tls::enter(&ctx, tls_op::READ_EX)
+}
+
+/// Entry of `SSL_write` and `SSL_write_ex`.
+#[uprobe]
+pub fn ftpct_tls_write(ctx: ProbeContext) -> u32 {
+    tls::enter(&ctx, tls_op::WRITE)
+}
+
+/// Entry of `SSL_peek`, `SSL_peek_ex` and `SSL_do_handshake`.
+#[uprobe]
+pub fn ftpct_tls_other(ctx: ProbeContext) -> u32 {
+    tls::enter(&ctx, tls_op::OTHER)
+}
+
+/// Return of `SSL_read`.
+#[uretprobe]
+pub fn ftpct_tls_read_ret(ctx: RetProbeContext) -> u32 {
+    tls::read_return(&ctx, false)
+}
+
+/// Return of `SSL_read_ex`.
+#[uretprobe]
+pub fn ftpct_tls_read_ex_ret(ctx: RetProbeContext) -> u32 {
+    tls::read_return(&ctx, true)
+}
+
+/// Return of the other probed calls.
+#[uretprobe]
+pub fn ftpct_tls_call_ret(ctx: RetProbeContext) -> u32 {
+    tls::call_return(&ctx)
+}
+
+/// `tcp:tcp_rcv_space_adjust`, which a TCP read fires in the reading
+/// thread: the socket of a TLS read (or handshake).
+#[tracepoint]
+pub fn ftpct_tls_recv(ctx: TracePointContext) -> u32 {
+    tls::received(&ctx)
 }
 
 /// Benchmark reference: XDP_PASS only.

@@ -17,6 +17,7 @@ use ftp_ebpf_common::{
         CLIENT_ENTRIES, DEFAULT_MAX_CONTROL, DEFAULT_MAX_EXPECTATIONS, DEFAULT_MAX_FLOWS,
         PORT_COUNT, Policy,
     },
+    tls::{TlsCall, TlsConfig, TlsObject, TlsTie},
 };
 
 /// Default capacities: one source with the CLI (`ftp_ebpf_common::policy`);
@@ -28,6 +29,9 @@ const CLIENT_MAX: usize = CLIENT_ENTRIES as usize;
 
 /// Capacity of the bounce table (LRU: the oldest refused endpoint goes first).
 pub const BOUNCE_ENTRIES: usize = 4_096;
+
+/// Threads in a probed TLS call at once, host-wide.
+const TLS_THREADS: usize = 16_384;
 
 /// Bytes of payload copied per parser pass.
 pub const CHUNK: usize = 256;
@@ -79,6 +83,20 @@ pub static FTPCT_BOUNCE: LruHashMap<BounceKey, u64, BOUNCE_ENTRIES> = LruHashMap
 #[btf_map]
 pub static FTPCT_FTPS: LruHashMap<FtpsKey, FtpsSessions, CONTROL_MAX> = LruHashMap::new();
 
+/// Kernel offsets and the guarded namespace, for the TLS probes (`tls`).
+#[btf_map]
+pub static FTPCT_TLS_CONFIG: Array<TlsConfig, 1> = Array::new();
+
+/// Threads inside a probed TLS call → the call (LRU: a thread killed
+/// inside one leaves a record that ages out).
+#[btf_map]
+pub static FTPCT_TLS_CALLS: LruHashMap<u64, TlsCall, TLS_THREADS> = LruHashMap::new();
+
+/// TLS objects → the encrypted control connection each last used (LRU,
+/// as large as the control table).
+#[btf_map]
+pub static FTPCT_TLS_SOCKETS: LruHashMap<TlsObject, TlsTie, CONTROL_MAX> = LruHashMap::new();
+
 #[btf_map]
 pub static FTPCT_EXTERNAL: HashMap<ExternalKey, Addr, { EXTERNAL_ENTRIES as usize }> =
     HashMap::new();
@@ -94,8 +112,8 @@ pub static FTPCT_COUNTERS: PerCpuArray<u64, { COUNTER_COUNT as usize }> = PerCpu
 /// Per-CPU scratch space for what is too big for the 512-byte stack, which the
 /// main program and the parser's call chain share: a payload chunk, an all-zero
 /// control state to insert new entries from, the expectation being created
-/// and the endpoint being blocked. XDP and TC never interleave on one CPU (both run with bottom
-/// halves disabled and to completion), so one region serves both.
+/// and the endpoint being blocked. Two regions per CPU, one for the packet
+/// programs and one for the TLS probes (see `shared::ScratchSlot`).
 #[repr(C)]
 pub struct Scratch {
     pub chunk: [u8; CHUNK],
@@ -116,6 +134,10 @@ pub struct Scratch {
     /// When this CPU last swept the control table (it sweeps at most once a
     /// second, so a flood of new connections cannot make every one pay).
     pub control_swept_ns: u64,
+    /// Non-zero while a TLS probe works in the probes' region: a probe may
+    /// be preempted, and another task's probe on the same CPU must then
+    /// leave the region alone.
+    pub busy: u64,
 }
 
 /// Buffers of a `--nat-rewrite` write: the reply's layout, the part of it
@@ -129,4 +151,4 @@ pub struct RewriteBuf {
 }
 
 #[btf_map]
-pub static FTPCT_SCRATCH: PerCpuArray<Scratch, 1> = PerCpuArray::new();
+pub static FTPCT_SCRATCH: PerCpuArray<Scratch, 2> = PerCpuArray::new();

@@ -8,12 +8,15 @@
 //! window, admitting or sending a SYN by the retry window. A SYN to a port
 //! whose window has closed is dropped after one array read, without touching
 //! the flow or expectation tables: the common case in a flood, at a fraction
-//! of the cost. The coarse clock (jiffy resolution) is plenty for windows of
-//! minutes and cheaper to read.
+//! of the cost. The reader uses the coarse clock (jiffy resolution; plenty
+//! for windows of minutes, and cheaper to read). Writers use the precise
+//! one, which the TLS probes may call too (tracing programs may not read the
+//! coarse clock); it runs ahead of the coarse one by at most a jiffy, so a
+//! window only ever lasts that much longer.
 
 use aya_ebpf::helpers::generated::bpf_ktime_get_coarse_ns;
 
-use crate::maps::FTPCT_PORT_WINDOW;
+use crate::{maps::FTPCT_PORT_WINDOW, shared::now_ns};
 
 /// How long a SYN may still be retransmitted after the first: Linux retries
 /// `tcp_syn_retries` = 6 times over about 127 s.
@@ -35,9 +38,7 @@ pub fn extend(port: u16, extra_ns: u64) {
     let Some(until) = FTPCT_PORT_WINDOW.get_ptr_mut(u32::from(port)) else {
         return;
     };
-    // SAFETY: as above.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
-    let wanted = now
+    let wanted = now_ns()
         .saturating_add(extra_ns)
         .saturating_add(SYN_RETRY_WINDOW_NS);
     // SAFETY: pointer from a successful array lookup; a racing writer can only

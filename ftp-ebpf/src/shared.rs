@@ -1,10 +1,10 @@
-//! Helpers both programs use: the port classes and policy user space writes,
-//! and the clock.
+//! Helpers every program uses: the port classes and policy user space
+//! writes, the clock and the per-CPU scratch memory.
 
 use aya_ebpf::helpers::bpf_ktime_get_ns;
 use ftp_ebpf_common::policy::{Policy, PortClass};
 
-use crate::maps::{FTPCT_POLICY, FTPCT_PORTS};
+use crate::maps::{FTPCT_POLICY, FTPCT_PORTS, FTPCT_SCRATCH, Scratch};
 
 /// The policy, once user space has written it; until then everything passes
 /// so that a half-initialised attach never drops traffic.
@@ -27,4 +27,39 @@ pub fn port_class(port: u16) -> PortClass {
 pub fn now_ns() -> u64 {
     // SAFETY: a helper call without arguments.
     unsafe { bpf_ktime_get_ns() }
+}
+
+/// Which of the two per-CPU scratch regions a program works in. XDP and TC
+/// never interleave on one CPU (both run with bottom halves disabled and to
+/// completion), so they share one; a TLS probe runs in a process and a
+/// packet may interrupt it on its CPU, so the probes have their own. Two
+/// probes never nest on one CPU (the kernel skips a nested one).
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ScratchSlot {
+    /// The packet programs' region.
+    Packet = 0,
+    /// The TLS probes' region.
+    Probe = 1,
+}
+
+impl ScratchSlot {
+    /// The slot passed to a global BPF function as a scalar.
+    #[inline(always)]
+    pub fn from_u32(slot: u32) -> Self {
+        if slot == Self::Probe as u32 {
+            Self::Probe
+        } else {
+            Self::Packet
+        }
+    }
+}
+
+/// This CPU's scratch region `slot`.
+#[inline(always)]
+pub fn scratch(slot: ScratchSlot) -> Option<&'static mut Scratch> {
+    let scratch = FTPCT_SCRATCH.get_ptr_mut(slot as u32)?;
+    // SAFETY: per-CPU memory from a successful lookup; the slot's programs
+    // never interleave on one CPU (see `ScratchSlot`).
+    Some(unsafe { &mut *scratch })
 }

@@ -35,6 +35,7 @@ use crate::{
     pins::{self, LINK_EGRESS, LINK_INGRESS, PROG_EGRESS, PROG_INGRESS},
     portspec::{self, PortRange},
     privileges, seed,
+    tls::{self, FtpsChoice, Inspected},
 };
 
 /// The eBPF object built by build.rs.
@@ -117,6 +118,17 @@ pub struct AttachConfig {
     pub ftps_range: Option<PortRange>,
     /// `--force`: guard the ports even where services listen inside them.
     pub force: bool,
+    /// `--ftps`: whether to read the local servers' FTPS plaintext.
+    pub ftps: FtpsChoice,
+}
+
+/// What `attach` set up: the loaded object (for `ftpct run`'s logs) and
+/// the FTP servers it found, each with whether its FTPS is inspected.
+pub struct Attached {
+    /// The loaded programs and maps.
+    pub ebpf: Ebpf,
+    /// The servers on the control ports (empty with `--ftps off`).
+    pub ftps: Vec<Inspected>,
 }
 
 impl AttachConfig {
@@ -155,6 +167,7 @@ impl AttachConfig {
             nat_rewrite: false,
             ftps_range: None,
             force: false,
+            ftps: FtpsChoice::Auto,
         }
     }
 
@@ -211,8 +224,8 @@ pub fn load_configured(cfg: &AttachConfig) -> Result<Ebpf> {
 
 /// Loads, configures, attaches and pins under this network namespace's
 /// directory. On error everything created is removed again, directories
-/// included. Returns the loaded object (for `ftpct run`'s logs).
-pub fn attach(cfg: &AttachConfig) -> Result<Ebpf> {
+/// included.
+pub fn attach(cfg: &AttachConfig) -> Result<Attached> {
     privileges::require_bpf_admin("ftpct attach")?;
     // Before anything is created: a refused device leaves nothing behind.
     let ifindex = netdev::require_ethernet(&cfg.iface)?;
@@ -237,7 +250,7 @@ pub fn attach(cfg: &AttachConfig) -> Result<Ebpf> {
     result
 }
 
-fn attach_under_root(cfg: &AttachConfig, netns: &Netns, ifindex: u32) -> Result<Ebpf> {
+fn attach_under_root(cfg: &AttachConfig, netns: &Netns, ifindex: u32) -> Result<Attached> {
     let dir = pins::iface_dir(&cfg.pin_root, netns, &cfg.iface);
     if dir.exists() {
         let problem = Binding::check(&cfg.iface, &dir.join(LINK_INGRESS))
@@ -261,8 +274,13 @@ fn attach_under_root(cfg: &AttachConfig, netns: &Netns, ifindex: u32) -> Result<
         _ => {}
     }
     fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    match attach_and_pin(&mut ebpf, cfg, ifindex, &dir, &classes) {
-        Ok(()) => Ok(ebpf),
+    let attached =
+        attach_and_pin(&mut ebpf, cfg, ifindex, &dir, &classes).and_then(|()| match cfg.ftps {
+            FtpsChoice::Auto => tls::attach(&mut ebpf, &cfg.control_ports, &dir),
+            FtpsChoice::Off => Ok(Vec::new()),
+        });
+    match attached {
+        Ok(ftps) => Ok(Attached { ebpf, ftps }),
         Err(err) => {
             if let Err(cleanup) = pins::remove_iface_dir(&dir) {
                 log::warn!("cleanup after failed attach: {cleanup:#}");
@@ -337,7 +355,7 @@ fn raise_memlock_limit() {
 }
 
 /// Turns a load failure into one clear message with the verifier's last words.
-fn verifier_error(name: &str, err: ProgramError) -> anyhow::Error {
+pub(crate) fn verifier_error(name: &str, err: ProgramError) -> anyhow::Error {
     match err {
         ProgramError::LoadError {
             io_error,

@@ -17,6 +17,7 @@ use ftp_userspace::{
     external, features, lockout,
     netns::Netns,
     pins, portspec, run, status, tables,
+    tls::{self, FtpsChoice},
 };
 
 /// Stateful FTP firewall: only data connections announced on an FTP control
@@ -178,6 +179,11 @@ struct AttachArgs {
     /// connect to it while that connection lives; nobody else may.
     #[arg(long, value_name = "LO-HI")]
     ftps_range: Option<String>,
+    /// Read the FTPS control channel of local servers through their TLS
+    /// library (auto: where it can be probed), or never (off: FTPS data
+    /// connections then need --ftps-range).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = FtpsChoice::Auto)]
+    ftps: FtpsChoice,
     /// Guard the ports even where services already listen inside them
     /// (attach otherwise names them and refuses).
     #[arg(long)]
@@ -234,6 +240,7 @@ impl AttachArgs {
                 .transpose()
                 .map_err(|e| e.context("--ftps-range takes LO-HI, like 40000-40100"))?,
             force: self.force,
+            ftps: self.ftps,
         };
         if !self.guard_session
             && let Some(port) = cfg.exempt_session(lockout::session_port())
@@ -274,7 +281,10 @@ fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Attach(args) => {
             let cfg = args.config(0)?;
-            attach::attach(&cfg)?;
+            let attached = attach::attach(&cfg)?;
+            for server in &attached.ftps {
+                println!("ftpct: FTPS: {}", tls::describe(server));
+            }
             println!(
                 "ftpct: guarding {} (pins in {})",
                 cfg.iface,

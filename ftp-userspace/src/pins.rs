@@ -274,8 +274,8 @@ pub fn remove_iface_dir(dir: &Path) -> Result<()> {
     }
     // A clsact filter is no pin: it goes first, through the record.
     crate::egress_hook::remove(dir)?;
-    for link in [LINK_INGRESS, LINK_EGRESS] {
-        let path = dir.join(link);
+    let fixed = [LINK_INGRESS, LINK_EGRESS].map(|link| dir.join(link));
+    for path in fixed.into_iter().chain(crate::tls::pinned_links(dir)) {
         if !path.exists() {
             continue;
         }

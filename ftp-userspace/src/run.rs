@@ -23,7 +23,7 @@ pub fn run(cfg: AttachConfig) -> Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     let netns = Netns::current()?;
-    let mut ebpf = attach::attach(&cfg)?;
+    let mut ebpf = attach::attach(&cfg)?.ebpf;
     println!("ftpct: guarding {}; Ctrl-C detaches", cfg.iface);
     let served = runtime.block_on(serve_logs(&mut ebpf));
     let detached = pins::remove_attachment(&cfg.pin_root, &netns, &cfg.iface);

@@ -22,6 +22,7 @@ use crate::{
     netns::Netns,
     pins::{self, LINK_EGRESS, LINK_INGRESS, PROG_EGRESS, PROG_INGRESS},
     portspec, tables,
+    tls::{self, Inspected},
 };
 
 /// Status of one guarded interface.
@@ -61,6 +62,11 @@ pub struct IfaceStatus {
     pub nat_rewrite: bool,
     /// `--ftps-range`, as `LO-HI`.
     pub ftps_range: Option<String>,
+    /// Whether FTPS inspection runs (its tracepoint program is attached).
+    pub ftps_inspection: bool,
+    /// The FTP servers listening on the control ports now, each with
+    /// whether its TLS library is probed (empty when inspection is off).
+    pub ftps_servers: Vec<Inspected>,
     /// Control ports, as ranges.
     pub control_ports: String,
     /// Guarded ports, as ranges.
@@ -141,6 +147,15 @@ fn iface_status_in(dir: &Path, netns: &Netns, iface: &str) -> Result<IfaceStatus
     for (port, class) in classes.iter_mut().enumerate() {
         *class = PortClass::from_u8(ports.get(&(port as u32), 0).unwrap_or(0));
     }
+    let ftps_inspection = tls::inspecting(dir);
+    let ftps_servers = if ftps_inspection {
+        let control: Vec<u16> = (0..=u16::MAX)
+            .filter(|&p| classes[usize::from(p)] == PortClass::Control)
+            .collect();
+        tls::inspected_now(&control, dir)?
+    } else {
+        Vec::new()
+    };
     Ok(IfaceStatus {
         iface: iface.to_string(),
         netns: netns.display_name(),
@@ -170,6 +185,8 @@ fn iface_status_in(dir: &Path, netns: &Netns, iface: &str) -> Result<IfaceStatus
         external_addresses: external::read(dir),
         nat_rewrite: policy.flags & POLICY_NAT_REWRITE != 0,
         ftps_range: (policy.ftps_lo != 0).then(|| format!("{}-{}", policy.ftps_lo, policy.ftps_hi)),
+        ftps_inspection,
+        ftps_servers,
         clsact_filter: record
             .filter(|r| r.egress_hook == egress_hook::CLSACT)
             .map(|r| (r.tc_priority, r.tc_handle)),
@@ -245,6 +262,14 @@ pub fn print_text(s: &IfaceStatus) {
     );
     if let Some(range) = &s.ftps_range {
         println!("  ftps range     {range} (clients of live encrypted control connections)");
+    }
+    if !s.ftps_inspection {
+        println!("  ftps           not inspected (--ftps off, or the kernel cannot; see attach)");
+    } else if s.ftps_servers.is_empty() {
+        println!("  ftps           no FTP server listens on the control ports");
+    }
+    for server in &s.ftps_servers {
+        println!("  ftps           {}", tls::describe(server));
     }
     println!(
         "  timeouts       expectation {}s, idle flow {}s{}",

@@ -14,13 +14,13 @@ use ftp_ebpf_common::{
 };
 
 use super::rewrite;
-use crate::{addr, bounce, counters::count, expectations, external, ftps};
+use crate::{addr, bounce, counters::count, expectations, external, ftps, shared::ScratchSlot};
 
 /// Lowest port an announcement may name unless policy allows lower ones.
 const FIRST_UNPRIVILEGED_PORT: u16 = 1024;
 
 /// Acts on a completed command or reply of direction `dir` (0: client to
-/// server). A global BPF function like the parser's step (see `parse_step`):
+/// server), working in scratch region `slot` (`ScratchSlot` as u32). A global BPF function like the parser's step (see `parse_step`):
 /// verified once on its own, so the correlation and expectation logic does not
 /// multiply with every call site's states.
 #[unsafe(no_mangle)]
@@ -30,6 +30,7 @@ pub extern "C" fn ftpct_on_line(
     key: *const ControlKey,
     policy: *const Policy,
     dir: u32,
+    slot: u32,
 ) -> i32 {
     // SAFETY: the verifier checks every access through these pointers against
     // their BTF sizes; null pointers are handled.
@@ -45,9 +46,10 @@ pub extern "C" fn ftpct_on_line(
     let line: *const ParsedLine = state.parsers[dir as usize & 1].parsed();
     // SAFETY: `line` points into `state`, disjoint from what the handlers write.
     let line = unsafe { &*line };
+    let slot = ScratchSlot::from_u32(slot);
     match line.kind {
-        LineKind::Command => on_command(state, key, policy, line),
-        LineKind::Reply => on_reply(state, key, policy, line),
+        LineKind::Command => on_command(state, key, policy, line, slot),
+        LineKind::Reply => on_reply(state, key, policy, line, slot),
         LineKind::None => {}
     }
     0
@@ -55,7 +57,13 @@ pub extern "C" fn ftpct_on_line(
 
 /// Queues a command for correlation with its reply.
 #[inline(always)]
-fn on_command(state: &mut ControlState, key: &ControlKey, policy: &Policy, line: &ParsedLine) {
+fn on_command(
+    state: &mut ControlState,
+    key: &ControlKey,
+    policy: &Policy,
+    line: &ParsedLine,
+    slot: ScratchSlot,
+) {
     count(Counter::Commands);
     let seq = state.pushed;
     let flags = state.flags;
@@ -67,31 +75,31 @@ fn on_command(state: &mut ControlState, key: &ControlKey, policy: &Policy, line:
     // to port 21 is neither.
     let in_step = flags & control_flags::GREETED != 0 && state.popped == seq;
     // Written in place: the slot is in map memory, not on the small stack.
-    let slot: &mut Pending = &mut state.pending[seq as usize & (PENDING_SLOTS - 1)];
-    slot.seq = seq;
-    slot.verb = Verb::Other as u8;
-    slot.port = 0;
+    let pending: &mut Pending = &mut state.pending[seq as usize & (PENDING_SLOTS - 1)];
+    pending.seq = seq;
+    pending.verb = Verb::Other as u8;
+    pending.port = 0;
     match line.verb {
-        Verb::Pasv | Verb::Epsv | Verb::AuthTls => slot.verb = line.verb as u8,
-        Verb::Port | Verb::Eprt if active_endpoint_ok(flags, key, policy, line) => {
+        Verb::Pasv | Verb::Epsv | Verb::AuthTls => pending.verb = line.verb as u8,
+        Verb::Port | Verb::Eprt if active_endpoint_ok(flags, key, policy, line, slot) => {
             if local_client && !in_step {
                 count(Counter::RefusedNotFtp);
             } else {
-                slot.verb = line.verb as u8;
-                slot.port = line.endpoint.port;
-                slot.addr = line.endpoint.addr;
+                pending.verb = line.verb as u8;
+                pending.port = line.endpoint.port;
+                pending.addr = line.endpoint.addr;
             }
         }
         _ => {}
     }
-    let (verb, port) = (slot.verb, slot.port);
+    let (verb, port) = (pending.verb, pending.port);
     state.pushed = seq.wrapping_add(1);
     if local_client && let Some(kind) = active_kind(verb) {
         // A local client's PORT left through egress: it is genuine, and some
         // servers (pyftpdlib) connect before they answer 200. So expect the
         // server's connection now; an error reply withdraws it (`on_reply`).
         rewrite::want_command(state, key, policy, line.verb, &line.endpoint.addr, port);
-        expectations::create(state, key, port, kind, policy);
+        expectations::create(state, key, port, kind, policy, slot);
     }
 }
 
@@ -112,7 +120,13 @@ fn active_kind(verb: u8) -> Option<u8> {
 /// When a remote client's endpoint is refused, the local server is blocked
 /// from connecting there anyway (`bounce`).
 #[inline(always)]
-fn active_endpoint_ok(flags: u8, key: &ControlKey, policy: &Policy, line: &ParsedLine) -> bool {
+fn active_endpoint_ok(
+    flags: u8,
+    key: &ControlKey,
+    policy: &Policy,
+    line: &ParsedLine,
+    slot: ScratchSlot,
+) -> bool {
     match line.status {
         Status::Ok => {}
         Status::Refused => {
@@ -129,6 +143,7 @@ fn active_endpoint_ok(flags: u8, key: &ControlKey, policy: &Policy, line: &Parse
         key.family,
         &ep.addr,
         &key.client,
+        slot,
     ) {
         Some(Counter::RefusedBounce)
     } else if low_port(ep.port, policy) {
@@ -140,7 +155,7 @@ fn active_endpoint_ok(flags: u8, key: &ControlKey, policy: &Policy, line: &Parse
         Some(counter) => {
             count(counter);
             if flags & control_flags::LOCAL_SERVER != 0 {
-                bounce::block(ep, policy);
+                bounce::block(ep, policy, slot);
             }
             false
         }
@@ -153,9 +168,9 @@ fn active_endpoint_ok(flags: u8, key: &ControlKey, policy: &Policy, line: &Parse
 /// address itself, or, where that end is this host (`local`), its external
 /// address behind NAT. A remote end's NAT is none of ftpct's business.
 #[inline(always)]
-fn names_end(local: bool, family: u8, named: &Addr, end: &Addr) -> bool {
+fn names_end(local: bool, family: u8, named: &Addr, end: &Addr, slot: ScratchSlot) -> bool {
     if local {
-        external::names_local(family, named, end)
+        external::names_local(family, named, end, slot)
     } else {
         addr::same(named, end)
     }
@@ -163,7 +178,13 @@ fn names_end(local: bool, family: u8, named: &Addr, end: &Addr) -> bool {
 
 /// Pops the command a final reply answers and acts on the pair.
 #[inline(always)]
-fn on_reply(state: &mut ControlState, key: &ControlKey, policy: &Policy, line: &ParsedLine) {
+fn on_reply(
+    state: &mut ControlState,
+    key: &ControlKey,
+    policy: &Policy,
+    line: &ParsedLine,
+    slot: ScratchSlot,
+) {
     count(Counter::Replies);
     if line.code < 200 {
         // 1xx is preliminary; the command's final reply follows.
@@ -184,7 +205,7 @@ fn on_reply(state: &mut ControlState, key: &ControlKey, policy: &Policy, line: &
         state.flags |= control_flags::TLS;
         count(Counter::ControlTls);
         if state.flags & control_flags::LOCAL_SERVER != 0 {
-            ftps::encrypted(key, policy);
+            ftps::encrypted(key, policy, slot);
         }
     }
     let announces = line.code == 227 || line.code == 229;
@@ -208,13 +229,20 @@ fn on_reply(state: &mut ControlState, key: &ControlKey, policy: &Policy, line: &
         Verb::Other as u8
     };
     if announces {
-        passive_reply(state, key, policy, line, verb);
+        passive_reply(state, key, policy, line, verb, slot);
     } else if line.code >= 400
         && state.flags & control_flags::LOCAL_CLIENT != 0
         && let Some(kind) = active_kind(verb)
     {
         // The server refused the PORT/EPRT: it will not connect.
-        expectations::withdraw(key, pending.port, kind, policy, Counter::ExpectWithdrawn);
+        expectations::withdraw(
+            key,
+            pending.port,
+            kind,
+            policy,
+            Counter::ExpectWithdrawn,
+            slot,
+        );
     }
 }
 
@@ -226,6 +254,7 @@ fn passive_reply(
     policy: &Policy,
     line: &ParsedLine,
     verb: u8,
+    slot: ScratchSlot,
 ) {
     let (wanted, kind) = if line.code == 227 {
         (Verb::Pasv as u8, expect_kind::PASV)
@@ -252,7 +281,8 @@ fn passive_reply(
     // connection (and so IPv4). 229 names only a port.
     let local_server = state.flags & control_flags::LOCAL_SERVER != 0;
     if line.code == 227
-        && (key.family != family::V4 || !names_end(local_server, key.family, &ep.addr, &key.server))
+        && (key.family != family::V4
+            || !names_end(local_server, key.family, &ep.addr, &key.server, slot))
     {
         count(Counter::RefusedAddressMismatch);
         return;
@@ -265,7 +295,7 @@ fn passive_reply(
         if line.code == 227 {
             rewrite::want(state, key, policy, &ep.addr, ep.port);
         }
-        expectations::create(state, key, ep.port, kind, policy);
+        expectations::create(state, key, ep.port, kind, policy, slot);
     }
 }
 

@@ -1,6 +1,6 @@
-//! Runs the parser over a segment's payload: copied in chunks into per-CPU
-//! scratch memory and fed a byte at a time through `bpf_loop`, with every
-//! completed line handed to `correlate`.
+//! Runs the parser over a segment's payload or a TLS call's plaintext:
+//! copied in chunks into per-CPU scratch memory and fed a byte at a time
+//! through `bpf_loop`, with every completed line handed to `correlate`.
 
 use core::ffi::c_void;
 
@@ -17,14 +17,36 @@ use super::{correlate::ftpct_on_line, rewrite};
 use crate::{
     counters::count,
     headers::PacketInfo,
-    maps::{CHUNK, FTPCT_POLICY, FTPCT_SCRATCH},
+    maps::{CHUNK, FTPCT_POLICY},
     packet::Packet,
     parse_step::{ftpct_feed_command, ftpct_feed_reply},
+    shared::{ScratchSlot, scratch},
 };
 
-/// Payload bytes parsed per segment at most (`CHUNK` × this); the rest of a
-/// longer segment is skipped and the parser resynchronised at the next line.
-const MAX_CHUNKS: usize = 8;
+/// Bytes parsed per run at most (`CHUNK` × this); the rest of a longer
+/// segment or TLS write is skipped and the parser resynchronised at the
+/// next line.
+pub const MAX_CHUNKS: usize = 8;
+
+/// Where a run of control-connection bytes comes from: a segment's payload,
+/// or the plaintext of a TLS call in the calling process's memory.
+pub trait Source {
+    /// Copies `n` (1..=`CHUNK`) bytes at `off` into `dst`.
+    fn load(&self, off: u32, dst: *mut u8, n: u32) -> bool;
+}
+
+/// The payload of a segment: bytes from `payload_off` of the packet.
+struct Payload<'a, P: Packet> {
+    pkt: &'a P,
+    payload_off: u32,
+}
+
+impl<P: Packet> Source for Payload<'_, P> {
+    #[inline(always)]
+    fn load(&self, off: u32, dst: *mut u8, n: u32) -> bool {
+        self.pkt.load_bytes(self.payload_off + off, dst, n)
+    }
+}
 
 /// What the `bpf_loop` callback needs; lives on the caller's stack.
 #[repr(C)]
@@ -33,15 +55,17 @@ struct FeedCtx {
     state: *mut ControlState,
     key: *const ControlKey,
     policy: *const Policy,
-    /// Sequence number of the segment's first payload byte.
+    /// Sequence number of the run's first byte (a segment's; 0 for TLS).
     seg_seq: u32,
-    /// Offset in the payload of the chunk's first byte.
+    /// Offset in the run of the chunk's first byte.
     chunk_off: u32,
+    /// `ScratchSlot` as u32.
+    slot: u32,
     max_line: u16,
     dir: u8,
 }
 
-/// Copies the payload from `start` in chunks and runs the parser over it.
+/// Runs the parser over a segment's payload from `start`.
 #[inline(always)]
 pub fn payload<P: Packet>(
     pkt: &P,
@@ -51,12 +75,43 @@ pub fn payload<P: Packet>(
     dir: Direction,
     start: u32,
 ) {
-    let (Some(scratch), Some(policy)) = (FTPCT_SCRATCH.get_ptr_mut(0), FTPCT_POLICY.get_ptr(0))
-    else {
+    let src = Payload {
+        pkt,
+        payload_off: info.payload_off,
+    };
+    let run = Run {
+        len: info.payload_len,
+        start,
+        seg_seq: info.seq,
+        slot: ScratchSlot::Packet,
+    };
+    bytes(&src, &run, state, key, dir);
+}
+
+/// A run of bytes to parse: `len` of them from `src`, from `start`.
+pub struct Run {
+    pub len: u32,
+    pub start: u32,
+    /// Sequence number of byte 0 (where `--nat-rewrite` places a rewrite).
+    pub seg_seq: u32,
+    /// The scratch region the caller works in.
+    pub slot: ScratchSlot,
+}
+
+/// Copies `run` from `src` in chunks into scratch memory and runs the
+/// parser over it, direction `dir`.
+#[inline(always)]
+pub fn bytes<S: Source>(
+    src: &S,
+    run: &Run,
+    state: &mut ControlState,
+    key: &ControlKey,
+    dir: Direction,
+) {
+    let (Some(scratch), Some(policy)) = (scratch(run.slot), FTPCT_POLICY.get_ptr(0)) else {
         return;
     };
-    // SAFETY: per-CPU scratch from a successful lookup.
-    let chunk = unsafe { (*scratch).chunk.as_mut_ptr() };
+    let chunk = scratch.chunk.as_mut_ptr();
     let mut ctx = FeedCtx {
         chunk,
         state,
@@ -65,11 +120,12 @@ pub fn payload<P: Packet>(
         // SAFETY: pointer from a successful array lookup.
         max_line: unsafe { (*policy).max_line },
         dir: dir as u8,
-        seg_seq: info.seq,
+        seg_seq: run.seg_seq,
         chunk_off: 0,
+        slot: run.slot as u32,
     };
-    let len = info.payload_len;
-    let mut done = start;
+    let len = run.len;
+    let mut done = run.start;
     for _ in 0..MAX_CHUNKS {
         if done >= len {
             break;
@@ -81,7 +137,7 @@ pub fn payload<P: Packet>(
         } else {
             n
         };
-        if !pkt.load_bytes(info.payload_off + done, chunk, n) {
+        if !src.load(done, chunk, n) {
             break;
         }
         ctx.chunk_off = done;
@@ -120,7 +176,7 @@ extern "C" fn feed_byte(index: u64, ctx: *mut c_void) -> i64 {
         ftpct_feed_reply(parser, byte, max_line)
     };
     if done != 0 {
-        ftpct_on_line(ctx.state, ctx.key, ctx.policy, d as u32);
+        ftpct_on_line(ctx.state, ctx.key, ctx.policy, d as u32, ctx.slot);
         // SAFETY: as above; taken again after the call that wrote it.
         let state = unsafe { &mut *ctx.state };
         if state.nat.stage == rewrite_stage::WANTED {

@@ -16,6 +16,7 @@ mod seqadj;
 mod sequence;
 mod sweep;
 
+pub use feed::Source;
 pub use rewrite::ftpct_nat_write;
 pub use seqadj::{move_seq, seq_offset, unmove_ack};
 
@@ -34,9 +35,9 @@ use crate::{
     expectations::ftpct_withdraw_all,
     ftps,
     headers::{PacketInfo, tcp_flags},
-    maps::{FTPCT_CONTROL, FTPCT_SCRATCH, Scratch},
+    maps::{FTPCT_CONTROL, Scratch},
     packet::Packet,
-    shared::{now_ns, ready_policy},
+    shared::{ScratchSlot, now_ns, ready_policy, scratch},
 };
 
 const BPF_ANY: u64 = 0;
@@ -111,13 +112,36 @@ pub fn outbound<P: Packet>(
     handle(pkt, info, state, &key, Direction::ServerToClient, true).then_some(state)
 }
 
+/// Plaintext of an encrypted control connection in direction `dir`, from
+/// the local end's TLS library (`tls`): parsed as a clear-text stream is,
+/// without sequence numbers (the library hands over each byte once, in
+/// order), in the probes' scratch region.
+#[inline(always)]
+pub fn plaintext<S: Source>(
+    src: &S,
+    len: u32,
+    state: &mut ControlState,
+    key: &ControlKey,
+    dir: Direction,
+) {
+    state.last_seen_ns = now_ns();
+    count(Counter::TlsPlaintext);
+    let run = feed::Run {
+        len,
+        start: 0,
+        seg_seq: 0,
+        slot: ScratchSlot::Probe,
+    };
+    feed::bytes(src, &run, state, key, dir);
+}
+
 /// A new connection to the implicit-FTPS port: encrypted, never parsed.
 #[inline(always)]
 fn implicit_tls(state: &mut ControlState, key: &ControlKey) {
     state.flags |= control_flags::TLS;
     count(Counter::ControlTls);
     if let Some(policy) = ready_policy() {
-        ftps::encrypted(key, policy);
+        ftps::encrypted(key, policy, ScratchSlot::Packet);
     }
 }
 
@@ -139,9 +163,7 @@ fn lookup(key: &ControlKey, side: u8) -> Option<&'static mut ControlState> {
 /// table; the host's own client connections are not budgeted.
 #[inline(always)]
 fn create(key: &ControlKey, side: u8) -> Option<&'static mut ControlState> {
-    let scratch = FTPCT_SCRATCH.get_ptr_mut(0)?;
-    // SAFETY: per-CPU scratch from a successful lookup, used by this CPU only.
-    let scratch = unsafe { &mut *scratch };
+    let scratch = scratch(ScratchSlot::Packet)?;
     let policy = ready_policy()?;
     let now = now_ns();
     let client = clients::entry(
@@ -176,11 +198,9 @@ fn create(key: &ControlKey, side: u8) -> Option<&'static mut ControlState> {
 /// local, starting afresh whatever an older one on the same 4-tuple left.
 #[inline(always)]
 fn start_client(key: &ControlKey, info: &PacketInfo) {
-    let (Some(scratch), Some(policy)) = (FTPCT_SCRATCH.get_ptr_mut(0), ready_policy()) else {
+    let (Some(scratch), Some(policy)) = (scratch(ScratchSlot::Packet), ready_policy()) else {
         return;
     };
-    // SAFETY: per-CPU scratch from a successful lookup, used by this CPU only.
-    let scratch = unsafe { &mut *scratch };
     if !insert(key, BPF_ANY, scratch, now_ns(), policy) {
         count(Counter::ControlMapFull);
         return;

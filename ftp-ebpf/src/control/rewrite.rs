@@ -22,7 +22,7 @@ use aya_ebpf::{
 };
 use ftp_ebpf_common::{
     Addr, checksum,
-    control::{ControlKey, ControlState},
+    control::{ControlKey, ControlState, control_flags},
     counters::Counter,
     family,
     nat::{
@@ -39,8 +39,9 @@ use crate::{
     counters::count,
     external,
     headers::{self, PacketInfo},
-    maps::{FTPCT_SCRATCH, RewriteBuf},
+    maps::RewriteBuf,
     packet::{Packet, helper_len},
+    shared::{ScratchSlot, scratch},
 };
 
 /// Offset of the checksum in the TCP header.
@@ -68,10 +69,14 @@ fn want_as(
     port: u16,
     kind: u8,
 ) {
-    if policy.flags & POLICY_NAT_REWRITE == 0 || !addr::same(named, local) {
+    // An encrypted announcement is ciphertext on the wire: nothing to write.
+    if policy.flags & POLICY_NAT_REWRITE == 0
+        || state.flags & control_flags::TLS != 0
+        || !addr::same(named, local)
+    {
         return;
     }
-    let Some(external) = external::of(family_of, local) else {
+    let Some(external) = external::of(family_of, local, ScratchSlot::Packet) else {
         return;
     };
     addr::copy(&mut state.nat.addr, external);
@@ -463,9 +468,7 @@ fn ip_length(ctx: &TcContext, info: &PacketInfo, l3: u32, delta: i32) -> bool {
 /// This CPU's rewrite buffers.
 #[inline(always)]
 fn buffers() -> Option<&'static mut RewriteBuf> {
-    let scratch = FTPCT_SCRATCH.get_ptr_mut(0)?;
-    // SAFETY: per-CPU scratch from a successful lookup, used by this CPU only.
-    Some(unsafe { &mut (*scratch).rewrite })
+    Some(&mut scratch(ScratchSlot::Packet)?.rewrite)
 }
 
 /// The checksum difference between `old_n` bytes of `buf.old` and `new_n`

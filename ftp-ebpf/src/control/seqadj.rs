@@ -22,9 +22,9 @@ use ftp_ebpf_common::{
 use super::rewrite::l4_csum;
 use crate::{
     headers::{PacketInfo, tcp_flags},
-    maps::{FTPCT_CONTROL, FTPCT_SCRATCH},
+    maps::FTPCT_CONTROL,
     packet::{Packet, helper_len},
-    shared::ready_policy,
+    shared::{ScratchSlot, ready_policy, scratch},
 };
 
 /// Offsets in the TCP header.
@@ -115,12 +115,10 @@ fn unmove_sack(ctx: &XdpContext, tcp: u32, payload: u32, adj: SeqAdjust) {
     if len == 0 || len > MAX_OPTIONS_LEN {
         return;
     }
-    let Some(scratch) = FTPCT_SCRATCH.get_ptr_mut(0) else {
+    let Some(scratch) = scratch(ScratchSlot::Packet) else {
         return;
     };
-    // SAFETY: per-CPU scratch from a successful lookup, used by this CPU only
-    // (XDP and TC never interleave on one CPU).
-    let buf = unsafe { &mut (*scratch).rewrite };
+    let buf = &mut scratch.rewrite;
     let len = helper_len(len, MAX_OPTIONS_LEN);
     let at = tcp + TCP_OPTIONS_OFF;
     if !Packet::load_bytes(ctx, at, buf.old.as_mut_ptr(), len) {
