@@ -3,8 +3,10 @@
 //! e2e suites: what must hold on any kernel ftpct accepts. ftpct guards the
 //! lab server's `eth0` while vsftpd serves curl in every data mode over both
 //! families, an intruder's SYN to a port nobody announced is dropped (it
-//! connects without ftpct), and detach leaves no pins, links, programs or
-//! XDP behind.
+//! connects without ftpct), FTPS is inspected through the server's TLS
+//! library (uprobes and the TCP read tracepoint, whose BTF offsets and
+//! event format differ across kernels), and detach leaves no pins, links,
+//! programs or XDP behind.
 //!
 //! Needs root and a built ftpct (`FTPCT_BIN`, default
 //! `target/release/ftpct`). Run:
@@ -19,7 +21,7 @@ use ftpct_e2e::ftpct::kernel_object_exists;
 use ftpct_e2e::process::wait_until;
 use ftpct_e2e::{
     ConnectResult, Counter, EchoServer, Family, FtpServer, LAB_IFACE, Lab, SERVER, SMALL_FILE,
-    TransferMode, Vsftpd,
+    ServerOptions, Tls, TransferMode, Vsftpd,
 };
 
 /// How long a probe waits before calling a connection attempt dropped.
@@ -71,6 +73,29 @@ fn transfers_in_every_mode_pass_through_ftpct() -> Result<()> {
             "legitimate traffic dropped ({dropped:?}): {end}"
         );
     }
+    Ok(())
+}
+
+#[test]
+fn ftps_is_inspected_on_this_kernel() -> Result<()> {
+    let lab = Lab::new()?;
+    let server = Vsftpd::start_with(lab.server(), ServerOptions::ftps(Tls::Explicit))?;
+    let fw = lab.attach(&[])?;
+    let small = server.tree().digest(SMALL_FILE)?;
+    let target = server.target(SERVER.ip(Family::V4));
+    for mode in [TransferMode::Pasv, TransferMode::Epsv] {
+        let got = curl_download(lab.client(), &target, SMALL_FILE, mode)
+            .with_context(|| format!("curl {mode:?} over FTPS: {}", fw.attach_output()))?;
+        ensure!(got == small, "{mode:?}: wrong content");
+    }
+    let c = fw.counters()?;
+    ensure!(
+        c.get(Counter::TlsPlaintext) >= 1
+            && c.get(Counter::ExpectPasv) >= 1
+            && c.get(Counter::ExpectEpsv) >= 1
+            && c.get(Counter::SynDropped) == 0,
+        "{c}"
+    );
     Ok(())
 }
 

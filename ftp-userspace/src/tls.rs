@@ -132,6 +132,7 @@ fn attach_kernel_probes(ebpf: &mut Ebpf, dir: &Path) -> Result<()> {
 /// Offset of `field` in the record of tracepoint `category:name`, from its
 /// format in tracefs.
 fn tracepoint_field(category: &str, name: &str, field: &str) -> Result<u16> {
+    mount_tracefs();
     let mut last = None;
     for root in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
         let path = format!("{root}/events/{category}/{name}/format");
@@ -146,6 +147,36 @@ fn tracepoint_field(category: &str, name: &str, field: &str) -> Result<u16> {
     Err(last
         .unwrap_or_else(|| anyhow!("no tracefs"))
         .context("tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)"))
+}
+
+/// Mounts tracefs where the kernel offers it, if nothing is mounted there
+/// (minimal systems; systemd mounts it at boot). Best effort: a failure
+/// shows when the format is read.
+fn mount_tracefs() {
+    const TRACEFS: &str = "/sys/kernel/tracing";
+    if Path::new(TRACEFS).join("events").exists() || !Path::new(TRACEFS).exists() {
+        return;
+    }
+    let (Ok(source), Ok(target), Ok(fstype)) = (
+        std::ffi::CString::new("tracefs"),
+        std::ffi::CString::new(TRACEFS),
+        std::ffi::CString::new("tracefs"),
+    ) else {
+        return;
+    };
+    // SAFETY: valid NUL-terminated strings; no data argument.
+    let rc = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        log::debug!("mounting tracefs: {}", std::io::Error::last_os_error());
+    }
 }
 
 /// The offset of `field` in a tracefs event format
