@@ -10,7 +10,9 @@
 //! 4. **flood** — a SYN flood in the lab, receiver CPU per packet for no
 //!    filter, nftables + ct helper, the XDP floor and ftpct ([`flood::run`]);
 //! 5. **transfer** — a 100 MB download with and without ftpct, and during
-//!    the flood ([`transfer::run`]).
+//!    the flood ([`transfer::run`]);
+//! 6. **ftps** — what FTPS inspection adds to TLS calls and to a
+//!    control-heavy FTPS session ([`ftps::run`]).
 //!
 //! Then it prints the tables and writes `BENCHMARKS.md` and
 //! `benchmarks.png` (into `$FTPCT_BENCH_OUT`, default the workspace root).
@@ -22,6 +24,7 @@
 
 mod flood;
 mod frames;
+mod ftps;
 mod kernel;
 mod plot;
 mod report;
@@ -47,6 +50,7 @@ struct Plan {
     scale: kernel::Params,
     flood: flood::Params,
     transfer: transfer::Params,
+    ftps: ftps::Params,
 }
 
 impl Plan {
@@ -74,6 +78,11 @@ impl Plan {
                 cycles: 40,
                 flood_cycles: 16,
                 cli_rounds: 3,
+            },
+            ftps: ftps::Params {
+                rounds: 6,
+                calls: 20_000,
+                lists: 1_000,
             },
         }
     }
@@ -103,6 +112,11 @@ impl Plan {
                 flood_cycles: 2,
                 cli_rounds: 1,
             },
+            ftps: ftps::Params {
+                rounds: 2,
+                calls: 500,
+                lists: 10,
+            },
         }
     }
 }
@@ -130,7 +144,7 @@ fn run() -> Result<bool> {
     let quick = std::env::var("FTPCT_BENCH_QUICK").is_ok_and(|v| v == "1");
     let plan = if quick { Plan::quick() } else { Plan::full() };
     let phases: Vec<String> = std::env::var("FTPCT_BENCH_PHASES")
-        .unwrap_or_else(|_| "kernel,scale,memory,flood,transfer".into())
+        .unwrap_or_else(|_| "kernel,scale,memory,flood,transfer,ftps".into())
         .split(',')
         .map(|s| s.trim().to_string())
         .collect();
@@ -140,7 +154,7 @@ fn run() -> Result<bool> {
         .unwrap_or_else(ftpct_e2e::ftpct::workspace_root);
     let bin = ftpct_bin();
     anyhow::ensure!(
-        bin.exists() || !(wanted("flood") || wanted("transfer")),
+        bin.exists() || !(wanted("flood") || wanted("transfer") || wanted("ftps")),
         "{} not found; build it first (cargo xtask build) or set FTPCT_BIN",
         bin.display()
     );
@@ -155,6 +169,7 @@ fn run() -> Result<bool> {
         memory: None,
         flood: None,
         transfer: None,
+        ftps: None,
         errors: Vec::new(),
         plot_file: None,
         source: source_description(),
@@ -186,6 +201,9 @@ fn run() -> Result<bool> {
     }
     if wanted("transfer") {
         res.transfer = phase(&mut res.errors, "transfer", || transfer::run(plan.transfer));
+    }
+    if wanted("ftps") {
+        res.ftps = phase(&mut res.errors, "ftps", || ftps::run(plan.ftps));
     }
     res.machine.load_after = sys::load_average();
     res.total_seconds = started.elapsed().as_secs_f64();

@@ -3,8 +3,9 @@
 use std::fmt::Write as _;
 
 use crate::flood::{self, FloodResults, Mode as FloodMode};
+use crate::ftps::FtpsResults;
 use crate::kernel::{KernelResults, MapMemory, MemoryResults, Method, ScaleResults};
-use crate::stats::Summary;
+use crate::stats::{self, Summary};
 use crate::sys::Machine;
 use crate::transfer::{self, Mode as TransferMode, TransferResults};
 
@@ -20,6 +21,7 @@ pub struct Results {
     pub memory: Option<MemoryResults>,
     pub flood: Option<FloodResults>,
     pub transfer: Option<TransferResults>,
+    pub ftps: Option<FtpsResults>,
     pub errors: Vec<(String, String)>,
     pub plot_file: Option<String>,
     /// The commit measured, and uncommitted changes to the programs if any.
@@ -185,6 +187,7 @@ impl Results {
         let _ = writeln!(s, "{}", self.memory_tables());
         let _ = writeln!(s, "{}", self.flood_table());
         let _ = writeln!(s, "{}", self.transfer_table());
+        let _ = writeln!(s, "{}", self.ftps_table());
         let _ = writeln!(s, "{}", self.targets_table());
         for (phase, err) in &self.errors {
             let _ = writeln!(s, "PHASE FAILED: {phase}: {err}");
@@ -422,6 +425,9 @@ impl Results {
         if let Some(x) = &self.transfer {
             phases.push(format!("transfer {:.0} s", x.seconds));
         }
+        if let Some(x) = &self.ftps {
+            phases.push(format!("ftps {:.0} s", x.seconds));
+        }
         if !phases.is_empty() {
             let _ = writeln!(s, "Phases: {}.\n", phases.join(", "));
         }
@@ -455,7 +461,74 @@ impl Results {
         self.memory_section(&mut s);
         self.flood_section(&mut s);
         self.transfer_section(&mut s);
+        self.ftps_section(&mut s);
         s
+    }
+
+    fn ftps_table(&self) -> String {
+        let Some(f) = &self.ftps else {
+            return String::new();
+        };
+        let (plain, probed) = (
+            stats::median(&f.call_ns_plain),
+            stats::median(&f.call_ns_probed),
+        );
+        let added = f.added_ns();
+        let (s_plain, s_ftpct) = (
+            stats::median(&f.session_plain),
+            stats::median(&f.session_ftpct),
+        );
+        let mut s = String::from(
+            "| FTPS inspection | without ftpct | with ftpct | ftpct adds (median, rounds) |\n\
+             |---|---|---|---|\n",
+        );
+        let _ = writeln!(
+            s,
+            "| a TLS call on the host (`SSL_write_ex`/`SSL_read_ex`, no control connection) | \
+             {plain:.0} ns | {probed:.0} ns | {:.0} ns (rounds {:.0}–{:.0}) |",
+            added.median, added.min, added.max
+        );
+        let _ = writeln!(
+            s,
+            "| {} × (`PASV` + `LIST`) on one FTPS session (vsftpd, ftplib) | {s_plain:.2} s | \
+             {s_ftpct:.2} s | {} |",
+            f.params.lists,
+            fmt_ratio(&f.session_ratio())
+        );
+        s
+    }
+
+    fn ftps_section(&self, s: &mut String) {
+        let _ = writeln!(s, "## 6. FTPS inspection\n");
+        let Some(f) = &self.ftps else {
+            s.push_str("Not run.\n\n");
+            return;
+        };
+        let _ = writeln!(
+            s,
+            "ftpct reads FTPS plaintext through uprobes on the server's libssl (`SSL_read`, \
+             `SSL_write` and their `_ex` forms at entry and return, `SSL_peek` and \
+             `SSL_do_handshake`) and the `tcp:tcp_rcv_space_adjust` tracepoint. A uprobe sits \
+             on the library file, so every TLS call of every process using it pays for the \
+             probes, control connection or not. {rounds} rounds, each measuring without ftpct \
+             and with `ftpct attach eth0` (inspection on; order alternating):\n\n\
+             - **TLS call**: one Python thread holds a client and a server TLS object joined \
+             by memory BIOs and sends {calls} round trips of 8 bytes (two `SSL_write_ex`, two \
+             `SSL_read_ex` each, plus Python and OpenSSL's record work); a quarter of a round \
+             trip is one call. No socket and no control connection: this is the price of the \
+             probes alone (entry and return, their map updates), which any TLS user on the \
+             host pays.\n\
+             - **Session**: vsftpd requiring TLS for control and data; ftplib logs in once and \
+             runs {lists} × (`PASV` + `LIST`), each listing over a new TLS data connection; \
+             with ftpct every command and reply of the session is parsed through the probes \
+             (it parsed {parsed} calls in its last round) and every data connection admitted \
+             from its `227`.\n",
+            rounds = f.params.rounds,
+            calls = f.params.calls,
+            lists = f.params.lists,
+            parsed = f.parsed_calls,
+        );
+        let _ = writeln!(s, "{}", self.ftps_table());
     }
 
     fn kernel_section(&self, s: &mut String) {

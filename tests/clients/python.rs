@@ -3,6 +3,7 @@
 
 use std::env;
 use std::net::IpAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -192,6 +193,44 @@ pub fn ftplib_long_session(
             String::from_utf8_lossy(&out.stderr).trim()
         ),
     }
+}
+
+/// Runs the helper with `args` (bounded by `timeout`) and parses the
+/// number after its `ok`.
+fn helper_number(ns: &Netns, args: &[String], timeout: Duration, what: &str) -> Result<f64> {
+    let out = ns.run_timeout(&helper_argv(args), timeout)?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    match text.strip_prefix("ok ") {
+        Some(n) if out.status.success() => n.parse().with_context(|| format!("{what}: {text:?}")),
+        _ => bail!(
+            "{what}: {text} {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    }
+}
+
+/// The benchmark's control-heavy session: on one control connection to
+/// `target`, `rounds` times a passive `LIST`. Returns the rounds' seconds.
+pub fn ftplib_list_rounds(ns: &Netns, target: &FtpTarget, rounds: u32) -> Result<f64> {
+    let mut args = session_args("list-rounds", target, "");
+    // `list-rounds` takes ROUNDS where the others take PATH.
+    args.pop();
+    args.push(rounds.to_string());
+    helper_number(ns, &args, LONG_SESSION_TIMEOUT, "list rounds")
+}
+
+/// The benchmark's TLS calls: `calls` round trips of 8 bytes between a
+/// client and a server TLS object in one thread, joined by memory BIOs
+/// (`cert`, `key`: the server's). Returns nanoseconds per round trip (two
+/// `SSL_write_ex`, two `SSL_read_ex`).
+pub fn tls_round_trip_ns(ns: &Netns, calls: u32, cert: &Path, key: &Path) -> Result<f64> {
+    let args = [
+        "tls-calls".to_string(),
+        calls.to_string(),
+        cert.display().to_string(),
+        key.display().to_string(),
+    ];
+    helper_number(ns, &args, LONG_SESSION_TIMEOUT, "TLS calls")
 }
 
 /// Parses the helper's `LEN SHA256` output.

@@ -28,6 +28,14 @@ Subcommands:
       IPv4), or with active all active (PORT with the local address).
       Every download must match (PATH the same each round, the blob what
       was sent). Prints "ok TRANSFERS" or "err ..." and exits 1.
+  list-rounds HOST PORT USER PASS ROUNDS
+      On one control connection, ROUNDS times PASV (EPSV over IPv6) and
+      LIST; prints "ok SECONDS" for the rounds (the benchmark's
+      control-heavy session).
+  tls-calls CALLS CERT KEY
+      A client and a server TLS object in one thread joined by memory BIOs:
+      CALLS round trips of 8 bytes; prints "ok NS" per round trip (the
+      benchmark's TLS calls).
   echo-server HOST PORT
       Listen on HOST:PORT, print "listening", then echo every accepted
       connection's bytes back (one thread per connection) until killed.
@@ -47,6 +55,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 
 IO_TIMEOUT = 10.0
 IDLE_TIMEOUT = 120.0
@@ -372,6 +381,75 @@ def echo_client(host, port, timeout):
     return 0
 
 
+def list_rounds(host, port, user, password, rounds):
+    """A control-heavy session for the benchmark: `rounds` x (PASV + LIST)
+    on one session; prints "ok SECONDS" for the rounds alone."""
+    ftp = new_ftp()
+    try:
+        ftp.connect(host, port)
+        login(ftp, user, password)
+        ftp.set_pasv(True)
+        start = time.perf_counter()
+        for i in range(rounds):
+            listing = []
+            ftp.retrlines("LIST", listing.append)
+            if not listing:
+                raise RuntimeError("round %d: empty listing" % i)
+        elapsed = time.perf_counter() - start
+        ftp.quit()
+    except (OSError, ftplib.Error, RuntimeError, EOFError) as e:
+        print("err %s: %s" % (type(e).__name__, e), flush=True)
+        return 1
+    print("ok %.6f" % elapsed, flush=True)
+    return 0
+
+
+def tls_calls(calls, cert, key):
+    """TLS calls for the benchmark: a client and a server TLS object in
+    this one thread, joined by memory BIOs (no sockets, no thread switches:
+    what is timed is the calls); `calls` round trips of 8 bytes (each: two
+    SSL_write_ex, two SSL_read_ex); prints "ok NS" per round trip."""
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_ctx.check_hostname = False
+    client_ctx.verify_mode = ssl.CERT_NONE
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    client = client_ctx.wrap_bio(c_in, c_out, server_side=False)
+    server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
+
+    def pump():
+        s_in.write(c_out.read())
+        c_in.write(s_out.read())
+
+    done = set()
+    for _ in range(100):
+        for name, end in (("client", client), ("server", server)):
+            if name not in done:
+                try:
+                    end.do_handshake()
+                    done.add(name)
+                except ssl.SSLWantReadError:
+                    pass
+        pump()
+        if len(done) == 2:
+            break
+    else:
+        raise RuntimeError("TLS handshake over memory BIOs did not finish")
+    data = b"12345678"
+    start = time.perf_counter_ns()
+    for _ in range(calls):
+        client.write(data)
+        s_in.write(c_out.read())
+        server.read(8)
+        server.write(data)
+        c_in.write(s_out.read())
+        client.read(8)
+    elapsed = time.perf_counter_ns() - start
+    print("ok %d" % (elapsed // calls), flush=True)
+    return 0
+
+
 def main(argv):
     global TLS
     if argv and argv[0].startswith("--tls="):
@@ -395,6 +473,10 @@ def main(argv):
             raise SystemExit("unknown long-session option %r" % args[6:])
         option = args[6] if args[6:] else None
         return long_session(args[0], int(args[1]), args[2], args[3], args[4], int(args[5]), option)
+    if cmd == "list-rounds":
+        return list_rounds(args[0], int(args[1]), args[2], args[3], int(args[4]))
+    if cmd == "tls-calls":
+        return tls_calls(int(args[0]), args[1], args[2])
     if cmd == "session":
         return session_loop(args[0], int(args[1]), args[2], args[3])
     if cmd == "echo-server":

@@ -232,7 +232,7 @@ impl ServerOptions {
 
 /// A self-signed certificate and its key for a lab server, written into
 /// `dir` by `openssl req`: `(certificate, key)`.
-pub(crate) fn self_signed_cert(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+pub fn self_signed_cert(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let mut cmd = Command::new("openssl");
     cmd.args([
