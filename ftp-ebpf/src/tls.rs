@@ -71,8 +71,10 @@ pub fn enter(ctx: &ProbeContext, op: u8) -> u32 {
         } else {
             0
         },
-        // `int num` or `size_t num`: a length beyond what is parsed is cut.
-        len: len.min(u64::from(u32::MAX)) as u32,
+        // `int num` (`SSL_write`: the register's upper half is not part of
+        // it) or `size_t num` (`SSL_write_ex`): the low half either way; a
+        // negative `int` is no length.
+        len: u32::try_from(len as u32 as i32).unwrap_or(0),
         op,
         fed: 0,
         _pad: 0,
@@ -96,19 +98,19 @@ pub fn read_return(ctx: &RetProbeContext, ex: bool) -> u32 {
         return 0;
     };
     let _ = FTPCT_TLS_CALLS.remove(id);
-    let ret: i64 = ctx.ret();
-    let n = if !ex {
-        ret
+    // Every probed call returns an `int`: the register's upper half is not
+    // part of it (-1 may come back as 0xffffffff).
+    let ret: i32 = ctx.ret();
+    let n: u64 = if !ex {
+        u64::try_from(ret).unwrap_or(0)
     } else if ret == 1 && call.count_ptr != 0 {
         // SAFETY: the helper checks the user address; a fault gives an error.
-        unsafe { bpf_probe_read_user(call.count_ptr as *const u64) }
-            .map_or(0, |n| n.min(i64::MAX as u64) as i64)
+        unsafe { bpf_probe_read_user(call.count_ptr as *const u64) }.unwrap_or(0)
     } else {
         0
     };
     if n > 0 && (call.op == tls_op::READ || call.op == tls_op::READ_EX) {
-        let n = n.min(i64::from(u32::MAX)) as u32;
-        feed_tied(id, &call, false, n);
+        feed_tied(id, &call, false, n.min(u64::from(u32::MAX)) as u32);
     }
     0
 }
@@ -123,7 +125,7 @@ pub fn call_return(ctx: &RetProbeContext) -> u32 {
         return 0;
     };
     let _ = FTPCT_TLS_CALLS.remove(id);
-    let ret: i64 = ctx.ret();
+    let ret: i32 = ctx.ret();
     if call.op == tls_op::WRITE && call.fed == 0 && ret > 0 {
         feed_tied(id, &call, true, call.len);
     }
