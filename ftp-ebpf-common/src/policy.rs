@@ -108,8 +108,10 @@ pub struct Policy {
     /// control connection may connect to (`ftps`); 0..0 without one.
     pub ftps_lo: u16,
     pub ftps_hi: u16,
-    /// Always 0.
-    pub _pad: u32,
+    /// The data range as attached (`--data-ports`), which `ftpct set
+    /// --allow-ports` opens ports inside; the programs never read it.
+    pub data_lo: u16,
+    pub data_hi: u16,
 }
 
 impl Policy {
@@ -128,7 +130,8 @@ impl Policy {
             max_new_sessions_per_client: DEFAULT_MAX_NEW_SESSIONS_PER_CLIENT,
             ftps_lo: 0,
             ftps_hi: 0,
-            _pad: 0,
+            data_lo: DEFAULT_DATA_PORTS.0,
+            data_hi: DEFAULT_DATA_PORTS.1,
         }
     }
 

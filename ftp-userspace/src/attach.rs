@@ -413,6 +413,7 @@ fn configure(ebpf: &mut Ebpf, cfg: &AttachConfig, classes: &[PortClass]) -> Resu
         policy.ftps_lo = range.lo;
         policy.ftps_hi = range.hi;
     }
+    (policy.data_lo, policy.data_hi) = (cfg.data_ports.lo, cfg.data_ports.hi);
     let mut map: Array<_, Policy> = Array::try_from(
         ebpf.map_mut(map_names::POLICY)
             .ok_or_else(|| anyhow!("map {} missing", map_names::POLICY))?,

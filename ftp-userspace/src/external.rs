@@ -128,6 +128,29 @@ pub fn write(map: &mut aya::maps::Map, mappings: &[ExternalMapping]) -> Result<(
     Ok(())
 }
 
+/// Replaces every mapping pinned in `dir` with `mappings` (`ftpct set`):
+/// the new ones first, then the ones no longer wanted go, so a local
+/// address is never without its mapping in between.
+pub fn replace(dir: &Path, mappings: &[ExternalMapping]) -> Result<()> {
+    let data = MapData::from_pin(dir.join(map_names::EXTERNAL))
+        .with_context(|| format!("opening pinned map {}", map_names::EXTERNAL))?;
+    let mut map: HashMap<MapData, ExternalKey, Addr> =
+        HashMap::try_from(aya::maps::Map::from_map_data(data)?)?;
+    let old: Vec<ExternalKey> = map.keys().filter_map(Result::ok).collect();
+    let mut kept = Vec::new();
+    for mapping in mappings {
+        let (key, value) = mapping.entry();
+        map.insert(key, value, 0)
+            .with_context(|| format!("writing the external address mapping {mapping}"))?;
+        kept.push(key);
+    }
+    for key in old.iter().filter(|k| !kept.contains(k)) {
+        map.remove(key)
+            .context("removing an external address mapping")?;
+    }
+    Ok(())
+}
+
 /// The mappings pinned in `dir` (none for attachments made before the map
 /// existed).
 pub fn read(dir: &Path) -> Vec<ExternalMapping> {

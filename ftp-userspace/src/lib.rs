@@ -8,6 +8,7 @@ pub mod egress_hook;
 pub mod external;
 pub mod features;
 pub mod kernel_btf;
+pub mod live;
 pub mod lockout;
 pub mod netdev;
 pub mod netlink;

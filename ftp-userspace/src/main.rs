@@ -14,7 +14,7 @@ use ftp_ebpf_common::policy::{
 use ftp_userspace::{
     attach::{self, AttachConfig, EgressHookChoice, XdpModeChoice},
     binding::Binding,
-    external, features, lockout,
+    external, features, live, lockout,
     netns::Netns,
     pins, portspec, run, status, tables,
     tls::{self, FtpsChoice},
@@ -30,6 +30,8 @@ Examples:
   ftpct attach eth0 --external-address 198.19.0.10 --nat-rewrite
                                              behind a cloud 1:1 NAT, no server setting
   ftpct attach eth0 --ftps-range 40000-40100 FTPS clients reach the passive range
+  ftpct set eth0 --allow-ports 2222,8080      open two more ports, keeping every session
+  ftpct flush eth0 expectations              forget every announced data port
   ftpct status eth0                          exit 1 unless eth0 is guarded
   ftpct completions bash > /etc/bash_completion.d/ftpct
   ftpct man > /usr/local/share/man/man8/ftpct.8";
@@ -82,6 +84,20 @@ enum Command {
     },
     /// Attach in the foreground, print the programs' logs, detach on SIGINT/SIGTERM.
     Run(AttachArgs),
+    /// Change IFACE's policy while it stays guarded: only the options given
+    /// change; expectations, flows and control connections are kept.
+    Set(SetArgs),
+    /// Empty one of IFACE's tables (expectations, admitted flows) or its
+    /// counters; the host's own connections are never flushed.
+    Flush {
+        /// The guarded interface.
+        iface: String,
+        /// What to empty.
+        #[arg(value_enum)]
+        what: live::Flush,
+        #[command(flatten)]
+        pins: PinArgs,
+    },
     /// Check whether ftpct can run here: one line per kernel feature and
     /// requirement, then the path attach would take. Exits 1 if it cannot.
     Check {
@@ -102,6 +118,98 @@ struct PinArgs {
     /// bpffs directory for pins [env: FTPCT_PIN_ROOT] [default: /sys/fs/bpf/ftpct]
     #[arg(long, value_name = "DIR")]
     pin_root: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct SetArgs {
+    /// The guarded interface.
+    iface: String,
+    /// Ports inside the data range left open, e.g. 2222,8000-8100 (replaces
+    /// the list; "" guards them all).
+    #[arg(long, value_name = "LIST")]
+    allow_ports: Option<String>,
+    /// Seconds an announced data port waits for its connection.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    expect_timeout: Option<u64>,
+    /// Seconds a tracked connection may stay idle.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    flow_timeout: Option<u64>,
+    /// Accept PORT/EPRT/227/229 naming ports below 1024 (yes or no).
+    #[arg(long, value_name = "yes|no", value_parser = clap::builder::BoolishValueParser::new())]
+    allow_low_ports: Option<bool>,
+    /// Live expectations per control connection (1-8).
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=MAX_EXPECT_PER_CONN as i64))]
+    max_expect_per_conn: Option<u16>,
+    /// Live expectations per client address (IPv6: per /64).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    max_expect_per_client: Option<u16>,
+    /// Live expectations per IPv6 /48.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    max_expect_per_site: Option<u16>,
+    /// New control connections per client per expectation lifetime.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    max_new_sessions_per_client: Option<u16>,
+    /// External addresses behind NAT, [LOCAL=]ADDR, repeatable: replaces
+    /// every mapping.
+    #[arg(
+        long,
+        value_name = "[LOCAL=]ADDR",
+        conflicts_with = "no_external_address"
+    )]
+    external_address: Vec<String>,
+    /// Remove every external address mapping.
+    #[arg(long)]
+    no_external_address: bool,
+    /// The FTPS passive range, LO-HI, or "off".
+    #[arg(long, value_name = "LO-HI|off")]
+    ftps_range: Option<String>,
+    /// Guard the ports even where services listen inside them.
+    #[arg(long)]
+    force: bool,
+    /// Guard the port of the SSH session running this command too.
+    #[arg(long)]
+    guard_session: bool,
+    #[command(flatten)]
+    pins: PinArgs,
+}
+
+impl SetArgs {
+    fn changes(&self) -> Result<live::Changes> {
+        let external = if self.no_external_address {
+            Some(Vec::new())
+        } else if self.external_address.is_empty() {
+            None
+        } else {
+            Some(external::parse(&self.external_address)?)
+        };
+        let ftps_range = match self.ftps_range.as_deref() {
+            None => None,
+            Some("off") => Some(None),
+            Some(range) => Some(Some(portspec::parse_range(range).map_err(|e| {
+                e.context("--ftps-range takes LO-HI, like 40000-40100, or off")
+            })?)),
+        };
+        Ok(live::Changes {
+            allow_ports: self
+                .allow_ports
+                .as_deref()
+                .map(portspec::parse_list)
+                .transpose()
+                .map_err(|e| e.context("--allow-ports takes a list like 2222,8000-8100"))?,
+            expect_timeout_secs: self.expect_timeout,
+            flow_timeout_secs: self.flow_timeout,
+            allow_low_ports: self.allow_low_ports,
+            max_expect_per_conn: self.max_expect_per_conn,
+            max_expect_per_client: self.max_expect_per_client,
+            max_expect_per_site: self.max_expect_per_site,
+            max_new_sessions_per_client: self.max_new_sessions_per_client,
+            external,
+            ftps_range,
+            force: self.force,
+            session_port: lockout::session_port().filter(|_| !self.guard_session),
+        })
+    }
 }
 
 #[derive(Args)]
@@ -290,6 +398,35 @@ fn dispatch(cli: Cli) -> Result<()> {
                 cfg.iface,
                 pins::iface_dir(&cfg.pin_root, &Netns::current()?, &cfg.iface).display()
             );
+            Ok(())
+        }
+        Command::Set(args) => {
+            let changes = args.changes()?;
+            let root = pins::resolve_root(args.pins.pin_root.as_deref());
+            let said = live::set(&root, &args.iface, &changes)?;
+            if said.is_empty() {
+                println!(
+                    "ftpct: nothing to change on {} (no option given)",
+                    args.iface
+                );
+            }
+            for line in said {
+                println!("ftpct: {}: {line}", args.iface);
+            }
+            Ok(())
+        }
+        Command::Flush {
+            iface,
+            what,
+            pins: p,
+        } => {
+            let n = live::flush(&pins::resolve_root(p.pin_root.as_deref()), &iface, what)?;
+            let noun = match what {
+                live::Flush::Expectations => "expectations",
+                live::Flush::Flows => "admitted flows",
+                live::Flush::Counters => "non-zero counters",
+            };
+            println!("ftpct: {iface}: flushed {n} {noun}");
             Ok(())
         }
         Command::Detach { iface, pins: p } => {
