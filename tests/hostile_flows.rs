@@ -44,14 +44,19 @@ const SLACK: Duration = Duration::from_secs(2);
 /// The only passive port of the server in the reuse test.
 const ONE_PORT: u16 = 40077;
 
+// The client's fixed source ports lie above Linux's ephemeral range
+// (32768-60999 by default): inside it, the kernel may already have given
+// one to another socket of the client, such as the session's own control
+// connection, and binding it fails (seen once in CI: EADDRINUSE on 47002).
+
 /// The client's data source ports in the reuse test: without ftpct, with.
-const REUSE_SPORTS: [u16; 2] = [47001, 47002];
+const REUSE_SPORTS: [u16; 2] = [61001, 61002];
 
 /// The client's data source ports in the keep-alive tests.
-const KEEPALIVE_SPORTS: [u16; 2] = [47011, 47012];
+const KEEPALIVE_SPORTS: [u16; 2] = [61011, 61012];
 
 /// The client's data source port in the RST test.
-const RST_SPORT: u16 = 47021;
+const RST_SPORT: u16 = 61021;
 
 /// The row of `ftpct flows --json` for `remote -> local`, if listed.
 fn find_flow(rows: &[Value], remote: &str, local: &str) -> Option<Value> {
