@@ -5,7 +5,7 @@
 //! namespace (see [`crate::netns`]) and a command sees only its own.
 
 use std::{
-    ffi::CString,
+    ffi::{CStr, CString},
     fs,
     path::{Path, PathBuf},
 };
@@ -174,8 +174,12 @@ fn bpffs_mount_point(root: &Path) -> PathBuf {
 }
 
 fn mount_bpffs(at: &Path) -> Result<()> {
+    mount_kernel_fs(c"bpf", at)
+}
+
+/// Mounts the kernel's pseudo file system `fstype` (bpffs, tracefs) on `at`.
+pub(crate) fn mount_kernel_fs(fstype: &CStr, at: &Path) -> Result<()> {
     let target = CString::new(at.as_os_str().as_encoded_bytes())?;
-    let fstype = c"bpf";
     // SAFETY: all pointers are valid NUL-terminated strings; data may be NULL.
     let rc = unsafe {
         libc::mount(
@@ -187,8 +191,13 @@ fn mount_bpffs(at: &Path) -> Result<()> {
         )
     };
     if rc != 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("mounting bpffs on {}", at.display()));
+        return Err(std::io::Error::last_os_error()).with_context(|| {
+            format!(
+                "mounting the {} file system on {}",
+                fstype.to_string_lossy(),
+                at.display()
+            )
+        });
     }
     Ok(())
 }

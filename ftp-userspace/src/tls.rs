@@ -154,28 +154,12 @@ fn tracepoint_field(category: &str, name: &str, field: &str) -> Result<u16> {
 /// shows when the format is read.
 fn mount_tracefs() {
     const TRACEFS: &str = "/sys/kernel/tracing";
-    if Path::new(TRACEFS).join("events").exists() || !Path::new(TRACEFS).exists() {
+    let at = Path::new(TRACEFS);
+    if at.join("events").exists() || !at.exists() {
         return;
     }
-    let (Ok(source), Ok(target), Ok(fstype)) = (
-        std::ffi::CString::new("tracefs"),
-        std::ffi::CString::new(TRACEFS),
-        std::ffi::CString::new("tracefs"),
-    ) else {
-        return;
-    };
-    // SAFETY: valid NUL-terminated strings; no data argument.
-    let rc = unsafe {
-        libc::mount(
-            source.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 {
-        log::debug!("mounting tracefs: {}", std::io::Error::last_os_error());
+    if let Err(err) = crate::pins::mount_kernel_fs(c"tracefs", at) {
+        log::debug!("{err:#}");
     }
 }
 
