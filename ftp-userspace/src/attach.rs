@@ -538,7 +538,7 @@ fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::programs::
         .ok_or_else(|| anyhow!("program {name} missing from the object"))
 }
 
-fn pin_link(link: FdLink, path: &Path) -> Result<PinnedLink> {
+pub(crate) fn pin_link(link: FdLink, path: &Path) -> Result<PinnedLink> {
     link.pin(path)
         .with_context(|| format!("pinning link {}", path.display()))
 }

@@ -12,7 +12,7 @@ use ftp_ebpf_common::{
     counters::Counter,
     flow::{ClientKey, ClientValue, ExpectKey, ExpectValue, FlowKey, FlowValue},
     map_names,
-    policy::{POLICY_ALLOW_LOW_PORTS, POLICY_STRICT, PORT_COUNT, Policy, PortClass},
+    policy::{POLICY_ALLOW_LOW_PORTS, POLICY_STRICT, Policy, PortClass},
 };
 
 use crate::{
@@ -125,11 +125,7 @@ pub fn set(root: &Path, iface: &str, changes: &Changes) -> Result<Vec<String>> {
         ));
     }
 
-    let mut ports: Array<MapData, u8> = tables::open(&dir, map_names::PORTS)?.try_into()?;
-    let mut classes = vec![PortClass::Open; PORT_COUNT as usize];
-    for (port, class) in classes.iter_mut().enumerate() {
-        *class = PortClass::from_u8(ports.get(&(port as u32), 0).unwrap_or(0));
-    }
+    let classes = tables::port_classes(&dir)?;
     let new_classes = match &changes.allow_ports {
         Some(allow) => {
             let mut classes = reclassify(&classes, &policy, allow)?;
@@ -188,6 +184,7 @@ pub fn set(root: &Path, iface: &str, changes: &Changes) -> Result<Vec<String>> {
         lockout::refuse_guarded_listeners(iface, &newly)?;
     }
 
+    let mut ports: Array<MapData, u8> = tables::open(&dir, map_names::PORTS)?.try_into()?;
     for (port, (old, new)) in classes.iter().zip(&new_classes).enumerate() {
         if old != new {
             ports
@@ -225,9 +222,7 @@ fn reclassify(
              `ftpct detach` and `ftpct attach` again to change --allow-ports"
         );
     }
-    let control: Vec<u16> = (0..=u16::MAX)
-        .filter(|&p| classes[usize::from(p)] == PortClass::Control)
-        .collect();
+    let control = portspec::ports_of(classes, PortClass::Control);
     let guarded = if policy.flags & POLICY_STRICT != 0 {
         PortRange { lo: 1, hi: 65535 }
     } else {

@@ -105,6 +105,13 @@ pub fn classify(control: &[u16], data: PortRange, allow: &[PortRange]) -> Vec<Po
 }
 
 /// Compresses a classification back into ranges of one class, for display.
+/// The ports of class `wanted`, in order.
+pub fn ports_of(classes: &[PortClass], wanted: PortClass) -> Vec<u16> {
+    (0..=u16::MAX)
+        .filter(|&p| classes.get(usize::from(p)) == Some(&wanted))
+        .collect()
+}
+
 pub fn ranges_of(classes: &[PortClass], wanted: PortClass) -> Vec<PortRange> {
     let mut out: Vec<PortRange> = Vec::new();
     for (port, class) in classes.iter().enumerate().skip(1) {

@@ -4,10 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
-use aya::{
-    maps::{Array, MapData},
-    programs::{ProgramInfo, links::PinnedLink},
-};
+use aya::programs::{ProgramInfo, links::PinnedLink};
 use ftp_ebpf_common::{
     attachment::{egress_hook, xdp_mode},
     map_names,
@@ -142,17 +139,10 @@ fn iface_status_in(dir: &Path, netns: &Netns, iface: &str) -> Result<IfaceStatus
     let record = hook::read_record(dir);
     let policy = tables::policy(dir)?;
     let flows = tables::flows(dir, iface)?;
-    let ports: Array<MapData, u8> = tables::open(dir, map_names::PORTS)?.try_into()?;
-    let mut classes = vec![PortClass::Open; 65536];
-    for (port, class) in classes.iter_mut().enumerate() {
-        *class = PortClass::from_u8(ports.get(&(port as u32), 0).unwrap_or(0));
-    }
+    let classes = tables::port_classes(dir)?;
     let ftps_inspection = tls::inspecting(dir);
     let ftps_servers = if ftps_inspection {
-        let control: Vec<u16> = (0..=u16::MAX)
-            .filter(|&p| classes[usize::from(p)] == PortClass::Control)
-            .collect();
-        tls::inspected_now(&control, dir)?
+        tls::inspected_now(&portspec::ports_of(&classes, PortClass::Control), dir)?
     } else {
         Vec::new()
     };

@@ -11,7 +11,7 @@ use ftp_ebpf_common::{
     family,
     flow::{ExpectKey, ExpectValue, FlowKey, FlowValue, expect_kind, flow_origin, flow_state},
     map_names,
-    policy::Policy,
+    policy::{PORT_COUNT, Policy, PortClass},
 };
 use serde::Serialize;
 
@@ -121,6 +121,14 @@ pub fn flows(dir: &Path, iface: &str) -> Result<Vec<FlowRow>> {
         }
     }
     Ok(rows)
+}
+
+/// The class of every port, as the pinned `FTPCT_PORTS` of `dir` holds it.
+pub fn port_classes(dir: &Path) -> Result<Vec<PortClass>> {
+    let ports: Array<MapData, u8> = open(dir, map_names::PORTS)?.try_into()?;
+    Ok((0..PORT_COUNT)
+        .map(|port| PortClass::from_u8(ports.get(&port, 0).unwrap_or(0)))
+        .collect())
 }
 
 /// The policy the programs run with.

@@ -28,6 +28,7 @@ use ftp_ebpf_common::{
 };
 
 use crate::{
+    attach::pin_link,
     kernel_btf,
     netns::Netns,
     tls_discovery::{self, FtpServerTls},
@@ -126,7 +127,7 @@ fn attach_kernel_probes(ebpf: &mut Ebpf, dir: &Path) -> Result<()> {
         .take_link(id)?
         .try_into()
         .map_err(|_| anyhow!("this kernel has no BPF links for tracepoints (Linux 5.15+)"))?;
-    pin(link, &dir.join(format!("{LINK_TLS_PREFIX}kernel_0")))
+    pin_link(link, &dir.join(format!("{LINK_TLS_PREFIX}kernel_0"))).map(drop)
 }
 
 /// Offset of `field` in the record of tracepoint `category:name`, from its
@@ -209,19 +210,13 @@ fn attach_library(ebpf: &mut Ebpf, library: &Path, dir: &Path) -> Result<()> {
                 .take_link(link)?
                 .try_into()
                 .map_err(|_| anyhow!("this kernel has no BPF links for probes (Linux 5.15+)"))?;
-            pin(
+            pin_link(
                 link,
                 &dir.join(format!("{LINK_TLS_PREFIX}{id}_{n}_{suffix}")),
             )?;
         }
     }
     Ok(())
-}
-
-fn pin(link: FdLink, path: &Path) -> Result<()> {
-    link.pin(path)
-        .map(drop)
-        .with_context(|| format!("pinning link {}", path.display()))
 }
 
 /// A file's identity as the pins name it: `DEV_INO`.
