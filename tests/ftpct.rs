@@ -414,3 +414,104 @@ impl fmt::Display for Counters {
         write!(f, "{}", parts.join(" "))
     }
 }
+
+/// `ftpct daemon` running in a namespace on a configuration file the test
+/// writes; dropping it stops the daemon (SIGTERM, which leaves the
+/// interfaces guarded: the lab's pin root removal detaches them) and
+/// removes its files.
+pub struct Daemon {
+    child: crate::process::ChildGuard,
+    config: PathBuf,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// How long the daemon may take to attach and say it runs.
+    pub const START: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// Writes `config` to a file of its own and starts `ftpct daemon` on it
+    /// in `ns`; returns once the daemon says it runs, fails if it exits.
+    pub fn start(ns: &Netns, config: &str) -> Result<Self> {
+        let token = unique_token();
+        let dir = env::temp_dir();
+        let (config_path, log) = (
+            dir.join(format!("ftpct-daemon-{token}.toml")),
+            dir.join(format!("ftpct-daemon-{token}.log")),
+        );
+        fs::write(&config_path, config)
+            .with_context(|| format!("writing {}", config_path.display()))?;
+        let mut argv = vec![ftpct_bin().into_os_string(), "daemon".into()];
+        argv.extend(["--config".into(), config_path.clone().into_os_string()]);
+        let child = ns.spawn_logged(&argv, &log)?;
+        let mut daemon = Self {
+            child,
+            config: config_path,
+            log,
+        };
+        daemon.wait_for_log("daemon running", Self::START)?;
+        Ok(daemon)
+    }
+
+    /// Everything the daemon printed so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (bounded) until the log holds `needle`; fails at once if the
+    /// daemon exits first.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: std::time::Duration) -> Result<()> {
+        let found = crate::process::wait_until(timeout, || {
+            if self.log().contains(needle) {
+                return Ok(true);
+            }
+            if let Some(status) = self.child.try_status()? {
+                bail!(
+                    "ftpct daemon exited ({status}) before saying {needle:?}:\n{}",
+                    self.log()
+                );
+            }
+            Ok(false)
+        })?;
+        if !found {
+            bail!(
+                "ftpct daemon did not say {needle:?} within {timeout:?}:\n{}",
+                self.log()
+            );
+        }
+        Ok(())
+    }
+
+    /// Replaces the configuration file with `config` and sends SIGHUP.
+    pub fn reload(&self, config: &str) -> Result<()> {
+        fs::write(&self.config, config)
+            .with_context(|| format!("writing {}", self.config.display()))?;
+        crate::process::signal_pid(self.child.pid(), libc::SIGHUP);
+        Ok(())
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(&mut self) -> Result<std::process::ExitStatus> {
+        crate::process::signal_pid(self.child.pid(), libc::SIGTERM);
+        self.wait_exit(std::time::Duration::from_secs(10))
+    }
+
+    /// Waits at most `timeout` for the daemon to exit on its own.
+    pub fn wait_exit(&mut self, timeout: std::time::Duration) -> Result<std::process::ExitStatus> {
+        self.child
+            .wait_timeout(timeout)?
+            .with_context(|| format!("ftpct daemon still runs after {timeout:?}:\n{}", self.log()))
+    }
+
+    /// Whether the daemon still runs.
+    pub fn running(&mut self) -> Result<bool> {
+        Ok(self.child.try_status()?.is_none())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.child.stop(std::time::Duration::from_secs(5));
+        let _ = fs::remove_file(&self.config);
+        let _ = fs::remove_file(&self.log);
+    }
+}

@@ -25,6 +25,7 @@ export DEBIAN_FRONTEND=noninteractive
 APT_PACKAGES=(
   iproute2 util-linux procps curl lftp python3 python3-pyftpdlib
   python3-scapy python3-openssl bpftool tcpdump nftables ethtool openssl
+  systemd
 )
 
 # "<debian package>:<server name>": the binary is usr/sbin/<server name>.
@@ -196,6 +197,24 @@ ensure_ftp_user() {
   fi
 }
 
+# Unpacks promtool (metrics checks) from Debian's prometheus package into
+# $SERVERS_DIR/prometheus/usr/bin: only that binary (a Go program needing only libc), so
+# neither the server nor its service or dependencies get installed.
+unpack_promtool() {
+  local dest="$SERVERS_DIR/prometheus"
+  if [[ -x $dest/usr/bin/promtool ]]; then
+    return
+  fi
+  local tmp deb
+  tmp=$(mktemp -d)
+  download_deb "$tmp" prometheus
+  deb=$(ls "$tmp"/*.deb)
+  mkdir -p "$dest"
+  dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$dest" ./usr/bin/promtool
+  rm -rf "$tmp"
+  log "unpacked promtool into $dest/usr/bin"
+}
+
 ensure_bpffs() {
   if ! mountpoint -q /sys/fs/bpf; then
     log "mounting bpffs on /sys/fs/bpf"
@@ -231,6 +250,7 @@ main() {
     rest=${entry#*:}
     check_libraries "$SERVERS_DIR/${rest%%:*}/${rest#*:}"
   done
+  unpack_promtool
   ensure_ftp_user
   ensure_bpffs
   log "ok (servers in $SERVERS_DIR)"

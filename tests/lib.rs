@@ -45,7 +45,7 @@ pub mod servers;
 pub use clients::{ConnectResult, EchoClient, EchoServer, FtpSession, TransferMode};
 pub use fixtures::{BIG_FILE, FileDigest, SMALL_FILE, UPLOAD_DIR};
 pub use ftp_ebpf_common::counters::Counter;
-pub use ftpct::{Counters, Ftpct, Rows, assert_cli_error, ftpct_bin, ftpct_run, pin_dir};
+pub use ftpct::{Counters, Daemon, Ftpct, Rows, assert_cli_error, ftpct_bin, ftpct_run, pin_dir};
 pub use lab::{CLIENT, CLIENT2, Family, INTRUDER, LAB_IFACE, Lab, SERVER};
 pub use nat_lab::{
     NAT_PRIVATE, NAT_PRIVATE_V6, NAT_PUBLIC, NAT_PUBLIC_V6, NAT_ROUTER, NAT_ROUTER_PRIVATE_IFACE,

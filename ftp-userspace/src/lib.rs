@@ -4,12 +4,14 @@
 
 pub mod attach;
 pub mod binding;
+pub mod daemon;
 pub mod egress_hook;
 pub mod external;
 pub mod features;
 pub mod kernel_btf;
 pub mod live;
 pub mod lockout;
+pub mod metrics;
 pub mod netdev;
 pub mod netlink;
 pub mod netns;

@@ -63,7 +63,7 @@ fn attachment(root: &Path, iface: &str, what: &str) -> Result<std::path::PathBuf
 }
 
 /// Applies `changes` to the attachment of `iface`; returns one line per
-/// setting that changed. Port classes are written before the policy, each
+/// setting that changed (a value it already had is not a change). Port classes are written before the policy, each
 /// entry once; a port newly guarded where a service listens is refused
 /// unless `force`, as at attach.
 pub fn set(root: &Path, iface: &str, changes: &Changes) -> Result<Vec<String>> {
@@ -73,8 +73,11 @@ pub fn set(root: &Path, iface: &str, changes: &Changes) -> Result<Vec<String>> {
     let mut said = Vec::new();
     let mut secs = |name: &str, v: Option<u64>, field: &mut u64| {
         if let Some(v) = v {
-            *field = v.saturating_mul(1_000_000_000);
-            said.push(format!("{name} {v}s"));
+            let ns = v.saturating_mul(1_000_000_000);
+            if *field != ns {
+                *field = ns;
+                said.push(format!("{name} {v}s"));
+            }
         }
     };
     secs(
@@ -88,7 +91,9 @@ pub fn set(root: &Path, iface: &str, changes: &Changes) -> Result<Vec<String>> {
         &mut policy.flow_timeout_ns,
     );
     let mut limit = |name: &str, v: Option<u16>, field: &mut u16| {
-        if let Some(v) = v {
+        if let Some(v) = v
+            && *field != v
+        {
             *field = v;
             said.push(format!("{name} {v}"));
         }
@@ -113,7 +118,9 @@ pub fn set(root: &Path, iface: &str, changes: &Changes) -> Result<Vec<String>> {
         changes.max_new_sessions_per_client,
         &mut policy.max_new_sessions_per_client,
     );
-    if let Some(allow) = changes.allow_low_ports {
+    if let Some(allow) = changes.allow_low_ports
+        && allow != (policy.flags & POLICY_ALLOW_LOW_PORTS != 0)
+    {
         policy.flags = if allow {
             policy.flags | POLICY_ALLOW_LOW_PORTS
         } else {
@@ -128,29 +135,33 @@ pub fn set(root: &Path, iface: &str, changes: &Changes) -> Result<Vec<String>> {
     let classes = tables::port_classes(&dir)?;
     let new_classes = match &changes.allow_ports {
         Some(allow) => {
-            let mut classes = reclassify(&classes, &policy, allow)?;
+            let mut new = reclassify(&classes, &policy, allow)?;
             if let Some(port) = changes.session_port
-                && classes[usize::from(port)] == PortClass::Guarded
+                && new[usize::from(port)] == PortClass::Guarded
             {
-                classes[usize::from(port)] = PortClass::Open;
+                new[usize::from(port)] = PortClass::Open;
                 said.push(format!(
                     "leaving port {port} open: it carries this SSH session (SSH_CONNECTION); \
                      --guard-session guards it too"
                 ));
             }
-            said.push(format!(
-                "open inside the guarded ports: {}",
-                if allow.is_empty() {
-                    "none".to_string()
-                } else {
-                    portspec::format_ranges(allow)
-                }
-            ));
-            classes
+            if new != classes {
+                said.push(format!(
+                    "open inside the guarded ports: {}",
+                    if allow.is_empty() {
+                        "none".to_string()
+                    } else {
+                        portspec::format_ranges(allow)
+                    }
+                ));
+            }
+            new
         }
         None => classes.clone(),
     };
-    if let Some(range) = changes.ftps_range {
+    if let Some(range) = changes.ftps_range
+        && range.map_or((0, 0), |r| (r.lo, r.hi)) != (policy.ftps_lo, policy.ftps_hi)
+    {
         (policy.ftps_lo, policy.ftps_hi) = range.map_or((0, 0), |r| (r.lo, r.hi));
         said.push(match range {
             Some(r) => format!("ftps range {r}"),
@@ -192,7 +203,9 @@ pub fn set(root: &Path, iface: &str, changes: &Changes) -> Result<Vec<String>> {
                 .with_context(|| format!("writing the class of port {port}"))?;
         }
     }
-    if let Some(mappings) = &changes.external {
+    if let Some(mappings) = &changes.external
+        && !same_set(mappings, &external::read(&dir))
+    {
         external::replace(&dir, mappings)?;
         said.push(if mappings.is_empty() {
             "no external address".to_string()
@@ -206,6 +219,11 @@ pub fn set(root: &Path, iface: &str, changes: &Changes) -> Result<Vec<String>> {
         map.set(0, policy, 0).context("writing the policy")?;
     }
     Ok(said)
+}
+
+/// Whether `a` and `b` hold the same mappings, in any order.
+fn same_set(a: &[ExternalMapping], b: &[ExternalMapping]) -> bool {
+    a.len() == b.len() && a.iter().all(|m| b.contains(m))
 }
 
 /// The port classes with `allow` as the open ports inside the guarded

@@ -11,10 +11,12 @@ use ftp_ebpf_common::policy::{
     DEFAULT_MAX_FLOWS, DEFAULT_MAX_NEW_SESSIONS_PER_CLIENT, MAX_EXPECT_PER_CONN,
 };
 
+mod config;
+
 use ftp_userspace::{
     attach::{self, AttachConfig, EgressHookChoice, XdpModeChoice},
     binding::Binding,
-    external, features, live, lockout,
+    daemon, external, features, live, lockout,
     netns::Netns,
     pins, portspec, run, status, tables,
     tls::{self, FtpsChoice},
@@ -84,6 +86,23 @@ enum Command {
     },
     /// Attach in the foreground, print the programs' logs, detach on SIGINT/SIGTERM.
     Run(AttachArgs),
+    /// Run as a service: attach (or adopt) every interface of the
+    /// configuration file, re-read it on SIGHUP, probe FTP servers that
+    /// start later, serve metrics; exits 1 when an interface stops being
+    /// guarded. Stopping it leaves the interfaces guarded.
+    Daemon {
+        /// The configuration file (TOML; `[[interface]]` tables take the
+        /// options of `attach` without their dashes).
+        #[arg(long, value_name = "FILE", default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// Serve Prometheus metrics at http://ADDR:PORT/metrics (overrides
+        /// the file's `metrics`).
+        #[arg(long, value_name = "ADDR:PORT")]
+        metrics: Option<std::net::SocketAddr>,
+        /// Check the configuration file and exit.
+        #[arg(long)]
+        check: bool,
+    },
     /// Change IFACE's policy while it stays guarded: only the options given
     /// change; expectations, flows and control connections are kept.
     Set(SetArgs),
@@ -213,7 +232,7 @@ impl SetArgs {
 }
 
 #[derive(Args)]
-struct AttachArgs {
+pub(crate) struct AttachArgs {
     /// Interface to guard (the FTP server's or client's interface).
     iface: String,
     /// FTP control ports, comma-separated (at most 8).
@@ -309,7 +328,7 @@ struct AttachArgs {
 }
 
 impl AttachArgs {
-    fn config(&self, log_level: u8) -> Result<AttachConfig> {
+    pub(crate) fn config(&self, log_level: u8) -> Result<AttachConfig> {
         if self.expect_timeout == 0 || self.flow_timeout == 0 {
             bail!("timeouts must be at least 1 second");
         }
@@ -405,10 +424,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             let root = pins::resolve_root(args.pins.pin_root.as_deref());
             let said = live::set(&root, &args.iface, &changes)?;
             if said.is_empty() {
-                println!(
-                    "ftpct: nothing to change on {} (no option given)",
-                    args.iface
-                );
+                println!("ftpct: nothing to change on {}", args.iface);
             }
             for line in said {
                 println!("ftpct: {}: {line}", args.iface);
@@ -541,6 +557,23 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Run(args) => run::run(args.config(run::LOG_LEVEL_DEBUG)?),
+        Command::Daemon {
+            config: path,
+            metrics,
+            check,
+        } => {
+            let load = || config::load(&path, metrics);
+            if check {
+                let cfg = load()?;
+                println!(
+                    "ftpct: {}: valid, {} interface(s)",
+                    path.display(),
+                    cfg.interfaces.len()
+                );
+                return Ok(());
+            }
+            daemon::run(&load)
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "ftpct", &mut std::io::stdout());
             Ok(())

@@ -20,7 +20,7 @@ use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf,
     maps::Array,
-    programs::{TracePoint, UProbe, links::FdLink, uprobe::UProbeScope},
+    programs::{ProbeKind, TracePoint, UProbe, links::FdLink, uprobe::UProbeScope},
 };
 use ftp_ebpf_common::{
     map_names,
@@ -36,6 +36,10 @@ use crate::{
 
 /// Prefix of the pinned links of FTPS inspection.
 pub const LINK_TLS_PREFIX: &str = "link_tls_";
+
+/// Prefix of the pinned uprobe programs, which a later process probes new
+/// libraries with.
+const PROG_TLS_PREFIX: &str = "prog_tls_";
 
 /// `--ftps`: whether to read the local servers' FTPS plaintext.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -89,14 +93,56 @@ pub fn attach(ebpf: &mut Ebpf, control_ports: &[u16], dir: &Path) -> Result<Vec<
         return Ok(Vec::new());
     }
     let servers = tls_discovery::discover(control_ports)?;
-    let mut attached = Vec::new();
+    if let Err(err) = pin_probe_programs(ebpf, dir) {
+        log::warn!("FTPS inspection off: {err:#}");
+        let not = |server| Inspected {
+            server,
+            inspected: false,
+        };
+        return Ok(servers.into_iter().map(not).collect());
+    }
+    Ok(probe_libraries(dir, servers, &[]))
+}
+
+/// Probes the libraries of FTP servers that started after attach (the
+/// daemon calls this periodically and on reload); returns the servers whose
+/// library it probed now. Nothing to do where inspection is off.
+pub fn rescan(control_ports: &[u16], dir: &Path) -> Result<Vec<Inspected>> {
+    if !inspecting(dir) {
+        return Ok(Vec::new());
+    }
+    let before = inspected_now(control_ports, dir)?;
+    let probed: Vec<PathBuf> = before
+        .iter()
+        .filter(|s| s.inspected)
+        .filter_map(|s| s.server.library.clone())
+        .collect();
+    let fresh: Vec<FtpServerTls> = before
+        .into_iter()
+        .filter(|s| !s.inspected && s.server.library.is_some())
+        .map(|s| s.server)
+        .collect();
+    Ok(probe_libraries(dir, fresh, &probed)
+        .into_iter()
+        .filter(|s| s.inspected)
+        .collect())
+}
+
+/// Puts uprobes on the library of each of `servers` not in `probed`
+/// already; a library that cannot be probed is a warning. Returns the
+/// servers, each marked inspected when its library is probed.
+fn probe_libraries(dir: &Path, servers: Vec<FtpServerTls>, probed: &[PathBuf]) -> Vec<Inspected> {
+    let mut attached: Vec<PathBuf> = probed.to_vec();
     for library in tls_discovery::libraries(&servers) {
-        match attach_library(ebpf, &library, dir) {
+        if attached.iter().any(|a| same_file(a, &library)) {
+            continue;
+        }
+        match attach_library(&library, dir) {
             Ok(()) => attached.push(library),
             Err(err) => log::warn!("FTPS inspection of {} failed: {err:#}", library.display()),
         }
     }
-    let found = servers
+    servers
         .into_iter()
         .map(|server| {
             let inspected = server
@@ -105,8 +151,37 @@ pub fn attach(ebpf: &mut Ebpf, control_ports: &[u16], dir: &Path) -> Result<Vec<
                 .is_some_and(|l| attached.iter().any(|a| same_file(a, l)));
             Inspected { server, inspected }
         })
+        .collect()
+}
+
+/// Loads the uprobe programs and pins them as `prog_tls_<program>`, so
+/// that a later process (the daemon) can probe libraries found after
+/// attach with the same programs and maps.
+fn pin_probe_programs(ebpf: &mut Ebpf, dir: &Path) -> Result<()> {
+    for program in probe_programs() {
+        let probe: &mut UProbe = ebpf
+            .program_mut(program)
+            .ok_or_else(|| anyhow!("program {program} missing from the object"))?
+            .try_into()?;
+        probe
+            .load()
+            .map_err(|err| crate::attach::verifier_error(program, err))?;
+        probe
+            .pin(dir.join(format!("{PROG_TLS_PREFIX}{program}")))
+            .with_context(|| format!("pinning program {program}"))?;
+    }
+    Ok(())
+}
+
+/// Every uprobe program of `PROBED`, once each.
+fn probe_programs() -> Vec<&'static str> {
+    let mut names: Vec<&str> = PROBED
+        .iter()
+        .flat_map(|(_, entry, exit)| [*entry, *exit])
         .collect();
-    Ok(found)
+    names.sort_unstable();
+    names.dedup();
+    names
 }
 
 /// The tracepoint program naming the socket of each TCP read, pinned as
@@ -179,23 +254,19 @@ fn field_offset(format: &str, field: &str) -> Option<u16> {
 }
 
 /// Uprobes on the TLS calls of `library`, pinned as
-/// `link_tls_DEV_INO_N_in`/`_out` (the file's identity, for `status`).
-/// `SSL_read` and `SSL_write` must be there; the others are probed where
-/// the library has them.
-fn attach_library(ebpf: &mut Ebpf, library: &Path, dir: &Path) -> Result<()> {
+/// `link_tls_DEV_INO_N_in`/`_out` (the file's identity, for `status`),
+/// through the programs pinned in `dir`. `SSL_read` and `SSL_write` must
+/// be there; the others are probed where the library has them.
+fn attach_library(library: &Path, dir: &Path) -> Result<()> {
     let id = file_id(library)?;
     for (n, (function, entry, exit)) in PROBED.iter().enumerate() {
         let required = matches!(*function, "SSL_read" | "SSL_write");
-        for (program, suffix) in [(entry, "in"), (exit, "out")] {
-            let probe: &mut UProbe = ebpf
-                .program_mut(program)
-                .ok_or_else(|| anyhow!("program {program} missing from the object"))?
-                .try_into()?;
-            if probe.fd().is_err() {
-                probe
-                    .load()
-                    .map_err(|err| crate::attach::verifier_error(program, err))?;
-            }
+        for (program, kind, suffix) in [
+            (entry, ProbeKind::Entry, "in"),
+            (exit, ProbeKind::Return, "out"),
+        ] {
+            let mut probe = UProbe::from_pin(dir.join(format!("{PROG_TLS_PREFIX}{program}")), kind)
+                .with_context(|| format!("opening the pinned program {program}"))?;
             let link = match probe.attach(*function, library, UProbeScope::AllProcesses) {
                 Ok(link) => link,
                 Err(err) if !required => {
