@@ -191,6 +191,12 @@ counters! {
     /// TLS plaintext not parsed because another task's probe held this
     /// CPU's scratch memory (it was preempted there): the parser resyncs.
     TlsBusy = "tls_busy",
+    /// Audit events sent through the ring buffer.
+    EventsSent = "events_sent",
+    /// Audit events left out by the rate limits (per source, per CPU).
+    EventsSuppressed = "events_suppressed",
+    /// Audit events lost because the ring buffer was full (no reader).
+    EventsLost = "events_lost",
 }
 
 /// The verdicts of the ingress program: each ingress packet increments exactly

@@ -9,6 +9,7 @@ pub mod attachment;
 pub mod checksum;
 pub mod control;
 pub mod counters;
+pub mod events;
 pub mod flow;
 pub mod ftps;
 pub mod nat;
@@ -66,8 +67,12 @@ pub mod map_names {
     pub const TLS_CALLS: &str = "FTPCT_TLS_CALLS";
     /// TLS object → the encrypted control connection it uses.
     pub const TLS_SOCKETS: &str = "FTPCT_TLS_SOCKETS";
+    /// Audit events (ring buffer).
+    pub const EVENTS: &str = "FTPCT_EVENTS";
+    /// Per source: the events it caused this second (rate limit).
+    pub const EVENT_SOURCES: &str = "FTPCT_EVENT_SOURCES";
     /// Every map, in the order `ftpct` pins them.
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 17] = [
         PORTS,
         POLICY,
         EXPECTATIONS,
@@ -82,6 +87,8 @@ pub mod map_names {
         TLS_CONFIG,
         TLS_CALLS,
         TLS_SOCKETS,
+        EVENTS,
+        EVENT_SOURCES,
         ATTACHMENT,
     ];
 }

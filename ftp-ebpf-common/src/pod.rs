@@ -7,6 +7,7 @@
 use crate::{
     attachment::Attachment,
     control::{ControlKey, ControlState},
+    events::{Event, EventRate},
     flow::{BounceKey, ClientKey, ClientValue, ExpectKey, ExpectValue, FlowKey, FlowValue},
     nat::ExternalKey,
     policy::Policy,
@@ -15,6 +16,10 @@ use crate::{
 
 // SAFETY: see the module comment.
 unsafe impl aya::Pod for Attachment {}
+// SAFETY: see the module comment.
+unsafe impl aya::Pod for Event {}
+// SAFETY: see the module comment.
+unsafe impl aya::Pod for EventRate {}
 // SAFETY: see the module comment.
 unsafe impl aya::Pod for ExternalKey {}
 // SAFETY: see the module comment.

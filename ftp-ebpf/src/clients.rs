@@ -28,7 +28,7 @@ pub const SITE_PREFIX: u8 = 48;
 
 /// Fills `out` with the key of `addr` cut to `prefix` (32, 64 or 48).
 #[inline(always)]
-fn fill_key(out: &mut ClientKey, fam: u8, addr: &Addr, prefix: u8) {
+pub fn fill_key(out: &mut ClientKey, fam: u8, addr: &Addr, prefix: u8) {
     out.family = fam;
     out.prefix = prefix;
     out._pad1 = 0;

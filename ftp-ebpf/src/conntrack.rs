@@ -39,10 +39,12 @@ const BPF_ANY: u64 = 0;
 /// the flow.
 const RST_WINDOW: u32 = 65_535;
 
-/// The verdict for an inbound packet to a guarded port.
+/// The verdict for an inbound packet to a guarded port, with the counter
+/// that says why: the caller counts it at its one exit, so every packet is
+/// counted exactly once by construction.
 pub enum Verdict {
-    Pass,
-    Drop,
+    Pass(Counter),
+    Drop(Counter),
 }
 
 /// Flow key of an inbound packet.
@@ -80,8 +82,7 @@ pub fn inbound(info: &PacketInfo, policy: &Policy) -> Verdict {
     if info.is_syn() && !port_window::is_open(info.dport) && !policy.in_ftps_range(info.dport) {
         // No expectation can be live for this port, and no admitted or
         // outgoing SYN on it can still be retransmitted: nothing to look up.
-        count(Counter::SynDropped);
-        return Verdict::Drop;
+        return Verdict::Drop(Counter::SynDropped);
     }
     let key = inbound_key(info);
     let mut reused = false;
@@ -94,15 +95,13 @@ pub fn inbound(info: &PacketInfo, policy: &Policy) -> Verdict {
                 if info.flags & tcp_flags::RST != 0 {
                     remote_rst(flow, info, now);
                 }
-                count(Counter::FlowPackets);
-                return Verdict::Pass;
+                return Verdict::Pass(Counter::FlowPackets);
             }
             let handshake = flow.state == flow_state::HANDSHAKE;
             if handshake && (flow.origin != flow_origin::ADMITTED || info.seq == flow.seq) {
                 // The admitted SYN again (its SYN-ACK was lost), or a
                 // simultaneous open of a connection this host started.
-                count(Counter::FlowPackets);
-                return Verdict::Pass;
+                return Verdict::Pass(Counter::FlowPackets);
             }
             // A new connection on a tracked 4-tuple: it needs an expectation.
             reused = true;
@@ -113,12 +112,11 @@ pub fn inbound(info: &PacketInfo, policy: &Policy) -> Verdict {
     }
     if !info.is_syn() {
         let odd = info.flags & tcp_flags::SYN != 0 || info.flags == 0;
-        count(if odd {
+        return Verdict::Drop(if odd {
             Counter::BadFlagsDropped
         } else {
             Counter::UntrackedDropped
         });
-        return Verdict::Drop;
     }
     admit_syn(info, &key, reused, policy)
 }
@@ -148,23 +146,21 @@ fn admit_syn(info: &PacketInfo, key: &FlowKey, reused: bool, policy: &Policy) ->
         if policy.in_ftps_range(info.dport) && ftps::admits(info) {
             return admitted(info, key, now_ns(), Counter::SynAdmittedFtpsRange);
         }
-        count(if reused {
+        return Verdict::Drop(if reused {
             Counter::SynReused
         } else {
             Counter::SynDropped
         });
-        return Verdict::Drop;
     };
     // The clock is read only now: a SYN that matches nothing never needs it.
     let now = now_ns();
     if now > expires {
-        count(Counter::SynExpired);
-        return Verdict::Drop;
+        return Verdict::Drop(Counter::SynExpired);
     }
     admitted(info, key, now, Counter::SynAdmitted)
 }
 
-/// Records the admitted SYN's flow, counted as `counter`.
+/// Records the admitted SYN's flow, to be counted as `counter`.
 #[inline(always)]
 fn admitted(info: &PacketInfo, key: &FlowKey, now: u64, counter: Counter) -> Verdict {
     record(
@@ -174,8 +170,7 @@ fn admitted(info: &PacketInfo, key: &FlowKey, now: u64, counter: Counter) -> Ver
     );
     // Its SYN may be retransmitted (a lost SYN-ACK): keep the port open.
     port_window::extend(info.dport, 0);
-    count(counter);
-    Verdict::Pass
+    Verdict::Pass(counter)
 }
 
 /// Records a flow; a failure is counted (the connection then stalls rather

@@ -15,6 +15,7 @@ use ftp_ebpf_common::{counters::Counter, policy::PortClass};
 use crate::{
     bounce, conntrack, control,
     counters::count,
+    events,
     headers::{self, PacketInfo},
     shared::{port_class, ready_policy},
 };
@@ -54,6 +55,7 @@ fn track(info: &PacketInfo, sclass: PortClass) -> i32 {
     if info.is_syn() {
         if bounce::blocked(info) {
             count(Counter::BounceBlocked);
+            events::dropped(Counter::BounceBlocked, info);
             return TC_ACT_SHOT;
         }
         if sclass != PortClass::Open {

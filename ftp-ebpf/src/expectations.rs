@@ -26,6 +26,7 @@ use ftp_ebpf_common::{
 use crate::{
     addr, clients,
     counters::count,
+    events,
     maps::{FTPCT_EXPECT, Scratch},
     port_window,
     shared::{ScratchSlot, now_ns, ready_policy, scratch},
@@ -74,15 +75,15 @@ pub fn create(
     let now = now_ns();
 
     // Per-client and, for IPv6, per-site caps, on the expectations still live.
-    let slot = ClientValue::slot_of(now, policy.expect_timeout_ns);
+    let time_slot = ClientValue::slot_of(now, policy.expect_timeout_ns);
     let fam = ctrl.family;
     let Some(client) = clients::entry(scratch, fam, &ctrl.client, clients::client_prefix(fam))
     else {
         return;
     };
-    client.roll(slot);
+    client.roll(time_slot);
     if client.live() >= u32::from(policy.max_expect_per_client) {
-        count(Counter::RefusedClientLimit);
+        events::refuse(Counter::RefusedClientLimit, ctrl, slot);
         return;
     }
     let mut site = None;
@@ -90,9 +91,9 @@ pub fn create(
         let Some(s) = clients::entry(scratch, fam, &ctrl.client, clients::SITE_PREFIX) else {
             return;
         };
-        s.roll(slot);
+        s.roll(time_slot);
         if s.live() >= u32::from(policy.max_expect_per_site) {
-            count(Counter::RefusedSiteLimit);
+            events::refuse(Counter::RefusedSiteLimit, ctrl, slot);
             return;
         }
         site = Some(s);
@@ -137,7 +138,7 @@ pub fn create(
             // Full: expired entries nobody consumed may be what fills it.
             sweep();
             if insert(scratch, BPF_NOEXIST).is_err() {
-                count(Counter::RefusedExpectFull);
+                events::refuse(Counter::RefusedExpectFull, ctrl, slot);
                 return;
             }
         }

@@ -13,6 +13,7 @@ use crate::{
     conntrack::{self, Verdict},
     control,
     counters::count,
+    events,
     headers::{self, L4, PacketInfo},
     shared::{port_class, ready_policy},
 };
@@ -74,8 +75,15 @@ fn guarded(ctx: &XdpContext, info: &PacketInfo, policy: &Policy) -> u32 {
         log_syn(ctx, info, &verdict);
     }
     match verdict {
-        Verdict::Pass => xdp_action::XDP_PASS,
-        Verdict::Drop => xdp_action::XDP_DROP,
+        Verdict::Pass(counter) => {
+            count(counter);
+            xdp_action::XDP_PASS
+        }
+        Verdict::Drop(counter) => {
+            count(counter);
+            events::dropped(counter, info);
+            xdp_action::XDP_DROP
+        }
     }
 }
 
@@ -85,8 +93,8 @@ fn guarded(ctx: &XdpContext, info: &PacketInfo, policy: &Policy) -> u32 {
 #[inline(never)]
 fn log_syn(ctx: &XdpContext, info: &PacketInfo, verdict: &Verdict) {
     let action = match verdict {
-        Verdict::Pass => "admitted",
-        Verdict::Drop => "dropped",
+        Verdict::Pass(_) => "admitted",
+        Verdict::Drop(_) => "dropped",
     };
     if info.family == ftp_ebpf_common::family::V4 {
         let src = [info.src[0], info.src[1], info.src[2], info.src[3]];

@@ -14,6 +14,7 @@ mod conntrack;
 mod control;
 mod counters;
 mod egress;
+mod events;
 mod expectations;
 mod external;
 mod ftps;

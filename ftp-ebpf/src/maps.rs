@@ -2,7 +2,7 @@
 //! `ftp_ebpf_common::map_names`; sizes are defaults user space may override.
 
 use aya_ebpf::{
-    btf_maps::{Array, HashMap, LruHashMap, PerCpuArray},
+    btf_maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
     macros::btf_map,
 };
 use ftp_ebpf_common::{
@@ -10,6 +10,7 @@ use ftp_ebpf_common::{
     attachment::Attachment,
     control::{ControlKey, ControlState},
     counters::COUNTER_COUNT,
+    events::{self, Event, EventRate},
     flow::{BounceKey, ClientKey, ClientValue, ExpectKey, ExpectValue, FlowKey, FlowValue},
     ftps::{FtpsKey, FtpsSessions},
     nat::{EXTERNAL_ENTRIES, ExternalKey, REWRITE_MAX, render::Rendering},
@@ -109,6 +110,17 @@ pub static FTPCT_ATTACHMENT: Array<Attachment, 1> = Array::new();
 #[btf_map]
 pub static FTPCT_COUNTERS: PerCpuArray<u64, { COUNTER_COUNT as usize }> = PerCpuArray::new();
 
+/// Audit events for `ftpct events` and the daemon's log.
+#[btf_map]
+pub static FTPCT_EVENTS: RingBuf<Event, { events::RING_BYTES as usize }> = RingBuf::new();
+
+/// Per source (address; IPv6 /64): its events this second (LRU: a source
+/// forgotten starts afresh, which a spoofed flood meets the per-CPU limit
+/// before).
+#[btf_map]
+pub static FTPCT_EVENT_SOURCES: LruHashMap<ClientKey, EventRate, { events::SOURCES as usize }> =
+    LruHashMap::new();
+
 /// Per-CPU scratch space for what is too big for the 512-byte stack, which the
 /// main program and the parser's call chain share: a payload chunk, an all-zero
 /// control state to insert new entries from, the expectation being created
@@ -138,6 +150,12 @@ pub struct Scratch {
     /// be preempted, and another task's probe on the same CPU must then
     /// leave the region alone.
     pub busy: u64,
+    /// The audit event being sent, its source's key, an empty rate to
+    /// insert, and this CPU's (and region's) events this second.
+    pub event: Event,
+    pub event_key: ClientKey,
+    pub zero_rate: EventRate,
+    pub event_budget: EventRate,
 }
 
 /// Buffers of a `--nat-rewrite` write: the reply's layout, the part of it

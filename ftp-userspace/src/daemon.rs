@@ -3,7 +3,8 @@
 //! already there (after a crash, a restart or an upgrade of the binary), so
 //! that sessions in progress survive; it re-reads the configuration on
 //! SIGHUP and applies it live (`ftpct set`), probes the TLS library of FTP
-//! servers that start later, serves Prometheus metrics, and exits non-zero
+//! servers that start later, logs the programs' audit events (and passes
+//! them on to `ftpct events`), serves Prometheus metrics, and exits non-zero
 //! when an interface stops being guarded behind its back, so that systemd
 //! restarts it and protection returns.
 //!
@@ -18,6 +19,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, anyhow, bail};
+use aya::maps::{MapData, RingBuf};
 use ftp_ebpf_common::{
     map_names,
     policy::{POLICY_NAT_REWRITE, POLICY_STRICT, PortClass},
@@ -32,7 +34,7 @@ use tokio::{
 use crate::{
     attach::{self, AttachConfig},
     binding::{self, Binding},
-    live, metrics,
+    events, live, metrics,
     netns::Netns,
     pins::{self, LINK_EGRESS, LINK_INGRESS},
     portspec, privileges, status, tables,
@@ -216,6 +218,10 @@ async fn serve(
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let mut listener = listen(config.metrics).await?;
+    let mut hub = events::Hub::bind(netns)?;
+    let mut rings = open_rings(&config, netns);
+    let mut drain = interval(events::DRAIN_PERIOD);
+    drain.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut watch = interval(WATCH_PERIOD);
     watch.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut next_rescan = Instant::now() + config.ftps_rescan;
@@ -240,6 +246,7 @@ async fn serve(
                             listener = listen(new.metrics).await?;
                         }
                         config = new;
+                        rings = open_rings(&config, netns);
                         rescan(&config, netns);
                         next_rescan = Instant::now() + config.ftps_rescan;
                         say("configuration reloaded");
@@ -249,6 +256,16 @@ async fn serve(
                     ),
                 }
                 notify("READY=1");
+            }
+            _ = drain.tick() => {
+                let mut lines = Vec::new();
+                for (iface, ring) in &mut rings {
+                    lines.extend(events::drain(ring, iface));
+                }
+                for line in &lines {
+                    say(&format!("event {line}"));
+                }
+                hub.publish(&lines);
             }
             _ = watch.tick() => {
                 for cfg in &config.interfaces {
@@ -327,6 +344,19 @@ fn lost(cfg: &AttachConfig, netns: &Netns) -> Option<String> {
         return Some("its egress link was detached".to_string());
     }
     None
+}
+
+/// The event ring buffer of each interface (one that has none, attached
+/// by an older ftpct, is named once and left out).
+fn open_rings(config: &DaemonConfig, netns: &Netns) -> Vec<(String, RingBuf<MapData>)> {
+    let mut rings = Vec::new();
+    for cfg in &config.interfaces {
+        match events::ring(&pins::iface_dir(&cfg.pin_root, netns, &cfg.iface)) {
+            Ok(ring) => rings.push((cfg.iface.clone(), ring)),
+            Err(err) => log::warn!("{}: no audit events: {err:#}", cfg.iface),
+        }
+    }
+    rings
 }
 
 /// Probes the TLS library of FTP servers that started since the last look.

@@ -6,6 +6,7 @@ pub mod attach;
 pub mod binding;
 pub mod daemon;
 pub mod egress_hook;
+pub mod events;
 pub mod external;
 pub mod features;
 pub mod kernel_btf;

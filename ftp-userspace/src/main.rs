@@ -16,7 +16,7 @@ mod config;
 use ftp_userspace::{
     attach::{self, AttachConfig, EgressHookChoice, XdpModeChoice},
     binding::Binding,
-    daemon, external, features, live, lockout,
+    daemon, events, external, features, live, lockout,
     netns::Netns,
     pins, portspec, run, status, tables,
     tls::{self, FtpsChoice},
@@ -34,6 +34,7 @@ Examples:
   ftpct attach eth0 --ftps-range 40000-40100 FTPS clients reach the passive range
   ftpct set eth0 --allow-ports 2222,8080      open two more ports, keeping every session
   ftpct flush eth0 expectations              forget every announced data port
+  ftpct events                               follow dropped SYNs and refused announcements
   ftpct status eth0                          exit 1 unless eth0 is guarded
   ftpct completions bash > /etc/bash_completion.d/ftpct
   ftpct man > /usr/local/share/man/man8/ftpct.8";
@@ -79,6 +80,18 @@ enum Command {
     /// List tracked connections to guarded ports.
     Flows {
         /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        pins: PinArgs,
+    },
+    /// Follow the audit events (dropped packets, refused announcements) as
+    /// they happen, one key=value line each (like `conntrack -E`); through
+    /// the daemon when it runs.
+    Events {
+        /// Only this interface's.
+        iface: Option<String>,
+        /// One JSON object per line.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -557,6 +570,15 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Run(args) => run::run(args.config(run::LOG_LEVEL_DEBUG)?),
+        Command::Events {
+            iface,
+            json,
+            pins: p,
+        } => events::follow(
+            &pins::resolve_root(p.pin_root.as_deref()),
+            iface.as_deref(),
+            json,
+        ),
         Command::Daemon {
             config: path,
             metrics,

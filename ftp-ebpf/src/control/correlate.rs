@@ -14,7 +14,9 @@ use ftp_ebpf_common::{
 };
 
 use super::rewrite;
-use crate::{addr, bounce, counters::count, expectations, external, ftps, shared::ScratchSlot};
+use crate::{
+    addr, bounce, counters::count, events, expectations, external, ftps, shared::ScratchSlot,
+};
 
 /// Lowest port an announcement may name unless policy allows lower ones.
 const FIRST_UNPRIVILEGED_PORT: u16 = 1024;
@@ -83,7 +85,7 @@ fn on_command(
         Verb::Pasv | Verb::Epsv | Verb::AuthTls => pending.verb = line.verb as u8,
         Verb::Port | Verb::Eprt if active_endpoint_ok(flags, key, policy, line, slot) => {
             if local_client && !in_step {
-                count(Counter::RefusedNotFtp);
+                events::refuse(Counter::RefusedNotFtp, key, slot);
             } else {
                 pending.verb = line.verb as u8;
                 pending.port = line.endpoint.port;
@@ -130,7 +132,7 @@ fn active_endpoint_ok(
     match line.status {
         Status::Ok => {}
         Status::Refused => {
-            count(Counter::for_refusal(line.reason));
+            events::refuse(Counter::for_refusal(line.reason), key, slot);
             return false;
         }
         Status::NotApplicable => return false,
@@ -153,7 +155,7 @@ fn active_endpoint_ok(
     };
     match refusal {
         Some(counter) => {
-            count(counter);
+            events::refuse(counter, key, slot);
             if flags & control_flags::LOCAL_SERVER != 0 {
                 bounce::block(ep, policy, slot);
             }
@@ -212,7 +214,7 @@ fn on_reply(
     if state.popped == state.pushed {
         // Unsolicited (greeting, 421); an announcement here answers nothing.
         if announces {
-            count(Counter::RefusedUncorrelated);
+            events::refuse(Counter::RefusedUncorrelated, key, slot);
         }
         return;
     }
@@ -262,17 +264,17 @@ fn passive_reply(
         (Verb::Epsv as u8, expect_kind::EPSV)
     };
     if verb != wanted {
-        count(Counter::RefusedUncorrelated);
+        events::refuse(Counter::RefusedUncorrelated, key, slot);
         return;
     }
     match line.status {
         Status::Ok => {}
         Status::Refused => {
-            count(Counter::for_refusal(line.reason));
+            events::refuse(Counter::for_refusal(line.reason), key, slot);
             return;
         }
         Status::NotApplicable => {
-            count(Counter::RefusedNoAddress);
+            events::refuse(Counter::RefusedNoAddress, key, slot);
             return;
         }
     }
@@ -284,11 +286,11 @@ fn passive_reply(
         && (key.family != family::V4
             || !names_end(local_server, key.family, &ep.addr, &key.server, slot))
     {
-        count(Counter::RefusedAddressMismatch);
+        events::refuse(Counter::RefusedAddressMismatch, key, slot);
         return;
     }
     if low_port(ep.port, policy) {
-        count(Counter::RefusedLowPort);
+        events::refuse(Counter::RefusedLowPort, key, slot);
         return;
     }
     if state.flags & control_flags::LOCAL_SERVER != 0 {

@@ -314,6 +314,13 @@ impl Harness {
         map.set(0, policy, 0).expect("writing the policy");
     }
 
+    /// The audit events waiting in the ring buffer, taken.
+    pub fn events(&mut self) -> Vec<ftp_userspace::events::EventLine> {
+        let map = self.ebpf.map_mut(map_names::EVENTS).expect("map");
+        let mut ring = aya::maps::RingBuf::try_from(map).expect("ring buffer");
+        ftp_userspace::events::drain(&mut ring, "test")
+    }
+
     pub fn counter(&self, counter: Counter) -> u64 {
         let map: PerCpuArray<&MapData, u64> =
             PerCpuArray::try_from(self.ebpf.map(map_names::COUNTERS).expect("map"))
