@@ -12,6 +12,7 @@ pub mod counters;
 pub mod events;
 pub mod flow;
 pub mod ftps;
+pub mod layout;
 pub mod nat;
 pub mod parser;
 pub mod policy;
@@ -71,9 +72,18 @@ pub mod map_names {
     pub const EVENTS: &str = "FTPCT_EVENTS";
     /// Per source: the events it caused this second (rate limit).
     pub const EVENT_SOURCES: &str = "FTPCT_EVENT_SOURCES";
+    /// The layout version of the maps and the build of the programs.
+    pub const LAYOUT: &str = "FTPCT_LAYOUT";
+    /// Per port: until when a SYN to it may need the tables.
+    pub const PORT_WINDOW: &str = "FTPCT_PORT_WINDOW";
+    /// Maps of the object that hold nothing between two runs of a program
+    /// (per-CPU scratch space, aya-log's records; sections named `.*` hold
+    /// constants): not pinned, and an upgrade starts them afresh.
+    pub const TRANSIENT: [&str; 2] = ["FTPCT_SCRATCH", "AYA_LOGS"];
     /// Every map, in the order `ftpct` pins them.
-    pub const ALL: [&str; 17] = [
+    pub const ALL: [&str; 19] = [
         PORTS,
+        PORT_WINDOW,
         POLICY,
         EXPECTATIONS,
         FLOWS,
@@ -89,6 +99,7 @@ pub mod map_names {
         TLS_SOCKETS,
         EVENTS,
         EVENT_SOURCES,
+        LAYOUT,
         ATTACHMENT,
     ];
 }

@@ -9,6 +9,7 @@ use crate::{
     control::{ControlKey, ControlState},
     events::{Event, EventRate},
     flow::{BounceKey, ClientKey, ClientValue, ExpectKey, ExpectValue, FlowKey, FlowValue},
+    layout::Layout,
     nat::ExternalKey,
     policy::Policy,
     tls::{TlsCall, TlsConfig, TlsObject, TlsTie},
@@ -16,6 +17,8 @@ use crate::{
 
 // SAFETY: see the module comment.
 unsafe impl aya::Pod for Attachment {}
+// SAFETY: see the module comment.
+unsafe impl aya::Pod for Layout {}
 // SAFETY: see the module comment.
 unsafe impl aya::Pod for Event {}
 // SAFETY: see the module comment.

@@ -13,6 +13,7 @@ use ftp_ebpf_common::{
     events::{self, Event, EventRate},
     flow::{BounceKey, ClientKey, ClientValue, ExpectKey, ExpectValue, FlowKey, FlowValue},
     ftps::{FtpsKey, FtpsSessions},
+    layout::Layout,
     nat::{EXTERNAL_ENTRIES, ExternalKey, REWRITE_MAX, render::Rendering},
     policy::{
         CLIENT_ENTRIES, DEFAULT_MAX_CONTROL, DEFAULT_MAX_EXPECTATIONS, DEFAULT_MAX_FLOWS,
@@ -106,6 +107,11 @@ pub static FTPCT_EXTERNAL: HashMap<ExternalKey, Addr, { EXTERNAL_ENTRIES as usiz
 /// `status` and `detach`; the programs never look at it).
 #[btf_map]
 pub static FTPCT_ATTACHMENT: Array<Attachment, 1> = Array::new();
+
+/// The layout version of these maps and the build of the programs running
+/// on them (written by `attach` and `upgrade`; the programs never look).
+#[btf_map]
+pub static FTPCT_LAYOUT: Array<Layout, 1> = Array::new();
 
 #[btf_map]
 pub static FTPCT_COUNTERS: PerCpuArray<u64, { COUNTER_COUNT as usize }> = PerCpuArray::new();

@@ -19,6 +19,7 @@ use ftp_ebpf_common::{
     attachment::{Attachment, xdp_mode},
     control::{ControlKey, ControlState},
     flow::{FlowKey, FlowValue},
+    layout::{LAYOUT_VERSION, Layout},
     map_names,
     policy::{
         POLICY_ALLOW_LOW_PORTS, POLICY_NAT_REWRITE, POLICY_STRICT, PORT_COUNT, Policy, PortClass,
@@ -323,6 +324,35 @@ fn load(cfg: &AttachConfig) -> Result<Ebpf> {
     let mut ebpf = loader
         .load(EBPF_OBJECT)
         .context("creating the BPF maps (does this kernel support BPF with BTF?)")?;
+    load_programs(&mut ebpf)?;
+    Ok(ebpf)
+}
+
+/// Loads this build's programs on the maps pinned in `dir` (an upgrade):
+/// every table, counter and setting there is what they work on.
+pub(crate) fn load_on_pins(dir: &Path) -> Result<Ebpf> {
+    raise_memlock_limit();
+    let mut loader = EbpfLoader::new();
+    let paths: Vec<(&str, PathBuf)> = map_names::ALL
+        .iter()
+        .map(|name| (*name, dir.join(name)))
+        .collect();
+    for (name, path) in &paths {
+        loader.map_pin_path(*name, path.as_path());
+    }
+    let mut ebpf = loader
+        .load(EBPF_OBJECT)
+        .with_context(|| format!("opening the maps pinned in {}", dir.display()))?;
+    load_programs(&mut ebpf)?;
+    Ok(ebpf)
+}
+
+/// The FNV-1a hash of this build's object file, recorded in `FTPCT_LAYOUT`.
+pub fn object_hash() -> u64 {
+    ftp_ebpf_common::layout::fnv1a(EBPF_OBJECT)
+}
+
+fn load_programs(ebpf: &mut Ebpf) -> Result<()> {
     for name in [program_names::INGRESS, program_names::EGRESS] {
         let program = ebpf
             .program_mut(name)
@@ -339,7 +369,7 @@ fn load(cfg: &AttachConfig) -> Result<Ebpf> {
         };
         result.map_err(|err| verifier_error(name, err))?;
     }
-    Ok(ebpf)
+    Ok(())
 }
 
 /// Before Linux 5.11 maps are charged to `RLIMIT_MEMLOCK` (64 KiB by
@@ -419,7 +449,18 @@ fn configure(ebpf: &mut Ebpf, cfg: &AttachConfig, classes: &[PortClass]) -> Resu
             .ok_or_else(|| anyhow!("map {} missing", map_names::POLICY))?,
     )?;
     map.set(0, policy, 0).context("writing the policy")?;
-    Ok(())
+    write_layout(ebpf)
+}
+
+/// Records this build in `FTPCT_LAYOUT`: the layout version of the maps
+/// and the hash of the programs that run on them.
+pub(crate) fn write_layout(ebpf: &mut Ebpf) -> Result<()> {
+    let mut map: Array<_, Layout> = Array::try_from(
+        ebpf.map_mut(map_names::LAYOUT)
+            .ok_or_else(|| anyhow!("map {} missing", map_names::LAYOUT))?,
+    )?;
+    map.set(0, Layout::new(LAYOUT_VERSION, object_hash()), 0)
+        .context("writing the layout record")
 }
 
 fn attach_and_pin(
@@ -533,7 +574,10 @@ fn unsupported(err: &anyhow::Error) -> bool {
     })
 }
 
-fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::programs::Program> {
+pub(crate) fn program<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &str,
+) -> Result<&'a mut aya::programs::Program> {
     ebpf.program_mut(name)
         .ok_or_else(|| anyhow!("program {name} missing from the object"))
 }

@@ -8,6 +8,9 @@
 //! when an interface stops being guarded behind its back, so that systemd
 //! restarts it and protection returns.
 //!
+//! Adopting an attachment whose programs are another build's (a new ftpct
+//! was installed) replaces them and keeps the maps (`upgrade`).
+//!
 //! Stopping the daemon leaves the programs attached (pins keep them), as
 //! `ftpct attach` does: a firewall fails closed, and a restart finds its
 //! state intact. `ftpct detach IFACE` removes the protection.
@@ -39,6 +42,7 @@ use crate::{
     pins::{self, LINK_EGRESS, LINK_INGRESS},
     portspec, privileges, status, tables,
     tls::{self, FtpsChoice},
+    upgrade,
 };
 
 /// Default seconds between two looks for FTP servers whose TLS library is
@@ -69,7 +73,7 @@ pub fn run(load: &dyn Fn() -> Result<DaemonConfig>) -> Result<()> {
     let config = load()?;
     let netns = Netns::current()?;
     for cfg in &config.interfaces {
-        bring_up(cfg, &netns)?;
+        bring_up(cfg, &netns, false)?;
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -79,18 +83,29 @@ pub fn run(load: &dyn Fn() -> Result<DaemonConfig>) -> Result<()> {
 }
 
 /// Attaches `cfg.iface`, or adopts its attachment when one is there and
-/// alive; pins whose links are gone (the interface was deleted) are
-/// removed first.
-fn bring_up(cfg: &AttachConfig, netns: &Netns) -> Result<()> {
+/// alive (saying so unless the daemon `manages` it already), replacing
+/// its programs if they are another build's; pins whose links are gone
+/// (the interface was deleted) are removed first.
+fn bring_up(cfg: &AttachConfig, netns: &Netns, manages: bool) -> Result<()> {
     let iface = &cfg.iface;
     let dir = pins::iface_dir(&cfg.pin_root, netns, iface);
     if dir.exists() {
         let binding = Binding::check(iface, &dir.join(LINK_INGRESS));
         if binding.guarded() {
-            say(&format!(
-                "{iface}: adopting the attachment in {}",
-                dir.display()
-            ));
+            if !manages {
+                say(&format!(
+                    "{iface}: adopting the attachment in {}",
+                    dir.display()
+                ));
+            }
+            if upgrade::needed(&dir, iface)? {
+                let done = upgrade::upgrade(&cfg.pin_root, iface)?;
+                say(&format!(
+                    "{iface}: programs replaced by this ftpct's (xdp {} -> {}, tc {} -> {}); \
+                     every table kept",
+                    done.ingress.0, done.ingress.1, done.egress.0, done.egress.1
+                ));
+            }
             return apply(cfg, &dir);
         }
         say(&format!(
@@ -323,7 +338,8 @@ fn reload(
         ));
     }
     for cfg in &new.interfaces {
-        bring_up(cfg, netns)?;
+        let manages = old.interfaces.iter().any(|o| o.iface == cfg.iface);
+        bring_up(cfg, netns, manages)?;
     }
     Ok(new)
 }

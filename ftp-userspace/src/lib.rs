@@ -25,3 +25,4 @@ pub mod status;
 pub mod tables;
 pub mod tls;
 pub mod tls_discovery;
+pub mod upgrade;

@@ -20,6 +20,7 @@ use ftp_userspace::{
     netns::Netns,
     pins, portspec, run, status, tables,
     tls::{self, FtpsChoice},
+    upgrade,
 };
 
 /// Stateful FTP firewall: only data connections announced on an FTP control
@@ -115,6 +116,15 @@ enum Command {
         /// Check the configuration file and exit.
         #[arg(long)]
         check: bool,
+    },
+    /// Replace IFACE's programs with this ftpct's, keeping every table,
+    /// setting and counter (after installing a new ftpct); refused when the
+    /// maps' layout version differs.
+    Upgrade {
+        /// The guarded interface.
+        iface: String,
+        #[command(flatten)]
+        pins: PinArgs,
     },
     /// Change IFACE's policy while it stays guarded: only the options given
     /// change; expectations, flows and control connections are kept.
@@ -442,6 +452,18 @@ fn dispatch(cli: Cli) -> Result<()> {
             for line in said {
                 println!("ftpct: {}: {line}", args.iface);
             }
+            Ok(())
+        }
+        Command::Upgrade { iface, pins: p } => {
+            let done = upgrade::upgrade(&pins::resolve_root(p.pin_root.as_deref()), &iface)?;
+            for server in &done.ftps {
+                println!("ftpct: {iface}: FTPS: {}", tls::describe(server));
+            }
+            println!(
+                "ftpct: {iface}: programs replaced (xdp {} -> {}, tc {} -> {}); expectations, \
+                 flows, control connections, settings and counters kept",
+                done.ingress.0, done.ingress.1, done.egress.0, done.egress.1
+            );
             Ok(())
         }
         Command::Flush {

@@ -275,6 +275,24 @@ pub fn remove_if_empty(dir: &Path) {
     let _ = fs::remove_dir(dir);
 }
 
+/// Removes the link pinned at `path` (if it is there), detaching it.
+pub fn unpin_link(path: &Path) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    // Unpinned through an fd of our own, which is then the last reference:
+    // closing it detaches at once (a plain unlink leaves the detach to a
+    // kernel worker, after this command may have returned).
+    match PinnedLink::from_pin(path) {
+        Ok(link) => drop(
+            link.unpin()
+                .with_context(|| format!("unpinning {}", path.display()))?,
+        ),
+        Err(_) => fs::remove_file(path).with_context(|| format!("unpinning {}", path.display()))?,
+    }
+    Ok(())
+}
+
 /// Removes every pin in an interface directory and the directory itself.
 /// Links go first, so the programs are detached before anything else goes.
 pub fn remove_iface_dir(dir: &Path) -> Result<()> {
@@ -285,21 +303,7 @@ pub fn remove_iface_dir(dir: &Path) -> Result<()> {
     crate::egress_hook::remove(dir)?;
     let fixed = [LINK_INGRESS, LINK_EGRESS].map(|link| dir.join(link));
     for path in fixed.into_iter().chain(crate::tls::pinned_links(dir)) {
-        if !path.exists() {
-            continue;
-        }
-        // Unpinned through an fd of our own, which is then the last reference:
-        // closing it detaches at once (a plain unlink leaves the detach to a
-        // kernel worker, after this command may have returned).
-        match PinnedLink::from_pin(&path) {
-            Ok(link) => drop(
-                link.unpin()
-                    .with_context(|| format!("unpinning {}", path.display()))?,
-            ),
-            Err(_) => {
-                fs::remove_file(&path).with_context(|| format!("unpinning {}", path.display()))?
-            }
-        }
+        unpin_link(&path)?;
     }
     for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = entry?.path();

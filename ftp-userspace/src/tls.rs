@@ -347,6 +347,22 @@ pub fn inspecting(dir: &Path) -> bool {
     dir.join(format!("{LINK_TLS_PREFIX}kernel_0")).exists()
 }
 
+/// Removes FTPS inspection from the attachment pinned in `dir`: its links
+/// (detaching them) and its programs' pins (an upgrade then attaches the
+/// new build's).
+pub fn remove(dir: &Path) -> Result<()> {
+    for link in pinned_links(dir) {
+        crate::pins::unpin_link(&link)?;
+    }
+    for program in probe_programs() {
+        let pin = dir.join(format!("{PROG_TLS_PREFIX}{program}"));
+        if pin.exists() {
+            fs::remove_file(&pin).with_context(|| format!("unpinning {}", pin.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Paths of every pinned TLS link in `dir`, for detach.
 pub fn pinned_links(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(dir) else {
