@@ -19,7 +19,7 @@ use anyhow::{Context, Result, ensure};
 use ftpct_e2e::clients::{curl_download, lftp_download, lftp_list, lftp_upload, tcp_connect};
 use ftpct_e2e::fixtures::{FileDigest, pseudo_random_bytes};
 use ftpct_e2e::forge::xdp_attached;
-use ftpct_e2e::ftpct::{endpoint, kernel_object_exists};
+use ftpct_e2e::ftpct::{endpoint, kernel_object_exists, row_endpoint};
 use ftpct_e2e::process::{run_with_timeout, wait_until};
 use ftpct_e2e::servers::ServerOptions;
 use ftpct_e2e::{
@@ -44,7 +44,7 @@ fn find_expectation(rows: &[Value], src: IpAddr, dst: IpAddr, port: u16) -> Opti
     let src = src.to_string();
     let dst = endpoint(dst, port);
     rows.iter()
-        .find(|r| r["src"] == src.as_str() && r["dst"] == dst.as_str())
+        .find(|r| r["src_addr"] == src.as_str() && row_endpoint(r, "dst").as_ref() == Some(&dst))
 }
 
 /// The announcement an FTP client sends on the wire for `mode` over
@@ -392,10 +392,10 @@ fn expectation_is_consumed_by_first_connection() -> Result<()> {
     let rows = fw.expectations_json()?;
     let matching: Vec<&Value> = rows
         .iter()
-        .filter(|r| r["dst"] == endpoint(server_ip, port).as_str())
+        .filter(|r| row_endpoint(r, "dst") == Some(endpoint(server_ip, port)))
         .collect();
     assert_eq!(matching.len(), 1, "one expectation for port {port}: {rows}");
-    assert_eq!(matching[0]["src"], client_ip.to_string().as_str());
+    assert_eq!(matching[0]["src_addr"], client_ip.to_string().as_str());
 
     let before = fw.counters()?;
     session.connect()?;
@@ -412,9 +412,11 @@ fn expectation_is_consumed_by_first_connection() -> Result<()> {
     );
     let flows = fw.flows_json()?;
     assert!(
-        flows
-            .iter()
-            .any(|f| f["local"] == endpoint(server_ip, port).as_str() && f["origin"] == "admitted"),
+        flows.iter().any(
+            |f| row_endpoint(f, "dst") == Some(endpoint(server_ip, port))
+                && f["direction"] == "in"
+                && f["origin"] == "admitted"
+        ),
         "no admitted flow to port {port}: {flows}"
     );
 
@@ -524,10 +526,8 @@ fn established_connections_survive_attach() -> Result<()> {
     let seeded = flows
         .iter()
         .filter(|f| {
-            f["origin"] == "seeded"
-                && f["local"]
-                    .as_str()
-                    .is_some_and(|l| l.ends_with(&format!(":{}", listener.port())))
+            // The client connected to the listener: it sent the SYN.
+            f["origin"] == "seeded" && f["direction"] == "in" && f["dst_port"] == listener.port()
         })
         .count();
     assert!(seeded >= 2, "echo connections not seeded: {flows}");

@@ -1,6 +1,9 @@
 //! `ftpct`: a stateful FTP firewall in XDP/TC. See `ftpct --help`.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, CommandFactory, Parser, Subcommand};
@@ -66,16 +69,25 @@ enum Command {
         #[command(flatten)]
         pins: PinArgs,
     },
-    /// List announced data connections not yet opened.
+    /// List announced data connections not yet opened: who may connect
+    /// where, and the control connection that announced it.
     Expectations {
+        /// Only this interface's.
+        #[arg(long, value_name = "IFACE")]
+        iface: Option<String>,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         pins: PinArgs,
     },
-    /// List tracked connections to guarded ports.
+    /// List tracked connections to guarded ports, the end that opened it
+    /// first (DIR in: the remote end did), with the control connection that
+    /// announced it where that is still known.
     Flows {
+        /// Only this interface's.
+        #[arg(long, value_name = "IFACE")]
+        iface: Option<String>,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -455,17 +467,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         } => {
             let root = pins::resolve_root(p.pin_root.as_deref());
             let netns = Netns::current()?;
-            let mut ifaces = pins::attached_interfaces(&root, &netns)?;
-            if let Some(one) = &iface {
-                if !ifaces.contains(one) {
-                    bail!(
-                        "not attached to {one} in this network namespace ({}; pin root {})",
-                        netns.display_name(),
-                        root.display()
-                    );
-                }
-                ifaces.retain(|i| i == one);
-            }
+            let ifaces = chosen_interfaces(&root, &netns, iface.as_deref())?;
             let statuses = ifaces
                 .iter()
                 .map(|iface| status::iface_status(&root, &netns, iface))
@@ -492,11 +494,15 @@ fn dispatch(cli: Cli) -> Result<()> {
                 _ => Ok(()),
             }
         }
-        Command::Expectations { json, pins: p } => {
+        Command::Expectations {
+            iface,
+            json,
+            pins: p,
+        } => {
             let root = pins::resolve_root(p.pin_root.as_deref());
             let netns = Netns::current()?;
             let mut rows = Vec::new();
-            for iface in pins::attached_interfaces(&root, &netns)? {
+            for iface in chosen_interfaces(&root, &netns, iface.as_deref())? {
                 rows.extend(tables::expectations(
                     &pins::iface_dir(&root, &netns, &iface),
                     &iface,
@@ -504,26 +510,20 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
-            }
-            for r in rows.iter().filter(|_| !json) {
-                println!(
-                    "{} {} {} -> {} expires in {:.1}s (control :{} -> :{})",
-                    r.iface,
-                    r.kind,
-                    r.src,
-                    r.dst,
-                    r.expires_in_secs,
-                    r.control_ports.0,
-                    r.control_ports.1
-                );
+            } else {
+                tables::print_expectations(&rows);
             }
             Ok(())
         }
-        Command::Flows { json, pins: p } => {
+        Command::Flows {
+            iface,
+            json,
+            pins: p,
+        } => {
             let root = pins::resolve_root(p.pin_root.as_deref());
             let netns = Netns::current()?;
             let mut rows = Vec::new();
-            for iface in pins::attached_interfaces(&root, &netns)? {
+            for iface in chosen_interfaces(&root, &netns, iface.as_deref())? {
                 rows.extend(tables::flows(
                     &pins::iface_dir(&root, &netns, &iface),
                     &iface,
@@ -531,12 +531,8 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
-            }
-            for r in rows.iter().filter(|_| !json) {
-                println!(
-                    "{} {} -> {} {} {} idle {:.1}s",
-                    r.iface, r.remote, r.local, r.origin, r.state, r.idle_secs
-                );
+            } else {
+                tables::print_flows(&rows);
             }
             Ok(())
         }
@@ -568,4 +564,20 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
         }
     }
+}
+
+/// The interfaces attached in `netns`, or only `one`, which must be.
+fn chosen_interfaces(root: &Path, netns: &Netns, one: Option<&str>) -> Result<Vec<String>> {
+    let mut ifaces = pins::attached_interfaces(root, netns)?;
+    if let Some(one) = one {
+        if !ifaces.iter().any(|i| i == one) {
+            bail!(
+                "not attached to {one} in this network namespace ({}; pin root {})",
+                netns.display_name(),
+                root.display()
+            );
+        }
+        ifaces.retain(|i| i == one);
+    }
+    Ok(ifaces)
 }
