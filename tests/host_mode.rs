@@ -755,6 +755,7 @@ fn cli_needs_root() -> Result<()> {
     assert_cli_error("attach as nobody", &out, 1, "needs root");
     lab.assert_nothing_attached("attach as nobody")?;
     assert!(!lab.pin_root().exists(), "pin root created by nobody");
+    let refusal = String::from_utf8_lossy(&out.stderr).replace("ftpct attach", "ftpct COMMAND");
 
     // Detach as nobody does not remove a real attachment.
     let fw = lab.attach(&[])?;
@@ -762,8 +763,48 @@ fn cli_needs_root() -> Result<()> {
     assert_cli_error("detach as nobody", &out, 1, "needs root");
     assert!(fw.pin_dir().exists(), "pins removed by nobody");
     assert!(xdp_attached(lab.server(), LAB_IFACE)?, "detached by nobody");
+
+    // Every command using pins, reading ones too, says the same.
+    for args in pin_commands() {
+        let out = unprivileged(&args)?;
+        let what = format!("{} as nobody", args.join(" "));
+        assert_cli_error(&what, &out, 1, "needs root");
+        let stderr = String::from_utf8_lossy(&out.stderr)
+            .replace(&format!("ftpct {}", args[0]), "ftpct COMMAND");
+        assert_eq!(stderr, refusal, "{what}");
+    }
+    // `check` (which takes no --pin-root) says it in its privileges line.
+    let out = lab.server().run(&[
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        &bin,
+        "check",
+    ])?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = refusal.trim().trim_start_matches("ftpct: ");
+    assert!(
+        stdout.contains(&line.replace("ftpct COMMAND", "ftpct attach")),
+        "check as nobody: {stdout}"
+    );
+    assert!(xdp_attached(lab.server(), LAB_IFACE)?, "detached by nobody");
     fw.detach()?;
     Ok(())
+}
+
+/// Every command that reads or writes pins, with valid arguments.
+fn pin_commands() -> [Vec<&'static str>; 8] {
+    [
+        vec!["attach", LAB_IFACE],
+        vec!["run", LAB_IFACE],
+        vec!["detach", LAB_IFACE],
+        vec!["set", LAB_IFACE, "--expect-timeout", "5"],
+        vec!["flush", LAB_IFACE, "counters"],
+        vec!["status"],
+        vec!["flows"],
+        vec!["expectations"],
+    ]
 }
 
 #[test]
@@ -807,17 +848,40 @@ fn cli_refuses_second_attach_and_double_detach() -> Result<()> {
 #[test]
 fn cli_refuses_ip_netns_exec_with_default_pin_root() -> Result<()> {
     let lab = Lab::new()?;
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", lab.server().name()])
-        .arg(ftpct_bin())
-        .args(["attach", LAB_IFACE])
-        .env_remove("FTPCT_PIN_ROOT");
-    let out = run_with_timeout(cmd, Duration::from_secs(30))?;
-    assert_cli_error("ip netns exec attach", &out, 1, "ip netns exec");
-    assert_cli_error("ip netns exec attach", &out, 1, "nsenter");
+    let in_ip_netns_exec = |args: &[&str]| {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", lab.server().name()])
+            .arg(ftpct_bin())
+            .args(args)
+            .env_remove("FTPCT_PIN_ROOT");
+        run_with_timeout(cmd, Duration::from_secs(30))
+    };
+    // Every command using pins refuses alike: reading ones would see the
+    // private /sys's empty directory and call the host unguarded.
+    let mut first: Option<String> = None;
+    for args in pin_commands() {
+        let what = format!("ip netns exec ftpct {}", args.join(" "));
+        let out = in_ip_netns_exec(&args)?;
+        assert_cli_error(&what, &out, 1, "ip netns exec");
+        assert_cli_error(&what, &out, 1, "nsenter");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            first.get_or_insert_with(|| stderr.clone()),
+            &stderr,
+            "{what}"
+        );
+    }
     ensure!(
         !xdp_attached(lab.server(), LAB_IFACE)?,
         "XDP attached from ip netns exec"
+    );
+    // `check` says it in a line of its own.
+    let out = in_ip_netns_exec(&["check"])?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let message = first.unwrap_or_default();
+    ensure!(
+        stdout.contains(message.trim().trim_start_matches("ftpct: ")),
+        "check in ip netns exec: {stdout}"
     );
     Ok(())
 }

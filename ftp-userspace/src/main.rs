@@ -19,7 +19,7 @@ use ftp_userspace::{
     binding::Binding,
     external, features, live, lockout,
     netns::Netns,
-    pins, portspec, run, status, tables,
+    pins, portspec, privileges, run, status, tables,
     tls::{self, FtpsChoice},
 };
 
@@ -130,6 +130,19 @@ struct PinArgs {
     /// bpffs directory for pins [env: FTPCT_PIN_ROOT] [default: /sys/fs/bpf/ftpct]
     #[arg(long, value_name = "DIR")]
     pin_root: Option<PathBuf>,
+}
+
+impl PinArgs {
+    /// The pin root, once `command` may use it: every command reading or
+    /// writing pins comes through here, so each refuses a user without the
+    /// privileges, and the private /sys of `ip netns exec`, with the same
+    /// message.
+    fn root(&self, command: &str) -> Result<PathBuf> {
+        privileges::require_bpf_admin(command)?;
+        let root = pins::resolve_root(self.pin_root.as_deref());
+        pins::refuse_private_sys(&root)?;
+        Ok(root)
+    }
 }
 
 #[derive(Args)]
@@ -321,21 +334,31 @@ struct AttachArgs {
 }
 
 impl AttachArgs {
-    fn config(&self, log_level: u8) -> Result<AttachConfig> {
+    /// The configuration the options ask for. Neither privileges nor the
+    /// pin root are looked at.
+    fn parse(&self, log_level: u8) -> Result<AttachConfig> {
         if self.expect_timeout == 0 || self.flow_timeout == 0 {
             bail!("timeouts must be at least 1 second");
         }
         if self.max_expectations == 0 || self.max_flows == 0 || self.max_control == 0 {
             bail!("table sizes must be at least 1");
         }
-        let external = external::parse(&self.external_address)?;
-        let mut cfg = AttachConfig {
+        let control_ports = portspec::parse_control_ports(&self.control_ports)?;
+        let data_ports = portspec::parse_range(&self.data_ports)
+            .map_err(|e| e.context("--data-ports takes LO-HI, like 1024-65535"))?;
+        let allow_ports = portspec::parse_list(&self.allow_ports)
+            .map_err(|e| e.context("--allow-ports takes a list like 2222,8000-8100"))?;
+        let ftps_range = self
+            .ftps_range
+            .as_deref()
+            .map(portspec::parse_range)
+            .transpose()
+            .map_err(|e| e.context("--ftps-range takes LO-HI, like 40000-40100"))?;
+        Ok(AttachConfig {
             iface: self.iface.clone(),
-            control_ports: portspec::parse_control_ports(&self.control_ports)?,
-            data_ports: portspec::parse_range(&self.data_ports)
-                .map_err(|e| e.context("--data-ports takes LO-HI, like 1024-65535"))?,
-            allow_ports: portspec::parse_list(&self.allow_ports)
-                .map_err(|e| e.context("--allow-ports takes a list like 2222,8000-8100"))?,
+            control_ports,
+            data_ports,
+            allow_ports,
             expect_timeout_secs: self.expect_timeout,
             flow_timeout_secs: self.flow_timeout,
             allow_low_ports: self.allow_low_ports,
@@ -351,17 +374,18 @@ impl AttachArgs {
             log_level,
             xdp_mode: self.xdp_mode,
             egress_hook: self.egress_hook,
-            external,
+            external: external::parse(&self.external_address)?,
             nat_rewrite: self.nat_rewrite,
-            ftps_range: self
-                .ftps_range
-                .as_deref()
-                .map(portspec::parse_range)
-                .transpose()
-                .map_err(|e| e.context("--ftps-range takes LO-HI, like 40000-40100"))?,
+            ftps_range,
             force: self.force,
             ftps: self.ftps,
-        };
+        })
+    }
+
+    /// The configuration for `command`, once it may run here: option errors
+    /// first, then privileges and the pin root.
+    fn config(&self, command: &str, log_level: u8) -> Result<AttachConfig> {
+        let mut cfg = self.parse(log_level)?;
         if !self.guard_session
             && let Some(port) = cfg.exempt_session(lockout::session_port())
         {
@@ -370,7 +394,9 @@ impl AttachArgs {
                  --guard-session guards it too"
             );
         }
-        cfg.validated()
+        let cfg = cfg.validated()?;
+        self.pins.root(command)?;
+        Ok(cfg)
     }
 }
 
@@ -400,7 +426,7 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Attach(args) => {
-            let cfg = args.config(0)?;
+            let cfg = args.config("ftpct attach", 0)?;
             let attached = attach::attach(&cfg)?;
             for server in &attached.ftps {
                 println!("ftpct: FTPS: {}", tls::describe(server));
@@ -414,7 +440,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Set(args) => {
             let changes = args.changes()?;
-            let root = pins::resolve_root(args.pins.pin_root.as_deref());
+            let root = args.pins.root("ftpct set")?;
             let said = live::set(&root, &args.iface, &changes)?;
             if said.is_empty() {
                 println!(
@@ -432,7 +458,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             what,
             pins: p,
         } => {
-            let n = live::flush(&pins::resolve_root(p.pin_root.as_deref()), &iface, what)?;
+            let n = live::flush(&p.root("ftpct flush")?, &iface, what)?;
             let noun = match what {
                 live::Flush::Expectations => "expectations",
                 live::Flush::Flows => "admitted flows",
@@ -442,7 +468,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Detach { iface, pins: p } => {
-            let binding = attach::detach(&pins::resolve_root(p.pin_root.as_deref()), &iface)?;
+            let binding = attach::detach(&p.root("ftpct detach")?, &iface)?;
             match binding {
                 Binding::Deleted { .. } => {
                     println!("ftpct: removed the pins of {iface}, which was deleted after attach")
@@ -465,7 +491,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             json,
             pins: p,
         } => {
-            let root = pins::resolve_root(p.pin_root.as_deref());
+            let root = p.root("ftpct status")?;
             let netns = Netns::current()?;
             let ifaces = chosen_interfaces(&root, &netns, iface.as_deref())?;
             let statuses = ifaces
@@ -499,7 +525,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             json,
             pins: p,
         } => {
-            let root = pins::resolve_root(p.pin_root.as_deref());
+            let root = p.root("ftpct expectations")?;
             let netns = Netns::current()?;
             let mut rows = Vec::new();
             for iface in chosen_interfaces(&root, &netns, iface.as_deref())? {
@@ -520,7 +546,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             json,
             pins: p,
         } => {
-            let root = pins::resolve_root(p.pin_root.as_deref());
+            let root = p.root("ftpct flows")?;
             let netns = Netns::current()?;
             let mut rows = Vec::new();
             for iface in chosen_interfaces(&root, &netns, iface.as_deref())? {
@@ -536,7 +562,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Run(args) => run::run(args.config(run::LOG_LEVEL_DEBUG)?),
+        Command::Run(args) => run::run(args.config("ftpct run", run::LOG_LEVEL_DEBUG)?),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "ftpct", &mut std::io::stdout());
             Ok(())
