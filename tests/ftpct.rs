@@ -125,6 +125,7 @@ pub struct Ftpct<'a> {
     pin_dir: PathBuf,
     attached: bool,
     attach_stdout: String,
+    attach_stderr: String,
 }
 
 impl<'a> Ftpct<'a> {
@@ -148,10 +149,12 @@ impl<'a> Ftpct<'a> {
             pin_dir: pin_dir(pin_root, ns, iface)?,
             attached: true,
             attach_stdout: String::new(),
+            attach_stderr: String::new(),
         };
         match ns.run_ok(&argv) {
             Ok(out) => {
                 guard.attach_stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                guard.attach_stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
                 Ok(guard)
             }
             Err(e) => {
@@ -164,6 +167,11 @@ impl<'a> Ftpct<'a> {
     /// What `ftpct attach` printed on stdout (trimmed).
     pub fn attach_output(&self) -> &str {
         &self.attach_stdout
+    }
+
+    /// What `ftpct attach` printed on stderr (trimmed): its warnings.
+    pub fn attach_stderr(&self) -> &str {
+        &self.attach_stderr
     }
 
     /// The namespace ftpct was attached in.

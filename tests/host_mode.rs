@@ -886,6 +886,32 @@ fn cli_refuses_ip_netns_exec_with_default_pin_root() -> Result<()> {
     Ok(())
 }
 
+#[test]
+fn attach_warns_of_doubtful_options_and_still_guards() -> Result<()> {
+    let lab = Lab::new()?;
+    let fw = lab.attach(&["--control-ports", "21,21", "--data-ports", "1000-65535"])?;
+    let warnings: Vec<&str> = fw
+        .attach_stderr()
+        .lines()
+        .filter(|l| l.starts_with("ftpct: warning: "))
+        .collect();
+    ensure!(
+        warnings.len() == 2
+            && warnings[0].contains("--control-ports lists 21 more than once")
+            && warnings[1].contains("--data-ports 1000-65535 guards well-known ports (1000-1023)"),
+        "{}",
+        fw.attach_stderr()
+    );
+    let status = fw.status_json()?;
+    ensure!(
+        status[0]["guarded"] == true
+            && status[0]["control_ports"] == "21"
+            && status[0]["guarded_ports"] == "1000-65535",
+        "{status}"
+    );
+    Ok(())
+}
+
 /// Devices without an Ethernet header (tun, ipip, loopback): the programs
 /// would misread every packet and pass it, so attach refuses them before
 /// loading anything.

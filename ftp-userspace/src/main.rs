@@ -11,7 +11,7 @@ use ftp_ebpf_common::policy::{
     DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORTS, DEFAULT_EXPECT_TIMEOUT_SECS,
     DEFAULT_FLOW_TIMEOUT_SECS, DEFAULT_MAX_CONTROL, DEFAULT_MAX_EXPECT_PER_CLIENT,
     DEFAULT_MAX_EXPECT_PER_CONN, DEFAULT_MAX_EXPECT_PER_SITE, DEFAULT_MAX_EXPECTATIONS,
-    DEFAULT_MAX_FLOWS, DEFAULT_MAX_NEW_SESSIONS_PER_CLIENT, MAX_EXPECT_PER_CONN,
+    DEFAULT_MAX_FLOWS, DEFAULT_MAX_NEW_SESSIONS_PER_CLIENT, MAX_EXPECT_PER_CONN, PortClass,
 };
 
 use ftp_userspace::{
@@ -19,7 +19,9 @@ use ftp_userspace::{
     binding::Binding,
     external, features, live, lockout,
     netns::Netns,
-    pins, portspec, privileges, run, status, tables,
+    pins,
+    portspec::{self, PortRange},
+    privileges, run, status, tables,
     tls::{self, FtpsChoice},
 };
 
@@ -251,10 +253,12 @@ struct AttachArgs {
     #[arg(long, value_name = "LIST", default_value = "")]
     allow_ports: String,
     /// Seconds an announced data port waits for its connection.
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_EXPECT_TIMEOUT_SECS)]
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_EXPECT_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
     expect_timeout: u64,
     /// Seconds a tracked connection may stay idle.
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_FLOW_TIMEOUT_SECS)]
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_FLOW_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
     flow_timeout: u64,
     /// Accept PORT/EPRT/227/229 naming ports below 1024.
     #[arg(long)]
@@ -282,13 +286,16 @@ struct AttachArgs {
           value_parser = clap::value_parser!(u16).range(1..))]
     max_new_sessions_per_client: u16,
     /// Capacity of the expectation table.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_EXPECTATIONS)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_EXPECTATIONS,
+          value_parser = clap::value_parser!(u32).range(1..))]
     max_expectations: u32,
     /// Capacity of each flow table (admitted connections; the host's own).
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_FLOWS)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_FLOWS,
+          value_parser = clap::value_parser!(u32).range(1..))]
     max_flows: u32,
     /// Capacity of the control-connection table.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONTROL)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONTROL,
+          value_parser = clap::value_parser!(u32).range(1..))]
     max_control: u32,
     /// XDP in the driver (native), on the skb (generic, any driver, slower),
     /// or native with a fallback to generic (auto).
@@ -334,15 +341,9 @@ struct AttachArgs {
 }
 
 impl AttachArgs {
-    /// The configuration the options ask for. Neither privileges nor the
-    /// pin root are looked at.
+    /// The configuration the options ask for: every error names its option.
+    /// Neither privileges nor the pin root are looked at.
     fn parse(&self, log_level: u8) -> Result<AttachConfig> {
-        if self.expect_timeout == 0 || self.flow_timeout == 0 {
-            bail!("timeouts must be at least 1 second");
-        }
-        if self.max_expectations == 0 || self.max_flows == 0 || self.max_control == 0 {
-            bail!("table sizes must be at least 1");
-        }
         let control_ports = portspec::parse_control_ports(&self.control_ports)?;
         let data_ports = portspec::parse_range(&self.data_ports)
             .map_err(|e| e.context("--data-ports takes LO-HI, like 1024-65535"))?;
@@ -382,8 +383,39 @@ impl AttachArgs {
         })
     }
 
+    /// What the options ask for that is likely a mistake, though attach can
+    /// do it: one line each.
+    fn warnings(&self, cfg: &AttachConfig) -> Vec<String> {
+        let mut out = Vec::new();
+        let repeated = portspec::repeated(&self.control_ports);
+        if !repeated.is_empty() {
+            let list: Vec<String> = repeated.iter().map(u16::to_string).collect();
+            out.push(format!(
+                "--control-ports lists {} more than once; each port counts once",
+                list.join(",")
+            ));
+        }
+        let low: Vec<_> = portspec::ranges_of(&cfg.port_classes(), PortClass::Guarded)
+            .into_iter()
+            .filter(|r| r.lo < 1024)
+            .map(|r| PortRange {
+                hi: r.hi.min(1023),
+                ..r
+            })
+            .collect();
+        if !cfg.strict && !low.is_empty() {
+            out.push(format!(
+                "--data-ports {} guards well-known ports ({}): services there get only \
+                 connections an FTP session announced",
+                self.data_ports,
+                portspec::format_ranges(&low)
+            ));
+        }
+        out
+    }
+
     /// The configuration for `command`, once it may run here: option errors
-    /// first, then privileges and the pin root.
+    /// first, then warnings, then privileges and the pin root.
     fn config(&self, command: &str, log_level: u8) -> Result<AttachConfig> {
         let mut cfg = self.parse(log_level)?;
         if !self.guard_session
@@ -395,6 +427,9 @@ impl AttachArgs {
             );
         }
         let cfg = cfg.validated()?;
+        for warning in self.warnings(&cfg) {
+            eprintln!("ftpct: warning: {warning}");
+        }
         self.pins.root(command)?;
         Ok(cfg)
     }
