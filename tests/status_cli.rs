@@ -236,7 +236,8 @@ fn flows_and_expectations_list_the_opener_first_under_a_header() -> Result<()> {
             .unwrap_or(0)
     };
     let text = fw.cli_ok("flows", &["--iface", LAB_IFACE])?;
-    println!("ftpct flows\n{text}{rows}");
+    println!("ftpct flows\n{text}");
+    println!("ftpct flows --json\n{}", fw.cli_ok("flows", &["--json"])?);
     ensure!(
         text.lines().next().map(fields)
             == Some(vec![
