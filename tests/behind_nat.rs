@@ -28,7 +28,7 @@ use ftpct_e2e::clients::{
 };
 use ftpct_e2e::fixtures::FileDigest;
 use ftpct_e2e::forge::{Segment, Sink, ftp_commands, reply_to, send_segments};
-use ftpct_e2e::ftpct::endpoint;
+use ftpct_e2e::ftpct::{endpoint, row_endpoint};
 use ftpct_e2e::servers::{CONTROL_PORT, FtpTarget, ServerOptions};
 use ftpct_e2e::{
     CLIENT, ConnectResult, Counter, EchoClient, EchoServer, FtpServer, FtpSession, Ftpct, INTRUDER,
@@ -364,7 +364,8 @@ fn intruder_cannot_take_a_port_announced_via_the_external_address() -> Result<()
     let dst = endpoint(IpAddr::V4(NAT_PRIVATE), port);
     assert!(
         rows.iter()
-            .any(|r| r["src"] == CLIENT.v4.to_string().as_str() && r["dst"] == dst.as_str()),
+            .any(|r| r["src_addr"] == CLIENT.v4.to_string().as_str()
+                && row_endpoint(r, "dst").as_ref() == Some(&dst)),
         "no expectation for the client to {dst}: {rows}"
     );
     let got = lab.intruder_dropped_then_client_retrieves(&mut session, port, SMALL_FILE)?;

@@ -107,6 +107,15 @@ pub fn endpoint(addr: std::net::IpAddr, port: u16) -> String {
     }
 }
 
+/// The `side` (`src`, `dst`) of a `flows --json` or `expectations --json`
+/// row, from its `SIDE_addr` and `SIDE_port` fields, as [`endpoint`] writes
+/// it; `None` if the row lacks them.
+pub fn row_endpoint(row: &serde_json::Value, side: &str) -> Option<String> {
+    let addr: std::net::IpAddr = row[format!("{side}_addr")].as_str()?.parse().ok()?;
+    let port = u16::try_from(row[format!("{side}_port")].as_u64()?).ok()?;
+    Some(endpoint(addr, port))
+}
+
 /// ftpct attached to an interface of a namespace; dropping it runs
 /// `ftpct detach` (errors ignored) and removes the pin root.
 pub struct Ftpct<'a> {
@@ -116,6 +125,7 @@ pub struct Ftpct<'a> {
     pin_dir: PathBuf,
     attached: bool,
     attach_stdout: String,
+    attach_stderr: String,
 }
 
 impl<'a> Ftpct<'a> {
@@ -139,10 +149,12 @@ impl<'a> Ftpct<'a> {
             pin_dir: pin_dir(pin_root, ns, iface)?,
             attached: true,
             attach_stdout: String::new(),
+            attach_stderr: String::new(),
         };
         match ns.run_ok(&argv) {
             Ok(out) => {
                 guard.attach_stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                guard.attach_stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
                 Ok(guard)
             }
             Err(e) => {
@@ -155,6 +167,11 @@ impl<'a> Ftpct<'a> {
     /// What `ftpct attach` printed on stdout (trimmed).
     pub fn attach_output(&self) -> &str {
         &self.attach_stdout
+    }
+
+    /// What `ftpct attach` printed on stderr (trimmed): its warnings.
+    pub fn attach_stderr(&self) -> &str {
+        &self.attach_stderr
     }
 
     /// The namespace ftpct was attached in.
@@ -352,17 +369,17 @@ impl fmt::Display for Rows {
 pub struct Counters(pub BTreeMap<String, u64>);
 
 impl Counters {
-    /// Parses the `counters` field (`[["name", N], ...]`) of a status entry.
+    /// Parses the `counters` field (`{"name": N, ...}`) of a status entry.
     pub fn from_status(entry: &serde_json::Value) -> Result<Self> {
-        let list = entry["counters"]
-            .as_array()
-            .with_context(|| format!("no counters array in {entry}"))?;
+        let object = entry["counters"]
+            .as_object()
+            .with_context(|| format!("no counters object in {entry}"))?;
         let mut map = BTreeMap::new();
-        for pair in list {
-            let (Some(name), Some(value)) = (pair[0].as_str(), pair[1].as_u64()) else {
-                bail!("bad counter entry {pair} in {entry}");
+        for (name, value) in object {
+            let Some(value) = value.as_u64() else {
+                bail!("bad counter {name}: {value} in {entry}");
             };
-            map.insert(name.to_string(), value);
+            map.insert(name.clone(), value);
         }
         // Every counter is listed, zero or not: one missing means the status
         // output and the test disagree, which must not read as a zero.

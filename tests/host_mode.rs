@@ -19,7 +19,7 @@ use anyhow::{Context, Result, ensure};
 use ftpct_e2e::clients::{curl_download, lftp_download, lftp_list, lftp_upload, tcp_connect};
 use ftpct_e2e::fixtures::{FileDigest, pseudo_random_bytes};
 use ftpct_e2e::forge::xdp_attached;
-use ftpct_e2e::ftpct::{endpoint, kernel_object_exists};
+use ftpct_e2e::ftpct::{endpoint, kernel_object_exists, row_endpoint};
 use ftpct_e2e::process::{run_with_timeout, wait_until};
 use ftpct_e2e::servers::ServerOptions;
 use ftpct_e2e::{
@@ -44,7 +44,7 @@ fn find_expectation(rows: &[Value], src: IpAddr, dst: IpAddr, port: u16) -> Opti
     let src = src.to_string();
     let dst = endpoint(dst, port);
     rows.iter()
-        .find(|r| r["src"] == src.as_str() && r["dst"] == dst.as_str())
+        .find(|r| r["src_addr"] == src.as_str() && row_endpoint(r, "dst").as_ref() == Some(&dst))
 }
 
 /// The announcement an FTP client sends on the wire for `mode` over
@@ -392,10 +392,10 @@ fn expectation_is_consumed_by_first_connection() -> Result<()> {
     let rows = fw.expectations_json()?;
     let matching: Vec<&Value> = rows
         .iter()
-        .filter(|r| r["dst"] == endpoint(server_ip, port).as_str())
+        .filter(|r| row_endpoint(r, "dst") == Some(endpoint(server_ip, port)))
         .collect();
     assert_eq!(matching.len(), 1, "one expectation for port {port}: {rows}");
-    assert_eq!(matching[0]["src"], client_ip.to_string().as_str());
+    assert_eq!(matching[0]["src_addr"], client_ip.to_string().as_str());
 
     let before = fw.counters()?;
     session.connect()?;
@@ -412,9 +412,11 @@ fn expectation_is_consumed_by_first_connection() -> Result<()> {
     );
     let flows = fw.flows_json()?;
     assert!(
-        flows
-            .iter()
-            .any(|f| f["local"] == endpoint(server_ip, port).as_str() && f["origin"] == "admitted"),
+        flows.iter().any(
+            |f| row_endpoint(f, "dst") == Some(endpoint(server_ip, port))
+                && f["direction"] == "in"
+                && f["origin"] == "admitted"
+        ),
         "no admitted flow to port {port}: {flows}"
     );
 
@@ -524,10 +526,8 @@ fn established_connections_survive_attach() -> Result<()> {
     let seeded = flows
         .iter()
         .filter(|f| {
-            f["origin"] == "seeded"
-                && f["local"]
-                    .as_str()
-                    .is_some_and(|l| l.ends_with(&format!(":{}", listener.port())))
+            // The client connected to the listener: it sent the SYN.
+            f["origin"] == "seeded" && f["direction"] == "in" && f["dst_port"] == listener.port()
         })
         .count();
     assert!(seeded >= 2, "echo connections not seeded: {flows}");
@@ -755,6 +755,7 @@ fn cli_needs_root() -> Result<()> {
     assert_cli_error("attach as nobody", &out, 1, "needs root");
     lab.assert_nothing_attached("attach as nobody")?;
     assert!(!lab.pin_root().exists(), "pin root created by nobody");
+    let refusal = String::from_utf8_lossy(&out.stderr).replace("ftpct attach", "ftpct COMMAND");
 
     // Detach as nobody does not remove a real attachment.
     let fw = lab.attach(&[])?;
@@ -762,8 +763,63 @@ fn cli_needs_root() -> Result<()> {
     assert_cli_error("detach as nobody", &out, 1, "needs root");
     assert!(fw.pin_dir().exists(), "pins removed by nobody");
     assert!(xdp_attached(lab.server(), LAB_IFACE)?, "detached by nobody");
+
+    // Every command using pins, reading ones too, says the same.
+    for args in pin_commands() {
+        let out = unprivileged(&args)?;
+        let what = format!("{} as nobody", args.join(" "));
+        assert_cli_error(&what, &out, 1, "needs root");
+        let stderr = String::from_utf8_lossy(&out.stderr)
+            .replace(&format!("ftpct {}", args[0]), "ftpct COMMAND");
+        assert_eq!(stderr, refusal, "{what}");
+    }
+    // The daemon (its pin root is in its configuration) says the same.
+    let out = lab.server().run(&[
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        &bin,
+        "daemon",
+        "--config",
+        "/nonexistent/ftpct.toml",
+    ])?;
+    let stderr = String::from_utf8_lossy(&out.stderr).replace("ftpct daemon", "ftpct COMMAND");
+    assert_eq!(stderr, refusal, "daemon as nobody");
+    // `check` (which takes no --pin-root) says it in its privileges line.
+    let out = lab.server().run(&[
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        &bin,
+        "check",
+    ])?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = refusal.trim().trim_start_matches("ftpct: ");
+    assert!(
+        stdout.contains(&line.replace("ftpct COMMAND", "ftpct attach")),
+        "check as nobody: {stdout}"
+    );
+    assert!(xdp_attached(lab.server(), LAB_IFACE)?, "detached by nobody");
     fw.detach()?;
     Ok(())
+}
+
+/// Every command that reads or writes pins, with valid arguments.
+fn pin_commands() -> [Vec<&'static str>; 10] {
+    [
+        vec!["attach", LAB_IFACE],
+        vec!["run", LAB_IFACE],
+        vec!["detach", LAB_IFACE],
+        vec!["set", LAB_IFACE, "--expect-timeout", "5"],
+        vec!["flush", LAB_IFACE, "counters"],
+        vec!["status"],
+        vec!["flows"],
+        vec!["expectations"],
+        vec!["events"],
+        vec!["upgrade", LAB_IFACE],
+    ]
 }
 
 #[test]
@@ -807,17 +863,66 @@ fn cli_refuses_second_attach_and_double_detach() -> Result<()> {
 #[test]
 fn cli_refuses_ip_netns_exec_with_default_pin_root() -> Result<()> {
     let lab = Lab::new()?;
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", lab.server().name()])
-        .arg(ftpct_bin())
-        .args(["attach", LAB_IFACE])
-        .env_remove("FTPCT_PIN_ROOT");
-    let out = run_with_timeout(cmd, Duration::from_secs(30))?;
-    assert_cli_error("ip netns exec attach", &out, 1, "ip netns exec");
-    assert_cli_error("ip netns exec attach", &out, 1, "nsenter");
+    let in_ip_netns_exec = |args: &[&str]| {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", lab.server().name()])
+            .arg(ftpct_bin())
+            .args(args)
+            .env_remove("FTPCT_PIN_ROOT");
+        run_with_timeout(cmd, Duration::from_secs(30))
+    };
+    // Every command using pins refuses alike: reading ones would see the
+    // private /sys's empty directory and call the host unguarded.
+    let mut first: Option<String> = None;
+    for args in pin_commands() {
+        let what = format!("ip netns exec ftpct {}", args.join(" "));
+        let out = in_ip_netns_exec(&args)?;
+        assert_cli_error(&what, &out, 1, "ip netns exec");
+        assert_cli_error(&what, &out, 1, "nsenter");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            first.get_or_insert_with(|| stderr.clone()),
+            &stderr,
+            "{what}"
+        );
+    }
     ensure!(
         !xdp_attached(lab.server(), LAB_IFACE)?,
         "XDP attached from ip netns exec"
+    );
+    // `check` says it in a line of its own.
+    let out = in_ip_netns_exec(&["check"])?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let message = first.unwrap_or_default();
+    ensure!(
+        stdout.contains(message.trim().trim_start_matches("ftpct: ")),
+        "check in ip netns exec: {stdout}"
+    );
+    Ok(())
+}
+
+#[test]
+fn attach_warns_of_doubtful_options_and_still_guards() -> Result<()> {
+    let lab = Lab::new()?;
+    let fw = lab.attach(&["--control-ports", "21,21", "--data-ports", "1000-65535"])?;
+    let warnings: Vec<&str> = fw
+        .attach_stderr()
+        .lines()
+        .filter(|l| l.starts_with("ftpct: warning: "))
+        .collect();
+    ensure!(
+        warnings.len() == 2
+            && warnings[0].contains("--control-ports lists 21 more than once")
+            && warnings[1].contains("--data-ports 1000-65535 guards well-known ports (1000-1023)"),
+        "{}",
+        fw.attach_stderr()
+    );
+    let status = fw.status_json()?;
+    ensure!(
+        status[0]["guarded"] == true
+            && status[0]["control_ports"] == "21"
+            && status[0]["guarded_ports"] == "1000-65535",
+        "{status}"
     );
     Ok(())
 }

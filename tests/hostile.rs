@@ -36,7 +36,7 @@ use ftpct_e2e::forge::{
     Background, Capture, PermissiveFtpd, Segment, Sink, ftp_commands, iface_mac, local_ports_to,
     reply_to, rsts, send_segments, syn_acks_to, xdp_attached,
 };
-use ftpct_e2e::ftpct::endpoint;
+use ftpct_e2e::ftpct::{endpoint, row_endpoint};
 use ftpct_e2e::servers::{FtpTarget, ServerOptions};
 use ftpct_e2e::{
     BIG_FILE, CLIENT, ConnectResult, Counter, Family, FtpServer, FtpSession, Ftpct, INTRUDER,
@@ -59,7 +59,7 @@ fn find_expectation(rows: &[Value], src: IpAddr, dst: IpAddr, port: u16) -> Opti
     let src = src.to_string();
     let dst = endpoint(dst, port);
     rows.iter()
-        .find(|r| r["src"] == src.as_str() && r["dst"] == dst.as_str())
+        .find(|r| r["src_addr"] == src.as_str() && row_endpoint(r, "dst").as_ref() == Some(&dst))
 }
 
 /// An ephemeral-looking source port for forged segments, distinct per
@@ -594,12 +594,12 @@ fn pasv_flood_is_capped_and_other_clients_transfer() -> Result<()> {
         let rows = fw.expectations_json()?;
         let mine: Vec<&Value> = rows
             .iter()
-            .filter(|r| r["src"] == intruder.as_str())
+            .filter(|r| r["src_addr"] == intruder.as_str())
             .collect();
         let mut per_conn: BTreeMap<u64, usize> = BTreeMap::new();
         for r in &mine {
             *per_conn
-                .entry(r["control_ports"][0].as_u64().unwrap_or(0))
+                .entry(r["control"]["client_port"].as_u64().unwrap_or(0))
                 .or_default() += 1;
         }
         let c = fw.counters()?;
@@ -721,14 +721,12 @@ fn ack_scan_and_rst_injection_fail() -> Result<()> {
     let local = endpoint(srv4, port);
     let flow = flows
         .iter()
-        .find(|f| f["local"] == local.as_str() && f["origin"] == "admitted")
+        .find(|f| row_endpoint(f, "dst").as_ref() == Some(&local) && f["origin"] == "admitted")
         .with_context(|| format!("no admitted flow to {local}: {flows}"))?;
-    let remote = flow["remote"].as_str().unwrap_or_default();
-    let client_port: u16 = remote
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .with_context(|| format!("bad remote {remote}"))?;
+    let client_port = flow["src_port"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .with_context(|| format!("bad src_port in {flow}"))?;
     let cli4 = CLIENT.ip(Family::V4);
     let specs: Vec<Value> = [
         Segment::new(cli4, client_port, srv4, port, "R").count(50),
@@ -1003,7 +1001,7 @@ fn malformed_control_lines_do_not_break_the_session() -> Result<()> {
     // Nothing names the intruder or a low port.
     let rows = fw.expectations_json()?;
     assert!(
-        rows.iter().all(|r| r["src"] == "198.18.0.2"),
+        rows.iter().all(|r| r["src_addr"] == "198.18.0.2"),
         "unexpected expectations: {rows}"
     );
     // ftpct is still attached and working.

@@ -23,7 +23,7 @@ use ftpct_e2e::forge::{
     Background, Capture, Segment, SeqState, connect_from, last_seq_ack, retr_from, send_repeatedly,
     syn_acks_to,
 };
-use ftpct_e2e::ftpct::endpoint;
+use ftpct_e2e::ftpct::{endpoint, row_endpoint};
 use ftpct_e2e::servers::ServerOptions;
 use ftpct_e2e::{
     CLIENT, ConnectResult, Counter, Family, FtpServer, FtpSession, Lab, Netns, SERVER, SMALL_FILE,
@@ -58,10 +58,15 @@ const KEEPALIVE_SPORTS: [u16; 2] = [61011, 61012];
 /// The client's data source port in the RST test.
 const RST_SPORT: u16 = 61021;
 
-/// The row of `ftpct flows --json` for `remote -> local`, if listed.
+/// The row of `ftpct flows --json` for `remote -> local` (the remote end
+/// opened it), if listed.
 fn find_flow(rows: &[Value], remote: &str, local: &str) -> Option<Value> {
     rows.iter()
-        .find(|r| r["remote"] == remote && r["local"] == local)
+        .find(|r| {
+            r["direction"] == "in"
+                && row_endpoint(r, "src").as_deref() == Some(remote)
+                && row_endpoint(r, "dst").as_deref() == Some(local)
+        })
         .cloned()
 }
 

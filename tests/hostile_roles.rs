@@ -80,7 +80,7 @@ fn echo_from_port_21_opens_nothing(family: Family, line: &str, target: u16) -> R
     let intruder = intruder_ip.to_string();
     let intruders: Vec<_> = rows
         .iter()
-        .filter(|row| row["src"] == intruder.as_str())
+        .filter(|row| row["src_addr"] == intruder.as_str())
         .collect();
     assert_eq!(
         r,

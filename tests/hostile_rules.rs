@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use ftpct_e2e::clients::{curl_download, ftplib_download, lftp_download, probe_all, tcp_connect};
 use ftpct_e2e::forge::{Background, PermissiveFtpd, Sink, connect_from, ftp_commands, reply_to};
-use ftpct_e2e::ftpct::endpoint;
+use ftpct_e2e::ftpct::{endpoint, row_endpoint};
 use ftpct_e2e::{
     CLIENT, CLIENT2, ConnectResult, Counter, Family, FtpServer, FtpSession, Ftpct, INTRUDER,
     LAB_IFACE, Lab, Pyftpdlib, Rows, SERVER, SMALL_FILE, TransferMode, Vsftpd,
@@ -53,7 +53,7 @@ fn expects(rows: &Rows, src: IpAddr, dst: IpAddr, port: u16) -> bool {
     let src = src.to_string();
     let dst = endpoint(dst, port);
     rows.iter()
-        .any(|r| r["src"] == src.as_str() && r["dst"] == dst.as_str())
+        .any(|r| r["src_addr"] == src.as_str() && row_endpoint(r, "dst").as_ref() == Some(&dst))
 }
 
 /// Sleeps until `at` (no-op if it passed).

@@ -25,6 +25,7 @@ use anyhow::{Context, Result, ensure};
 use ftp_ebpf_common::policy::DEFAULT_EXPECT_TIMEOUT_SECS;
 use ftpct_e2e::clients::curl_download;
 use ftpct_e2e::forge::{PasvConnectFlood, churn, epsv_flood};
+use ftpct_e2e::ftpct::row_endpoint;
 use ftpct_e2e::servers::ServerOptions;
 use ftpct_e2e::{
     CLIENT2, Counter, EchoClient, EchoServer, Family, FtpServer, FtpSession, Ftpct, INTRUDER,
@@ -429,7 +430,7 @@ fn admitted_flow_flood_does_not_evict_the_hosts_own_connections() -> Result<()> 
     let rows = fw.flows_json()?;
     let own = rows
         .iter()
-        .find(|r| r["remote"] == remote.as_str())
+        .find(|r| r["direction"] == "out" && row_endpoint(r, "dst").as_ref() == Some(&remote))
         .cloned();
     println!("the host's own connection: {own:?}");
     ensure!(
@@ -469,7 +470,7 @@ fn admitted_flow_flood_does_not_evict_the_hosts_own_connections() -> Result<()> 
     let own_now = fw
         .flows_json()?
         .iter()
-        .find(|r| r["remote"] == remote.as_str())
+        .find(|r| r["direction"] == "out" && row_endpoint(r, "dst").as_ref() == Some(&remote))
         .cloned();
     let (outcome, summary) = if flood.done() || failure.is_none() {
         let outcome = flood.finish(Duration::from_secs(30))?;

@@ -1,8 +1,12 @@
-//! `ftpct status` for scripts and pipes (issue #12, item 8): `status IFACE`
-//! shows one interface and exits 1 unless it is guarded (not attached, or
-//! its link deleted behind ftpct's back); tables show their fill against
-//! their size and no expired entries; output into a closed pipe ends the
-//! process quietly instead of a panic.
+//! `ftpct status`, `flows` and `expectations` for people and scripts
+//! (issue #12, item 8): `status IFACE` shows one interface and exits 1
+//! unless it is guarded (not attached, or its link deleted behind ftpct's
+//! back); tables show their fill against their size and no expired entries;
+//! flows and expectations come under a header, the end that opened a
+//! connection first with its direction and the control connection that
+//! announced it, and `--iface` picks one interface; JSON gives counters as
+//! one object and addresses apart from ports; output into a closed pipe
+//! ends the process quietly instead of a panic.
 //!
 //! Needs root and a built ftpct (`FTPCT_BIN`). Run:
 //! `cargo test -p ftpct-e2e --test status_cli`.
@@ -12,9 +16,12 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
+use ftpct_e2e::ftpct::endpoint;
 use ftpct_e2e::{
-    Family, FtpServer, FtpSession, LAB_IFACE, Lab, SERVER, Vsftpd, assert_cli_error, ftpct_bin,
+    CLIENT, CLIENT2, EchoClient, EchoServer, Family, FtpServer, FtpSession, LAB_IFACE, Lab, SERVER,
+    Vsftpd, assert_cli_error, ftpct_bin,
 };
+use serde_json::Value;
 
 #[test]
 fn status_of_one_interface_exits_non_zero_unless_it_is_guarded() -> Result<()> {
@@ -122,6 +129,151 @@ fn tables_show_their_fill_and_no_expired_entries() -> Result<()> {
     );
     let text = fw.cli_ok("status", &[])?;
     ensure!(text.contains("0/100 expectations"), "{text}");
+    session.quit()?;
+    Ok(())
+}
+
+/// Port of the echo server the guarded host connects out to.
+const ECHO_PORT: u16 = 7007;
+
+/// The whitespace-separated fields of a line of table output.
+fn fields(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+/// The line of `text` (after the header) whose fields start with `start`.
+fn line_starting<'t>(text: &'t str, start: &[&str]) -> Option<Vec<&'t str>> {
+    text.lines()
+        .skip(1)
+        .map(fields)
+        .find(|f| f.starts_with(start))
+}
+
+#[test]
+fn flows_and_expectations_list_the_opener_first_under_a_header() -> Result<()> {
+    let lab = Lab::new()?;
+    let server = Vsftpd::start(lab.server())?;
+    let _echo = EchoServer::start(lab.client2(), "::", ECHO_PORT)?;
+    let fw = lab.attach(&[])?;
+    let (srv, cli, cli2) = (
+        SERVER.ip(Family::V4),
+        CLIENT.ip(Family::V4),
+        CLIENT2.ip(Family::V4),
+    );
+    let mut session = FtpSession::open(lab.client(), &server.target(srv))?;
+    let port = session.pasv()?;
+
+    // The announced port, for the client, from the control connection
+    // that announced it: addresses and ports in fields of their own.
+    let rows = fw.expectations_json()?;
+    ensure!(rows.len() == 1, "one expectation: {rows}");
+    let e = &rows[0];
+    ensure!(
+        e["kind"] == "pasv"
+            && e["src_addr"] == cli.to_string()
+            && e["dst_addr"] == srv.to_string()
+            && e["dst_port"] == port,
+        "{rows}"
+    );
+    let control = e["control"].clone();
+    let control_port = control["client_port"].as_u64().unwrap_or(0);
+    ensure!(
+        control["client_addr"] == cli.to_string()
+            && control["server_addr"] == srv.to_string()
+            && control["server_port"] == 21
+            && control_port >= 1024,
+        "{rows}"
+    );
+    let control_text = format!(
+        "{} -> {}",
+        endpoint(cli, u16::try_from(control_port)?),
+        endpoint(srv, 21)
+    );
+    let text = fw.cli_ok("expectations", &["--iface", LAB_IFACE])?;
+    println!("ftpct expectations\n{text}{rows}");
+    ensure!(
+        text.lines().next().map(fields)
+            == Some(vec!["IFACE", "KIND", "SRC", "DST", "EXPIRES", "CONTROL"]),
+        "{text}"
+    );
+    let line = line_starting(&text, &[LAB_IFACE, "pasv", &cli.to_string()])
+        .with_context(|| format!("no expectation line: {text}"))?;
+    ensure!(
+        line[3] == endpoint(srv, port) && line[5..].join(" ") == control_text,
+        "{text}"
+    );
+
+    // The client opens the announced port: in, client first, with its
+    // control connection; the host opens a connection of its own: out,
+    // the host first, no control connection.
+    session.connect()?;
+    let mut echo = EchoClient::connect(lab.server(), cli2, ECHO_PORT, Duration::from_secs(5))?;
+    ensure!(echo.exchange("hello")? == "hello", "echo");
+    let rows = fw.flows_json()?;
+    let find = |dst_port: u16| rows.iter().find(|r| r["dst_port"] == dst_port);
+    let data = find(port).with_context(|| format!("no flow to port {port}: {rows}"))?;
+    ensure!(
+        data["direction"] == "in"
+            && data["origin"] == "admitted"
+            && data["src_addr"] == cli.to_string()
+            && data["dst_addr"] == srv.to_string()
+            && data["control"] == control,
+        "the data connection: {rows}"
+    );
+    let own = find(ECHO_PORT).with_context(|| format!("no flow to the echo server: {rows}"))?;
+    ensure!(
+        own["direction"] == "out"
+            && own["origin"] == "outbound"
+            && own["src_addr"] == srv.to_string()
+            && own["dst_addr"] == cli2.to_string()
+            && own["control"] == Value::Null,
+        "the host's own connection: {rows}"
+    );
+    let port_of = |row: &Value| {
+        row["src_port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(0)
+    };
+    let text = fw.cli_ok("flows", &["--iface", LAB_IFACE])?;
+    println!("ftpct flows\n{text}");
+    println!("ftpct flows --json\n{}", fw.cli_ok("flows", &["--json"])?);
+    ensure!(
+        text.lines().next().map(fields)
+            == Some(vec![
+                "IFACE", "DIR", "SRC", "DST", "ORIGIN", "STATE", "IDLE", "CONTROL"
+            ]),
+        "{text}"
+    );
+    let line = line_starting(&text, &[LAB_IFACE, "in", &endpoint(cli, port_of(data))])
+        .with_context(|| format!("no line for the data connection: {text}"))?;
+    ensure!(
+        line[3] == endpoint(srv, port)
+            && line[4] == "admitted"
+            && line[7..].join(" ") == control_text,
+        "{text}"
+    );
+    let line = line_starting(&text, &[LAB_IFACE, "out", &endpoint(srv, port_of(own))])
+        .with_context(|| format!("no line for the host's connection: {text}"))?;
+    ensure!(
+        line[3] == endpoint(cli2, ECHO_PORT) && line[4] == "outbound" && line[7] == "-",
+        "{text}"
+    );
+
+    // Only an attached interface can be picked.
+    for sub in ["flows", "expectations"] {
+        let out = fw.cli(sub, &["--iface", "eth9"])?;
+        assert_cli_error(sub, &out, 1, "not attached to eth9");
+    }
+
+    // Counters: one object, looked up by name.
+    let status = fw.status_json()?;
+    ensure!(
+        status[0]["counters"]["syn_admitted"]
+            .as_u64()
+            .is_some_and(|n| n >= 1),
+        "{status}"
+    );
     session.quit()?;
     Ok(())
 }

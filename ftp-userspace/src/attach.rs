@@ -35,7 +35,7 @@ use crate::{
     netns::Netns,
     pins::{self, LINK_EGRESS, LINK_INGRESS, PROG_EGRESS, PROG_INGRESS},
     portspec::{self, PortRange},
-    privileges, seed,
+    seed,
     tls::{self, FtpsChoice, Inspected},
 };
 
@@ -225,9 +225,9 @@ pub fn load_configured(cfg: &AttachConfig) -> Result<Ebpf> {
 
 /// Loads, configures, attaches and pins under this network namespace's
 /// directory. On error everything created is removed again, directories
-/// included.
+/// included. The caller has checked the privileges (`ftpct` does for every
+/// command, with one message).
 pub fn attach(cfg: &AttachConfig) -> Result<Attached> {
-    privileges::require_bpf_admin("ftpct attach")?;
     // Before anything is created: a refused device leaves nothing behind.
     let ifindex = netdev::require_ethernet(&cfg.iface)?;
     if let Some(missing) = features::missing_for_attach() {
@@ -295,7 +295,6 @@ fn attach_under_root(cfg: &AttachConfig, netns: &Netns, ifindex: u32) -> Result<
 /// first). Returns what had become of the interface, for the report.
 /// Another namespace's attachment of the same name is never touched.
 pub fn detach(pin_root: &Path, iface: &str) -> Result<Binding> {
-    privileges::require_bpf_admin("ftpct detach")?;
     netdev::check_name(iface)?;
     let netns = Netns::current()?;
     let dir = pins::iface_dir(pin_root, &netns, iface);
@@ -338,7 +337,7 @@ pub(crate) fn load_on_pins(dir: &Path) -> Result<Ebpf> {
         .map(|name| (*name, dir.join(name)))
         .collect();
     for (name, path) in &paths {
-        loader.map_pin_path(*name, path.as_path());
+        loader.map_pin_path(name, path.as_path());
     }
     let mut ebpf = loader
         .load(EBPF_OBJECT)

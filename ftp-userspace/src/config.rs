@@ -154,7 +154,11 @@ fn interface(name: &str, item: &toml::Table) -> Result<ftp_userspace::attach::At
                 .replace("'--", "'")
         )
     })?;
-    options.args.config(0)
+    let (cfg, warnings) = options.args.for_daemon()?;
+    for warning in warnings {
+        log::warn!("interface {name}: {warning}");
+    }
+    Ok(cfg)
 }
 
 #[cfg(test)]

@@ -71,6 +71,7 @@ pub struct DaemonConfig {
 pub fn run(load: &dyn Fn() -> Result<DaemonConfig>) -> Result<()> {
     privileges::require_bpf_admin("ftpct daemon")?;
     let config = load()?;
+    pins::refuse_private_sys(&config.pin_root)?;
     let netns = Netns::current()?;
     for cfg in &config.interfaces {
         bring_up(cfg, &netns, false)?;

@@ -210,7 +210,6 @@ impl Drop for Hub {
 /// this namespace) as it comes, until killed. Through the daemon when it
 /// runs, else from the ring buffers.
 pub fn follow(root: &Path, only: Option<&str>, json: bool) -> Result<()> {
-    crate::privileges::require_bpf_admin("ftpct events")?;
     let netns = Netns::current()?;
     let print = |line: &EventLine| {
         if only.is_some_and(|i| i != line.iface) {

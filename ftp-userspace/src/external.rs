@@ -74,14 +74,15 @@ fn parse_ip(text: &str, what: &str) -> Result<IpAddr> {
 pub fn parse(values: &[String]) -> Result<Vec<ExternalMapping>> {
     let mut mappings: Vec<ExternalMapping> = Vec::new();
     for value in values {
+        let named = |e: anyhow::Error| e.context(format!("--external-address {value}"));
         let mapping = match value.split_once('=') {
             Some((local, external)) => ExternalMapping {
-                local: Some(parse_ip(local, "local address")?),
-                external: parse_ip(external, "external address")?,
+                local: Some(parse_ip(local, "local address").map_err(named)?),
+                external: parse_ip(external, "external address").map_err(named)?,
             },
             None => ExternalMapping {
                 local: None,
-                external: parse_ip(value, "external address")?,
+                external: parse_ip(value, "external address").map_err(named)?,
             },
         };
         if let Some(local) = mapping.local

@@ -281,17 +281,26 @@ pub fn probe_all(iface: Option<&str>) -> Vec<Probe> {
                 .to_string()
         },
     ));
-    let privileged = privileges::require_bpf_admin("ftpct attach").is_ok();
+    // The refusals every command gives, word for word.
+    let refused = privileges::require_bpf_admin("ftpct attach").err();
+    let privileged = refused.is_none();
     probes.push(Probe::new(
         "privileges",
         privileged,
         Need::Required,
-        if privileged {
-            "CAP_BPF and CAP_NET_ADMIN".to_string()
-        } else {
-            "needs root (CAP_BPF and CAP_NET_ADMIN): run with sudo".to_string()
-        },
+        refused.map_or_else(
+            || "CAP_BPF and CAP_NET_ADMIN".to_string(),
+            |e| e.to_string(),
+        ),
     ));
+    if let Err(private) = pins::refuse_private_sys(&pins::resolve_root(None)) {
+        probes.push(Probe::new(
+            "pin root",
+            false,
+            Need::Required,
+            private.to_string(),
+        ));
+    }
     let bpffs = Path::new(pins::DEFAULT_PIN_ROOT)
         .parent()
         .map(|p| pins::is_bpffs(p).unwrap_or(false))

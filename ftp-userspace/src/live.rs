@@ -21,7 +21,7 @@ use crate::{
     netns::Netns,
     pins,
     portspec::{self, PortRange},
-    privileges, tables,
+    tables,
 };
 
 /// What `ftpct set` changes; `None` leaves a setting as it is.
@@ -49,8 +49,7 @@ pub struct Changes {
 }
 
 /// The pin directory of `iface` in this namespace, or one clear line.
-fn attachment(root: &Path, iface: &str, what: &str) -> Result<std::path::PathBuf> {
-    privileges::require_bpf_admin(what)?;
+fn attachment(root: &Path, iface: &str) -> Result<std::path::PathBuf> {
     let netns = Netns::current()?;
     let dir = pins::iface_dir(root, &netns, iface);
     if !dir.exists() {
@@ -67,7 +66,7 @@ fn attachment(root: &Path, iface: &str, what: &str) -> Result<std::path::PathBuf
 /// entry once; a port newly guarded where a service listens is refused
 /// unless `force`, as at attach.
 pub fn set(root: &Path, iface: &str, changes: &Changes) -> Result<Vec<String>> {
-    let dir = attachment(root, iface, "ftpct set")?;
+    let dir = attachment(root, iface)?;
     let old = tables::policy(&dir)?;
     let mut policy = old;
     let mut said = Vec::new();
@@ -268,7 +267,7 @@ pub enum Flush {
 /// Empties `what` in the attachment of `iface`; returns how many entries
 /// went (counters: how many were non-zero).
 pub fn flush(root: &Path, iface: &str, what: Flush) -> Result<usize> {
-    let dir = attachment(root, iface, "ftpct flush")?;
+    let dir = attachment(root, iface)?;
     match what {
         Flush::Expectations => {
             let n = clear::<ExpectKey, ExpectValue>(&dir, map_names::EXPECTATIONS)?;

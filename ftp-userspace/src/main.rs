@@ -1,6 +1,9 @@
 //! `ftpct`: a stateful FTP firewall in XDP/TC. See `ftpct --help`.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, CommandFactory, Parser, Subcommand};
@@ -8,7 +11,7 @@ use ftp_ebpf_common::policy::{
     DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORTS, DEFAULT_EXPECT_TIMEOUT_SECS,
     DEFAULT_FLOW_TIMEOUT_SECS, DEFAULT_MAX_CONTROL, DEFAULT_MAX_EXPECT_PER_CLIENT,
     DEFAULT_MAX_EXPECT_PER_CONN, DEFAULT_MAX_EXPECT_PER_SITE, DEFAULT_MAX_EXPECTATIONS,
-    DEFAULT_MAX_FLOWS, DEFAULT_MAX_NEW_SESSIONS_PER_CLIENT, MAX_EXPECT_PER_CONN,
+    DEFAULT_MAX_FLOWS, DEFAULT_MAX_NEW_SESSIONS_PER_CLIENT, MAX_EXPECT_PER_CONN, PortClass,
 };
 
 mod config;
@@ -18,7 +21,9 @@ use ftp_userspace::{
     binding::Binding,
     daemon, events, external, features, live, lockout,
     netns::Netns,
-    pins, portspec, run, status, tables,
+    pins,
+    portspec::{self, PortRange},
+    privileges, run, status, tables,
     tls::{self, FtpsChoice},
     upgrade,
 };
@@ -70,16 +75,25 @@ enum Command {
         #[command(flatten)]
         pins: PinArgs,
     },
-    /// List announced data connections not yet opened.
+    /// List announced data connections not yet opened: who may connect
+    /// where, and the control connection that announced it.
     Expectations {
+        /// Only this interface's.
+        #[arg(long, value_name = "IFACE")]
+        iface: Option<String>,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         pins: PinArgs,
     },
-    /// List tracked connections to guarded ports.
+    /// List tracked connections to guarded ports, the end that opened it
+    /// first (DIR in: the remote end did), with the control connection that
+    /// announced it where that is still known.
     Flows {
+        /// Only this interface's.
+        #[arg(long, value_name = "IFACE")]
+        iface: Option<String>,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -160,6 +174,19 @@ struct PinArgs {
     /// bpffs directory for pins [env: FTPCT_PIN_ROOT] [default: /sys/fs/bpf/ftpct]
     #[arg(long, value_name = "DIR")]
     pin_root: Option<PathBuf>,
+}
+
+impl PinArgs {
+    /// The pin root, once `command` may use it: every command reading or
+    /// writing pins comes through here, so each refuses a user without the
+    /// privileges, and the private /sys of `ip netns exec`, with the same
+    /// message.
+    fn root(&self, command: &str) -> Result<PathBuf> {
+        privileges::require_bpf_admin(command)?;
+        let root = pins::resolve_root(self.pin_root.as_deref());
+        pins::refuse_private_sys(&root)?;
+        Ok(root)
+    }
 }
 
 #[derive(Args)]
@@ -268,10 +295,12 @@ pub(crate) struct AttachArgs {
     #[arg(long, value_name = "LIST", default_value = "")]
     allow_ports: String,
     /// Seconds an announced data port waits for its connection.
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_EXPECT_TIMEOUT_SECS)]
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_EXPECT_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
     expect_timeout: u64,
     /// Seconds a tracked connection may stay idle.
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_FLOW_TIMEOUT_SECS)]
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_FLOW_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
     flow_timeout: u64,
     /// Accept PORT/EPRT/227/229 naming ports below 1024.
     #[arg(long)]
@@ -299,13 +328,16 @@ pub(crate) struct AttachArgs {
           value_parser = clap::value_parser!(u16).range(1..))]
     max_new_sessions_per_client: u16,
     /// Capacity of the expectation table.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_EXPECTATIONS)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_EXPECTATIONS,
+          value_parser = clap::value_parser!(u32).range(1..))]
     max_expectations: u32,
     /// Capacity of each flow table (admitted connections; the host's own).
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_FLOWS)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_FLOWS,
+          value_parser = clap::value_parser!(u32).range(1..))]
     max_flows: u32,
     /// Capacity of the control-connection table.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONTROL)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONTROL,
+          value_parser = clap::value_parser!(u32).range(1..))]
     max_control: u32,
     /// XDP in the driver (native), on the skb (generic, any driver, slower),
     /// or native with a fallback to generic (auto).
@@ -351,21 +383,25 @@ pub(crate) struct AttachArgs {
 }
 
 impl AttachArgs {
-    pub(crate) fn config(&self, log_level: u8) -> Result<AttachConfig> {
-        if self.expect_timeout == 0 || self.flow_timeout == 0 {
-            bail!("timeouts must be at least 1 second");
-        }
-        if self.max_expectations == 0 || self.max_flows == 0 || self.max_control == 0 {
-            bail!("table sizes must be at least 1");
-        }
-        let external = external::parse(&self.external_address)?;
-        let mut cfg = AttachConfig {
+    /// The configuration the options ask for: every error names its option.
+    /// Neither privileges nor the pin root are looked at.
+    fn parse(&self, log_level: u8) -> Result<AttachConfig> {
+        let control_ports = portspec::parse_control_ports(&self.control_ports)?;
+        let data_ports = portspec::parse_range(&self.data_ports)
+            .map_err(|e| e.context("--data-ports takes LO-HI, like 1024-65535"))?;
+        let allow_ports = portspec::parse_list(&self.allow_ports)
+            .map_err(|e| e.context("--allow-ports takes a list like 2222,8000-8100"))?;
+        let ftps_range = self
+            .ftps_range
+            .as_deref()
+            .map(portspec::parse_range)
+            .transpose()
+            .map_err(|e| e.context("--ftps-range takes LO-HI, like 40000-40100"))?;
+        Ok(AttachConfig {
             iface: self.iface.clone(),
-            control_ports: portspec::parse_control_ports(&self.control_ports)?,
-            data_ports: portspec::parse_range(&self.data_ports)
-                .map_err(|e| e.context("--data-ports takes LO-HI, like 1024-65535"))?,
-            allow_ports: portspec::parse_list(&self.allow_ports)
-                .map_err(|e| e.context("--allow-ports takes a list like 2222,8000-8100"))?,
+            control_ports,
+            data_ports,
+            allow_ports,
             expect_timeout_secs: self.expect_timeout,
             flow_timeout_secs: self.flow_timeout,
             allow_low_ports: self.allow_low_ports,
@@ -381,17 +417,57 @@ impl AttachArgs {
             log_level,
             xdp_mode: self.xdp_mode,
             egress_hook: self.egress_hook,
-            external,
+            external: external::parse(&self.external_address)?,
             nat_rewrite: self.nat_rewrite,
-            ftps_range: self
-                .ftps_range
-                .as_deref()
-                .map(portspec::parse_range)
-                .transpose()
-                .map_err(|e| e.context("--ftps-range takes LO-HI, like 40000-40100"))?,
+            ftps_range,
             force: self.force,
             ftps: self.ftps,
-        };
+        })
+    }
+
+    /// The configuration of a daemon's `[[interface]]` and its warnings: no
+    /// SSH session to exempt, privileges checked by the daemon.
+    pub(crate) fn for_daemon(&self) -> Result<(AttachConfig, Vec<String>)> {
+        let cfg = self.parse(0)?.validated()?;
+        let warnings = self.warnings(&cfg);
+        Ok((cfg, warnings))
+    }
+
+    /// What the options ask for that is likely a mistake, though attach can
+    /// do it: one line each.
+    fn warnings(&self, cfg: &AttachConfig) -> Vec<String> {
+        let mut out = Vec::new();
+        let repeated = portspec::repeated(&self.control_ports);
+        if !repeated.is_empty() {
+            let list: Vec<String> = repeated.iter().map(u16::to_string).collect();
+            out.push(format!(
+                "--control-ports lists {} more than once; each port counts once",
+                list.join(",")
+            ));
+        }
+        let low: Vec<_> = portspec::ranges_of(&cfg.port_classes(), PortClass::Guarded)
+            .into_iter()
+            .filter(|r| r.lo < 1024)
+            .map(|r| PortRange {
+                hi: r.hi.min(1023),
+                ..r
+            })
+            .collect();
+        if !cfg.strict && !low.is_empty() {
+            out.push(format!(
+                "--data-ports {} guards well-known ports ({}): services there get only \
+                 connections an FTP session announced",
+                self.data_ports,
+                portspec::format_ranges(&low)
+            ));
+        }
+        out
+    }
+
+    /// The configuration for `command`, once it may run here: option errors
+    /// first, then warnings, then privileges and the pin root.
+    fn config(&self, command: &str, log_level: u8) -> Result<AttachConfig> {
+        let mut cfg = self.parse(log_level)?;
         if !self.guard_session
             && let Some(port) = cfg.exempt_session(lockout::session_port())
         {
@@ -400,7 +476,12 @@ impl AttachArgs {
                  --guard-session guards it too"
             );
         }
-        cfg.validated()
+        let cfg = cfg.validated()?;
+        for warning in self.warnings(&cfg) {
+            eprintln!("ftpct: warning: {warning}");
+        }
+        self.pins.root(command)?;
+        Ok(cfg)
     }
 }
 
@@ -430,7 +511,7 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Attach(args) => {
-            let cfg = args.config(0)?;
+            let cfg = args.config("ftpct attach", 0)?;
             let attached = attach::attach(&cfg)?;
             for server in &attached.ftps {
                 println!("ftpct: FTPS: {}", tls::describe(server));
@@ -444,7 +525,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Set(args) => {
             let changes = args.changes()?;
-            let root = pins::resolve_root(args.pins.pin_root.as_deref());
+            let root = args.pins.root("ftpct set")?;
             let said = live::set(&root, &args.iface, &changes)?;
             if said.is_empty() {
                 println!("ftpct: nothing to change on {}", args.iface);
@@ -455,7 +536,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Upgrade { iface, pins: p } => {
-            let done = upgrade::upgrade(&pins::resolve_root(p.pin_root.as_deref()), &iface)?;
+            let done = upgrade::upgrade(&p.root("ftpct upgrade")?, &iface)?;
             for server in &done.ftps {
                 println!("ftpct: {iface}: FTPS: {}", tls::describe(server));
             }
@@ -471,7 +552,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             what,
             pins: p,
         } => {
-            let n = live::flush(&pins::resolve_root(p.pin_root.as_deref()), &iface, what)?;
+            let n = live::flush(&p.root("ftpct flush")?, &iface, what)?;
             let noun = match what {
                 live::Flush::Expectations => "expectations",
                 live::Flush::Flows => "admitted flows",
@@ -481,7 +562,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Detach { iface, pins: p } => {
-            let binding = attach::detach(&pins::resolve_root(p.pin_root.as_deref()), &iface)?;
+            let binding = attach::detach(&p.root("ftpct detach")?, &iface)?;
             match binding {
                 Binding::Deleted { .. } => {
                     println!("ftpct: removed the pins of {iface}, which was deleted after attach")
@@ -504,19 +585,9 @@ fn dispatch(cli: Cli) -> Result<()> {
             json,
             pins: p,
         } => {
-            let root = pins::resolve_root(p.pin_root.as_deref());
+            let root = p.root("ftpct status")?;
             let netns = Netns::current()?;
-            let mut ifaces = pins::attached_interfaces(&root, &netns)?;
-            if let Some(one) = &iface {
-                if !ifaces.contains(one) {
-                    bail!(
-                        "not attached to {one} in this network namespace ({}; pin root {})",
-                        netns.display_name(),
-                        root.display()
-                    );
-                }
-                ifaces.retain(|i| i == one);
-            }
+            let ifaces = chosen_interfaces(&root, &netns, iface.as_deref())?;
             let statuses = ifaces
                 .iter()
                 .map(|iface| status::iface_status(&root, &netns, iface))
@@ -543,11 +614,15 @@ fn dispatch(cli: Cli) -> Result<()> {
                 _ => Ok(()),
             }
         }
-        Command::Expectations { json, pins: p } => {
-            let root = pins::resolve_root(p.pin_root.as_deref());
+        Command::Expectations {
+            iface,
+            json,
+            pins: p,
+        } => {
+            let root = p.root("ftpct expectations")?;
             let netns = Netns::current()?;
             let mut rows = Vec::new();
-            for iface in pins::attached_interfaces(&root, &netns)? {
+            for iface in chosen_interfaces(&root, &netns, iface.as_deref())? {
                 rows.extend(tables::expectations(
                     &pins::iface_dir(&root, &netns, &iface),
                     &iface,
@@ -555,26 +630,20 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
-            }
-            for r in rows.iter().filter(|_| !json) {
-                println!(
-                    "{} {} {} -> {} expires in {:.1}s (control :{} -> :{})",
-                    r.iface,
-                    r.kind,
-                    r.src,
-                    r.dst,
-                    r.expires_in_secs,
-                    r.control_ports.0,
-                    r.control_ports.1
-                );
+            } else {
+                tables::print_expectations(&rows);
             }
             Ok(())
         }
-        Command::Flows { json, pins: p } => {
-            let root = pins::resolve_root(p.pin_root.as_deref());
+        Command::Flows {
+            iface,
+            json,
+            pins: p,
+        } => {
+            let root = p.root("ftpct flows")?;
             let netns = Netns::current()?;
             let mut rows = Vec::new();
-            for iface in pins::attached_interfaces(&root, &netns)? {
+            for iface in chosen_interfaces(&root, &netns, iface.as_deref())? {
                 rows.extend(tables::flows(
                     &pins::iface_dir(&root, &netns, &iface),
                     &iface,
@@ -582,25 +651,17 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
-            }
-            for r in rows.iter().filter(|_| !json) {
-                println!(
-                    "{} {} -> {} {} {} idle {:.1}s",
-                    r.iface, r.remote, r.local, r.origin, r.state, r.idle_secs
-                );
+            } else {
+                tables::print_flows(&rows);
             }
             Ok(())
         }
-        Command::Run(args) => run::run(args.config(run::LOG_LEVEL_DEBUG)?),
+        Command::Run(args) => run::run(args.config("ftpct run", run::LOG_LEVEL_DEBUG)?),
         Command::Events {
             iface,
             json,
             pins: p,
-        } => events::follow(
-            &pins::resolve_root(p.pin_root.as_deref()),
-            iface.as_deref(),
-            json,
-        ),
+        } => events::follow(&p.root("ftpct events")?, iface.as_deref(), json),
         Command::Daemon {
             config: path,
             metrics,
@@ -645,4 +706,20 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
         }
     }
+}
+
+/// The interfaces attached in `netns`, or only `one`, which must be.
+fn chosen_interfaces(root: &Path, netns: &Netns, one: Option<&str>) -> Result<Vec<String>> {
+    let mut ifaces = pins::attached_interfaces(root, netns)?;
+    if let Some(one) = one {
+        if !ifaces.iter().any(|i| i == one) {
+            bail!(
+                "not attached to {one} in this network namespace ({}; pin root {})",
+                netns.display_name(),
+                root.display()
+            );
+        }
+        ifaces.retain(|i| i == one);
+    }
+    Ok(ifaces)
 }

@@ -78,18 +78,12 @@ pub fn is_bpffs(path: &Path) -> Result<bool> {
 /// unmounts it when the last attachment goes (one mounted on /sys/fs/bpf
 /// stays, as the system's own would).
 pub fn prepare_root(root: &Path) -> Result<()> {
+    refuse_private_sys(root)?;
     if root.exists() && is_bpffs(root)? {
-        if in_ip_netns_exec() && root.starts_with("/sys") {
-            bail!(private_mount_ns_message(root));
-        }
         return Ok(());
     }
     let mount_point = bpffs_mount_point(root);
-    if mount_point.exists() && is_bpffs(&mount_point)? {
-        if in_ip_netns_exec() && root.starts_with("/sys") {
-            bail!(private_mount_ns_message(root));
-        }
-    } else {
+    if !(mount_point.exists() && is_bpffs(&mount_point)?) {
         if in_ip_netns_exec() {
             bail!(private_mount_ns_message(root));
         }
@@ -202,12 +196,24 @@ pub(crate) fn mount_kernel_fs(fstype: &CStr, at: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a pin root under /sys inside `ip netns exec`: its private /sys
+/// hides the host's pins there (status would show nothing, detach find
+/// nothing) and loses new ones when the command ends. Every command using
+/// pins calls it, so they all refuse alike.
+pub fn refuse_private_sys(root: &Path) -> Result<()> {
+    if root.starts_with("/sys") && in_ip_netns_exec() {
+        bail!(private_mount_ns_message(root));
+    }
+    Ok(())
+}
+
 fn private_mount_ns_message(root: &Path) -> String {
     format!(
-        "running inside `ip netns exec`: it gives the command a private /sys, so pins under {} \
-         would vanish when ftpct exits and protection with them. Run \
-         `nsenter --net=/run/netns/NAME ftpct ...` instead, or pass --pin-root on a bpffs \
-         mounted outside /sys in the host (e.g. `mount -t bpf bpf /run/ftpct-bpf`)",
+        "running inside `ip netns exec`: it gives the command a private /sys and mount \
+         namespace, where the host's pins under {} are not seen and pins made vanish when \
+         ftpct exits, protection with them. Run `nsenter --net=/run/netns/NAME ftpct ...` \
+         instead, or pass --pin-root on a bpffs mounted outside /sys in the host (e.g. \
+         `mount -t bpf bpf /run/ftpct-bpf`)",
         root.display()
     )
 }

@@ -86,6 +86,19 @@ pub fn parse_control_ports(text: &str) -> Result<Vec<u16>> {
     Ok(ports)
 }
 
+/// The ports a comma-separated list names more than once, in order (items
+/// that are not single ports are left to the parser to refuse).
+pub fn repeated(text: &str) -> Vec<u16> {
+    let ports: Vec<u16> = text.split(',').filter_map(|p| parse_port(p).ok()).collect();
+    let mut out: Vec<u16> = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        if ports[..i].contains(port) && !out.contains(port) {
+            out.push(*port);
+        }
+    }
+    out
+}
+
 /// The class of every port: control ports first, then guarded = data minus
 /// allowed, everything else open.
 pub fn classify(control: &[u16], data: PortRange, allow: &[PortRange]) -> Vec<PortClass> {
@@ -104,7 +117,6 @@ pub fn classify(control: &[u16], data: PortRange, allow: &[PortRange]) -> Vec<Po
     classes
 }
 
-/// Compresses a classification back into ranges of one class, for display.
 /// The ports of class `wanted`, in order.
 pub fn ports_of(classes: &[PortClass], wanted: PortClass) -> Vec<u16> {
     (0..=u16::MAX)
@@ -112,6 +124,7 @@ pub fn ports_of(classes: &[PortClass], wanted: PortClass) -> Vec<u16> {
         .collect()
 }
 
+/// Compresses a classification back into ranges of one class, for display.
 pub fn ranges_of(classes: &[PortClass], wanted: PortClass) -> Vec<PortRange> {
     let mut out: Vec<PortRange> = Vec::new();
     for (port, class) in classes.iter().enumerate().skip(1) {
@@ -169,6 +182,8 @@ mod tests {
         assert!(parse_control_ports("21-22").is_err());
         assert!(parse_control_ports("1,2,3,4,5,6,7,8,9").is_err());
         assert_eq!(parse_control_ports("21,2121,21").unwrap(), vec![21, 2121]);
+        assert_eq!(repeated("21,2121,21,21"), vec![21]);
+        assert!(repeated("21,2121").is_empty());
     }
 
     #[test]

@@ -13,7 +13,10 @@ fn effective_caps() -> Option<u64> {
     u64::from_str_radix(line.trim_start_matches("CapEff:").trim(), 16).ok()
 }
 
-/// Fails with a clear message unless the process can load and attach programs.
+/// Fails with a clear message unless the process can load and attach
+/// programs. Every command touching pins calls it, reading ones too: opening
+/// a pinned map takes the same privileges, and the same message tells the
+/// user what to do.
 pub fn require_bpf_admin(what: &str) -> Result<()> {
     let caps = effective_caps().unwrap_or(0);
     let has = |cap: u32| caps & (1u64 << cap) != 0;

@@ -134,6 +134,14 @@ pub fn flows(sockets: &[Socket], classes: &[PortClass], now_ns: u64) -> Vec<(Flo
         .collect()
 }
 
+/// Whether a socket listens on local `addr`:`port` (or on every address):
+/// the local end of a connection there accepted it rather than opened it.
+pub fn listens(sockets: &[Socket], addr: &Addr, port: u16) -> bool {
+    sockets.iter().any(|l| {
+        l.state == TCP_LISTEN && l.local_port == port && (l.local == *addr || l.local == [0; 16])
+    })
+}
+
 /// Control-connection entries for established FTP sessions, either side
 /// local. The role comes from the socket table, not from port numbers alone:
 /// the local end is the server only where a socket listens on its port (it
@@ -147,13 +155,7 @@ pub fn controls(
     now_ns: u64,
 ) -> Vec<(ControlKey, ControlState)> {
     let is_control = |port: u16| classes.get(port as usize) == Some(&PortClass::Control);
-    let listening = |s: &Socket| {
-        sockets.iter().any(|l| {
-            l.state == TCP_LISTEN
-                && l.local_port == s.local_port
-                && (l.local == s.local || l.local == [0; 16])
-        })
-    };
+    let listening = |s: &Socket| listens(sockets, &s.local, s.local_port);
     sockets
         .iter()
         .filter(|s| s.state == TCP_ESTABLISHED)

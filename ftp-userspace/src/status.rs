@@ -96,6 +96,7 @@ pub struct IfaceStatus {
     /// `admitted_flows` and `host_flows` (each flow table), `control_connections`.
     pub capacity: Capacity,
     /// Every counter by name.
+    #[serde(serialize_with = "tables::counters_as_object")]
     pub counters: Vec<(&'static str, u64)>,
 }
 

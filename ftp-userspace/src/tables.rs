@@ -15,7 +15,7 @@ use ftp_ebpf_common::{
 };
 use serde::Serialize;
 
-use crate::attach::monotonic_ns;
+use crate::{attach::monotonic_ns, seed};
 
 /// Formats an address of the given family.
 pub fn ip(fam: u8, addr: &Addr) -> IpAddr {
@@ -23,14 +23,6 @@ pub fn ip(fam: u8, addr: &Addr) -> IpAddr {
         IpAddr::from([addr[0], addr[1], addr[2], addr[3]])
     } else {
         IpAddr::from(*addr)
-    }
-}
-
-/// `addr:port`, bracketing IPv6.
-pub fn endpoint(fam: u8, addr: &Addr, port: u16) -> String {
-    match ip(fam, addr) {
-        IpAddr::V6(v6) => format!("[{v6}]:{port}"),
-        v4 => format!("{v4}:{port}"),
     }
 }
 
@@ -44,6 +36,34 @@ pub(crate) fn open(dir: &Path, name: &str) -> Result<aya::maps::Map> {
     Ok(aya::maps::Map::from_map_data(pinned(dir, name)?)?)
 }
 
+/// A control connection, client side first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Control {
+    pub client_addr: IpAddr,
+    pub client_port: u16,
+    pub server_addr: IpAddr,
+    pub server_port: u16,
+}
+
+impl std::fmt::Display for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} -> {}",
+            endpoint_of(self.client_addr, self.client_port),
+            endpoint_of(self.server_addr, self.server_port)
+        )
+    }
+}
+
+/// `addr:port`, bracketing IPv6.
+fn endpoint_of(addr: IpAddr, port: u16) -> String {
+    match addr {
+        IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+        v4 => format!("{v4}:{port}"),
+    }
+}
+
 /// One announced data connection.
 #[derive(Serialize)]
 pub struct ExpectationRow {
@@ -51,15 +71,16 @@ pub struct ExpectationRow {
     pub iface: String,
     /// pasv, epsv, port or eprt.
     pub kind: &'static str,
-    /// Address allowed to connect.
-    pub src: String,
+    /// Address allowed to connect (from any port).
+    pub src_addr: IpAddr,
     /// Address and port it may connect to.
-    pub dst: String,
+    pub dst_addr: IpAddr,
+    pub dst_port: u16,
     /// Seconds until it expires (expired ones, awaiting cleanup, are not
     /// listed).
     pub expires_in_secs: f64,
-    /// The control connection's client port and server port.
-    pub control_ports: (u16, u16),
+    /// The control connection that announced it.
+    pub control: Control,
 }
 
 /// The live expectations of one interface (expired ones wait for the
@@ -74,33 +95,89 @@ pub fn expectations(dir: &Path, iface: &str) -> Result<Vec<ExpectationRow>> {
         if (v.expires_ns as i128) < now {
             continue;
         }
+        let (src, dst) = (ip(k.family, &k.src), ip(k.family, &k.dst));
+        // The key holds the control connection's addresses, the value its
+        // ports: PASV/EPSV are announced by the server, which is connected
+        // to; PORT/EPRT by the client.
+        let (client_addr, server_addr) = if v.client_is_src != 0 {
+            (src, dst)
+        } else {
+            (dst, src)
+        };
         rows.push(ExpectationRow {
             iface: iface.to_string(),
             kind: expect_kind::name(v.kind),
-            src: ip(k.family, &k.src).to_string(),
-            dst: endpoint(k.family, &k.dst, k.dport),
+            src_addr: src,
+            dst_addr: dst,
+            dst_port: k.dport,
             expires_in_secs: ((v.expires_ns as i128 - now) as f64 / 1e9 * 10.0).round() / 10.0,
-            control_ports: (v.ctrl_client_port, v.ctrl_server_port),
+            control: Control {
+                client_addr,
+                client_port: v.ctrl_client_port,
+                server_addr,
+                server_port: v.ctrl_server_port,
+            },
         });
     }
     Ok(rows)
 }
 
-/// One tracked connection.
+/// Prints expectations under a header, one per line.
+pub fn print_expectations(rows: &[ExpectationRow]) {
+    let cells = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.iface.clone(),
+                r.kind.to_string(),
+                r.src_addr.to_string(),
+                endpoint_of(r.dst_addr, r.dst_port),
+                format!("{:.1}s", r.expires_in_secs),
+                r.control.to_string(),
+            ]
+        })
+        .collect();
+    print_columns(
+        &["IFACE", "KIND", "SRC", "DST", "EXPIRES", "CONTROL"],
+        cells,
+    );
+}
+
+/// Who opened a tracked connection, as seen from this host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// The remote end sent the SYN.
+    In,
+    /// This host did.
+    Out,
+}
+
+/// One tracked connection, originator first (as `conntrack -L` lists its
+/// original direction).
 #[derive(Serialize)]
 pub struct FlowRow {
     /// Interface whose tables hold it.
     pub iface: String,
-    /// Remote end.
-    pub remote: String,
-    /// Local end.
-    pub local: String,
+    /// `in`: the remote end opened it; `out`: this host did.
+    pub direction: Direction,
+    /// The end that sent the SYN.
+    pub src_addr: IpAddr,
+    pub src_port: u16,
+    /// The end it connected to.
+    pub dst_addr: IpAddr,
+    pub dst_port: u16,
     /// admitted, outbound or seeded.
     pub origin: &'static str,
-    /// open or closing.
+    /// open, handshake, closing or reset.
     pub state: &'static str,
-    /// Seconds since the last inbound packet.
+    /// Seconds since the local end's last packet.
     pub idle_secs: f64,
+    /// The control connection that announced `dst_port`, while it is
+    /// tracked and remembers the announcement (the flow table does not
+    /// record it); none for FTPS-range connections, whose announcements
+    /// ftpct cannot read, and for connections that are not FTP data.
+    pub control: Option<Control>,
 }
 
 /// The live flows of one interface: admitted ones first, then the host's
@@ -109,18 +186,140 @@ pub struct FlowRow {
 pub fn flows(dir: &Path, iface: &str) -> Result<Vec<FlowRow>> {
     let now = monotonic_ns();
     let policy = policy(dir)?;
-    let mut rows = Vec::new();
+    let controls = controls(dir)?;
+    let mut live = Vec::new();
     for name in [map_names::FLOWS, map_names::HOST_FLOWS] {
         let map: HashMap<MapData, FlowKey, FlowValue> = open(dir, name)?.try_into()?;
         for item in map.iter() {
             let (k, v) = item.with_context(|| format!("reading {name}"))?;
-            if now.saturating_sub(v.last_seen_ns) > policy.flow_ttl_ns(v.state) {
-                continue;
+            if now.saturating_sub(v.last_seen_ns) <= policy.flow_ttl_ns(v.state) {
+                live.push((k, v));
             }
-            rows.push(flow_row(iface, now, &k, &v));
         }
     }
-    Ok(rows)
+    // A seeded flow's SYN came before attach: like attach for seeded
+    // control connections, a socket listening on the local port says the
+    // remote end opened it.
+    let sockets = if live.iter().any(|(_, v)| v.origin == flow_origin::SEEDED) {
+        seed::read_sockets()?
+    } else {
+        Vec::new()
+    };
+    Ok(live
+        .iter()
+        .map(|(k, v)| {
+            let direction = match v.origin {
+                flow_origin::ADMITTED => Direction::In,
+                flow_origin::SEEDED if seed::listens(&sockets, &k.dst, k.dport) => Direction::In,
+                _ => Direction::Out,
+            };
+            flow_row(iface, now, k, v, direction, &controls)
+        })
+        .collect())
+}
+
+/// One flow as `ftpct flows` shows it.
+fn flow_row(
+    iface: &str,
+    now: u64,
+    k: &FlowKey,
+    v: &FlowValue,
+    direction: Direction,
+    controls: &[(ControlKey, ControlState)],
+) -> FlowRow {
+    let remote = (ip(k.family, &k.src), k.sport);
+    let local = (ip(k.family, &k.dst), k.dport);
+    let (src, dst) = match direction {
+        Direction::In => (remote, local),
+        Direction::Out => (local, remote),
+    };
+    FlowRow {
+        iface: iface.to_string(),
+        direction,
+        src_addr: src.0,
+        src_port: src.1,
+        dst_addr: dst.0,
+        dst_port: dst.1,
+        origin: flow_origin::name(v.origin),
+        state: flow_state::name(v.state),
+        idle_secs: (now.saturating_sub(v.last_seen_ns) as f64 / 1e8).round() / 10.0,
+        control: announcer(k, dst.1, controls),
+    }
+}
+
+/// The tracked control connection between the flow's two hosts whose
+/// recent announcements include `port`, the port the flow connected to.
+fn announcer(k: &FlowKey, port: u16, controls: &[(ControlKey, ControlState)]) -> Option<Control> {
+    controls
+        .iter()
+        .find(|(c, state)| {
+            c.family == k.family
+                && ((c.client == k.src && c.server == k.dst)
+                    || (c.client == k.dst && c.server == k.src))
+                && state.recent.iter().any(|r| r.port == port)
+        })
+        .map(|(c, _)| Control {
+            client_addr: ip(c.family, &c.client),
+            client_port: c.client_port,
+            server_addr: ip(c.family, &c.server),
+            server_port: c.server_port,
+        })
+}
+
+/// Prints flows under a header, one per line.
+pub fn print_flows(rows: &[FlowRow]) {
+    let cells = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.iface.clone(),
+                match r.direction {
+                    Direction::In => "in",
+                    Direction::Out => "out",
+                }
+                .to_string(),
+                endpoint_of(r.src_addr, r.src_port),
+                endpoint_of(r.dst_addr, r.dst_port),
+                r.origin.to_string(),
+                r.state.to_string(),
+                format!("{:.1}s", r.idle_secs),
+                r.control.map_or_else(|| "-".to_string(), |c| c.to_string()),
+            ]
+        })
+        .collect();
+    print_columns(
+        &[
+            "IFACE", "DIR", "SRC", "DST", "ORIGIN", "STATE", "IDLE", "CONTROL",
+        ],
+        cells,
+    );
+}
+
+/// Prints `header` and `rows` in left-aligned columns two spaces apart
+/// (the last column unpadded), as `ss` does.
+fn print_columns(header: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
 }
 
 /// The class of every port, as the pinned `FTPCT_PORTS` of `dir` holds it.
@@ -145,23 +344,20 @@ pub fn capacity(dir: &Path, name: &str) -> Result<u32> {
         .max_entries())
 }
 
-/// One flow as `ftpct flows` shows it.
-fn flow_row(iface: &str, now: u64, k: &FlowKey, v: &FlowValue) -> FlowRow {
-    FlowRow {
-        iface: iface.to_string(),
-        remote: endpoint(k.family, &k.src, k.sport),
-        local: endpoint(k.family, &k.dst, k.dport),
-        origin: flow_origin::name(v.origin),
-        state: flow_state::name(v.state),
-        idle_secs: (now.saturating_sub(v.last_seen_ns) as f64 / 1e8).round() / 10.0,
-    }
-}
-
 /// Number of control connections tracked.
 pub fn control_count(dir: &Path) -> Result<usize> {
     let map: HashMap<MapData, ControlKey, ControlState> =
         open(dir, map_names::CONTROL)?.try_into()?;
     Ok(map.keys().filter(Result::is_ok).count())
+}
+
+/// Every tracked control connection.
+fn controls(dir: &Path) -> Result<Vec<(ControlKey, ControlState)>> {
+    let map: HashMap<MapData, ControlKey, ControlState> =
+        open(dir, map_names::CONTROL)?.try_into()?;
+    map.iter()
+        .map(|item| item.context("reading the control-connection table"))
+        .collect()
 }
 
 /// Every counter summed over CPUs, in index order.
@@ -178,4 +374,13 @@ pub fn counters(dir: &Path) -> Result<Vec<(&'static str, u64)>> {
     let total: u64 = INGRESS_VERDICTS.iter().map(|c| out[*c as usize].1).sum();
     out[Counter::IngressPackets as usize].1 = total;
     Ok(out)
+}
+
+/// Serializes counters as one object, `{"name": value, ...}`, in index
+/// order, so scripts look a counter up by name.
+pub fn counters_as_object<S: serde::Serializer>(
+    counters: &[(&'static str, u64)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(counters.iter().copied())
 }

@@ -34,7 +34,7 @@ use crate::{
     egress_hook as hook, netdev,
     netns::Netns,
     pins::{self, LINK_EGRESS, LINK_INGRESS, PROG_EGRESS, PROG_INGRESS},
-    portspec, privileges, tables,
+    portspec, tables,
     tls::{self, Inspected},
 };
 
@@ -81,9 +81,8 @@ pub struct Upgraded {
 }
 
 /// Replaces the programs of `iface` in this namespace with this build's,
-/// on the same maps.
+/// on the same maps. The caller has checked the privileges.
 pub fn upgrade(root: &Path, iface: &str) -> Result<Upgraded> {
-    privileges::require_bpf_admin("ftpct upgrade")?;
     let netns = Netns::current()?;
     let dir = pins::iface_dir(root, &netns, iface);
     if !dir.exists() {
