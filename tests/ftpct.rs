@@ -519,6 +519,11 @@ impl Daemon {
             .with_context(|| format!("ftpct daemon still runs after {timeout:?}:\n{}", self.log()))
     }
 
+    /// The daemon's PID.
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
     /// Whether the daemon still runs.
     pub fn running(&mut self) -> Result<bool> {
         Ok(self.child.try_status()?.is_none())

@@ -277,3 +277,39 @@ fn flows_and_expectations_list_the_opener_first_under_a_header() -> Result<()> {
     session.quit()?;
     Ok(())
 }
+
+/// `bpftool map dump` of the pinned tables prints an expectation's kind
+/// and a flow's origin and state by name (BTF enums), not as numbers.
+#[test]
+fn bpftool_prints_kinds_origins_and_states_by_name() -> Result<()> {
+    let lab = Lab::new()?;
+    let server = Vsftpd::start(lab.server())?;
+    let fw = lab.attach(&[])?;
+    let target = server.target(SERVER.ip(Family::V4));
+    ftpct_e2e::clients::curl_download(
+        lab.client(),
+        &target,
+        ftpct_e2e::SMALL_FILE,
+        ftpct_e2e::TransferMode::Pasv,
+    )?;
+    let mut session = FtpSession::open(lab.client(), &target)?;
+    session.pasv()?;
+    let dump = |map: &str| -> Result<String> {
+        let path = fw.pin_dir().join(map).display().to_string();
+        let out = lab
+            .server()
+            .run_ok(&["bpftool", "-j", "map", "dump", "pinned", &path])?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let expect = dump("FTPCT_EXPECT")?;
+    ensure!(expect.contains(r#""kind":"Pasv""#), "{expect}");
+    let flows = dump("FTPCT_FLOWS")?;
+    ensure!(
+        flows.contains(r#""origin":"Admitted""#)
+            && ["Open", "Closing", "Handshake", "Reset"]
+                .iter()
+                .any(|s| flows.contains(&format!(r#""state":"{s}""#))),
+        "{flows}"
+    );
+    session.quit()
+}

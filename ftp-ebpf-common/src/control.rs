@@ -77,7 +77,7 @@ pub struct RecentExpect {
     /// Announced port; 0 for an empty slot.
     pub port: u16,
     /// `flow::expect_kind::*`.
-    pub kind: u8,
+    pub kind: crate::flow::ExpectKindField,
     /// Always 0.
     pub _pad: u8,
 }

@@ -11,7 +11,7 @@ pub const PER_SOURCE_PER_SEC: u32 = 4;
 
 /// Events one CPU may send per second, whatever their sources: a spoofed
 /// flood from many addresses stops here.
-pub const PER_CPU_PER_SEC: u32 = 200;
+pub const PER_CPU_PER_SEC: u32 = 25;
 
 /// Sources remembered for the per-source limit (LRU).
 pub const SOURCES: u32 = 8_192;

@@ -35,18 +35,45 @@ impl ExpectKey {
     }
 }
 
-/// How an expectation was announced.
+/// How an expectation was announced. The map field is this enum in the
+/// programs' BTF, so that `bpftool map dump` prints its name; user space
+/// (feature `user`) reads it as the byte it is, valid whatever a map holds.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ExpectKind {
+    /// No expectation (a zeroed entry).
+    #[default]
+    None = 0,
+    Pasv = 1,
+    Epsv = 2,
+    Port = 3,
+    Eprt = 4,
+}
+
+/// The type of `ExpectValue::kind`: see `ExpectKind`.
+#[cfg(not(feature = "user"))]
+pub type ExpectKindField = ExpectKind;
+/// The type of `ExpectValue::kind`: see `ExpectKind`.
+#[cfg(feature = "user")]
+pub type ExpectKindField = u8;
+
+/// `ExpectValue::kind` values.
 pub mod expect_kind {
+    use super::{ExpectKind, ExpectKindField};
+
+    const fn field(kind: ExpectKind) -> ExpectKindField {
+        kind as ExpectKindField
+    }
     /// `227` reply to `PASV`.
-    pub const PASV: u8 = 1;
+    pub const PASV: ExpectKindField = field(ExpectKind::Pasv);
     /// `229` reply to `EPSV`.
-    pub const EPSV: u8 = 2;
+    pub const EPSV: ExpectKindField = field(ExpectKind::Epsv);
     /// `PORT` answered with `200`.
-    pub const PORT: u8 = 3;
+    pub const PORT: ExpectKindField = field(ExpectKind::Port);
     /// `EPRT` answered with `200`.
-    pub const EPRT: u8 = 4;
+    pub const EPRT: ExpectKindField = field(ExpectKind::Eprt);
     /// Display name of a kind.
-    pub fn name(kind: u8) -> &'static str {
+    pub fn name(kind: ExpectKindField) -> &'static str {
         match kind {
             PASV => "pasv",
             EPSV => "epsv",
@@ -64,7 +91,7 @@ pub struct ExpectValue {
     /// `bpf_ktime_get_ns()` deadline (CLOCK_MONOTONIC).
     pub expires_ns: u64,
     /// `expect_kind::*`.
-    pub kind: u8,
+    pub kind: ExpectKindField,
     /// 1 when `src` of the key is the FTP client (`PASV`/`EPSV`), 0 when `dst`
     /// is (`PORT`/`EPRT`): whose per-client count this entry is part of.
     pub client_is_src: u8,
@@ -119,16 +146,40 @@ impl FlowKey {
     }
 }
 
-/// Why a flow is in the table.
+/// Why a flow is in the table (BTF enum, as `ExpectKind`).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FlowOrigin {
+    /// No flow (a zeroed entry).
+    #[default]
+    None = 0,
+    Admitted = 1,
+    Outbound = 2,
+    Seeded = 3,
+}
+
+/// The type of `FlowValue::origin`: see `ExpectKind`.
+#[cfg(not(feature = "user"))]
+pub type FlowOriginField = FlowOrigin;
+/// The type of `FlowValue::origin`: see `ExpectKind`.
+#[cfg(feature = "user")]
+pub type FlowOriginField = u8;
+
+/// `FlowValue::origin` values.
 pub mod flow_origin {
+    use super::{FlowOrigin, FlowOriginField};
+
+    const fn field(origin: FlowOrigin) -> FlowOriginField {
+        origin as FlowOriginField
+    }
     /// An inbound SYN matched an expectation.
-    pub const ADMITTED: u8 = 1;
+    pub const ADMITTED: FlowOriginField = field(FlowOrigin::Admitted);
     /// This host opened the connection (SYN seen on egress).
-    pub const OUTBOUND: u8 = 2;
+    pub const OUTBOUND: FlowOriginField = field(FlowOrigin::Outbound);
     /// Established before attach, copied from the kernel's socket table.
-    pub const SEEDED: u8 = 3;
+    pub const SEEDED: FlowOriginField = field(FlowOrigin::Seeded);
     /// Display name of an origin.
-    pub fn name(origin: u8) -> &'static str {
+    pub fn name(origin: FlowOriginField) -> &'static str {
         match origin {
             ADMITTED => "admitted",
             OUTBOUND => "outbound",
@@ -138,23 +189,48 @@ pub mod flow_origin {
     }
 }
 
+/// Where a flow's connection is (BTF enum, as `ExpectKind`).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FlowState {
+    #[default]
+    Open = 0,
+    Closing = 1,
+    Handshake = 2,
+    Reset = 3,
+}
+
+/// The type of `FlowValue::state`: see `ExpectKind`.
+#[cfg(not(feature = "user"))]
+pub type FlowStateField = FlowState;
+/// The type of `FlowValue::state`: see `ExpectKind`.
+#[cfg(feature = "user")]
+pub type FlowStateField = u8;
+
 /// `FlowValue::state` values.
 pub mod flow_state {
+    use super::{FlowState, FlowStateField};
+
+    const fn field(state: FlowState) -> FlowStateField {
+        state as FlowStateField
+    }
     /// Open: the local end's packets refresh the idle timer; a SYN on the
     /// 4-tuple is a new connection and needs an expectation of its own.
-    pub const OPEN: u8 = 0;
+    pub const OPEN: FlowStateField = field(FlowState::Open);
     /// The local end sent FIN or RST: the entry lives `closing_timeout` more.
-    pub const CLOSING: u8 = 1;
+    pub const CLOSING: FlowStateField = field(FlowState::Closing);
     /// The handshake is under way: the SYN that created the flow may be
     /// retransmitted (same sequence number), until the local end sends
     /// anything but a SYN.
-    pub const HANDSHAKE: u8 = 2;
+    pub const HANDSHAKE: FlowStateField = field(FlowState::Handshake);
     /// An in-window RST from the remote end: the entry lives
     /// `closing_timeout` more, unless the local end keeps talking (the kernel
     /// answered a challenge ACK, the connection lives), which reopens it.
-    pub const RESET: u8 = 3;
+    pub const RESET: FlowStateField = field(FlowState::Reset);
     /// Display name of a state.
-    pub fn name(state: u8) -> &'static str {
+    // The byte user space reads may hold anything; the enum cannot.
+    #[allow(unreachable_patterns)]
+    pub fn name(state: FlowStateField) -> &'static str {
         match state {
             OPEN => "open",
             CLOSING => "closing",
@@ -179,9 +255,9 @@ pub struct FlowValue {
     /// creation): a flow lives on the local end's activity, not the remote's.
     pub last_seen_ns: u64,
     /// `flow_origin::*`.
-    pub origin: u8,
+    pub origin: FlowOriginField,
     /// `flow_state::*`.
-    pub state: u8,
+    pub state: FlowStateField,
     /// `flow_flags::*`.
     pub flags: u8,
     /// Always 0.
@@ -196,7 +272,12 @@ pub struct FlowValue {
 impl FlowValue {
     /// A flow first seen now.
     #[inline(always)]
-    pub const fn new(origin: u8, state: u8, seq: u32, now_ns: u64) -> Self {
+    pub const fn new(
+        origin: FlowOriginField,
+        state: FlowStateField,
+        seq: u32,
+        now_ns: u64,
+    ) -> Self {
         Self {
             last_seen_ns: now_ns,
             origin,

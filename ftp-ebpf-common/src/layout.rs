@@ -97,10 +97,41 @@ mod tests {
                 1,
                 [
                     16, 40, 400, 56, 16, 20, 20, 40, 36, 16, 40, 16, 36, 32, 20, 48, 32, 32, 16,
-                    48, 16, 75, 18
+                    48, 16, 75, 19
                 ]
             ),
             "the map layout changed: bump LAYOUT_VERSION and record these sizes"
+        );
+    }
+
+    /// MAPS.md documents this layout: its version, and every map.
+    #[test]
+    fn maps_md_describes_this_layout() {
+        extern crate std;
+        use std::{format, vec::Vec};
+        let doc = include_str!("../../MAPS.md");
+        assert!(
+            doc.starts_with(&format!("# ftpct's maps (layout version {LAYOUT_VERSION})")),
+            "MAPS.md names another version"
+        );
+        let rows: Vec<&str> = doc
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+            .collect();
+        let mut want: Vec<&str> = map_names::ALL.to_vec();
+        let mut got = rows.clone();
+        want.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, want, "MAPS.md's table and map_names::ALL differ");
+        for transient in map_names::TRANSIENT {
+            assert!(
+                doc.contains(transient),
+                "MAPS.md does not mention {transient}"
+            );
+        }
+        assert!(
+            doc.contains(&format!("| {COUNTER_COUNT} |")),
+            "counter count"
         );
     }
 

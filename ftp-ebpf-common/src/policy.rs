@@ -139,7 +139,7 @@ impl Policy {
     /// end's last packet: the idle timeout while open, the closing timeout
     /// otherwise (handshake, closing, reset).
     #[inline(always)]
-    pub fn flow_ttl_ns(&self, state: u8) -> u64 {
+    pub fn flow_ttl_ns(&self, state: crate::flow::FlowStateField) -> u64 {
         if state == crate::flow::flow_state::OPEN {
             self.flow_timeout_ns
         } else {

@@ -19,7 +19,7 @@ use ftp_ebpf_common::{
     control::{ControlKey, ControlState, RECENT_SLOTS},
     counters::Counter,
     family,
-    flow::{ClientValue, ExpectKey, ExpectValue, expect_kind},
+    flow::{ClientValue, ExpectKey, ExpectKindField, ExpectValue, expect_kind},
     policy::Policy,
 };
 
@@ -38,13 +38,13 @@ const EEXIST: i32 = -17;
 
 /// Whether the FTP client is the connecting side for this kind.
 #[inline(always)]
-fn client_connects(kind: u8) -> bool {
+fn client_connects(kind: ExpectKindField) -> bool {
     kind == expect_kind::PASV || kind == expect_kind::EPSV
 }
 
 /// Fills `out` with the key of the expectation `ctrl` announces for `port`.
 #[inline(always)]
-fn fill_key(out: &mut ExpectKey, ctrl: &ControlKey, port: u16, kind: u8) {
+fn fill_key(out: &mut ExpectKey, ctrl: &ControlKey, port: u16, kind: ExpectKindField) {
     let (src, dst) = if client_connects(kind) {
         (&ctrl.client, &ctrl.server)
     } else {
@@ -65,7 +65,7 @@ pub fn create(
     state: &mut ControlState,
     ctrl: &ControlKey,
     port: u16,
-    kind: u8,
+    kind: ExpectKindField,
     policy: &Policy,
     slot: ScratchSlot,
 ) {
@@ -173,7 +173,12 @@ pub fn create(
 /// announced on another control connection of the same pair of hosts).
 /// Returns its deadline.
 #[inline(always)]
-fn replace_own(scratch: &mut Scratch, ctrl: &ControlKey, port: u16, kind: u8) -> Option<u64> {
+fn replace_own(
+    scratch: &mut Scratch,
+    ctrl: &ControlKey,
+    port: u16,
+    kind: ExpectKindField,
+) -> Option<u64> {
     fill_key(&mut scratch.expect_key, ctrl, port, kind);
     // SAFETY: read-only look at a value from a successful lookup.
     let value = unsafe { FTPCT_EXPECT.get(&scratch.expect_key) }?;
@@ -289,7 +294,7 @@ extern "C" fn sweep_one(
 pub fn withdraw(
     ctrl: &ControlKey,
     port: u16,
-    kind: u8,
+    kind: ExpectKindField,
     policy: &Policy,
     counter: Counter,
     slot: ScratchSlot,

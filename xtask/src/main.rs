@@ -76,6 +76,14 @@ enum Task {
     },
     /// Build, then run the benchmark suite and write BENCHMARKS.md (root).
     Bench,
+    /// Build, then soak: mixed FTP traffic and a SYN flood through `ftpct
+    /// daemon` for N minutes; fails unless every transfer worked, the
+    /// tables drained and the daemon's memory stayed flat (root).
+    Soak {
+        /// Minutes of traffic.
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+    },
 }
 
 /// The workspace root (xtask's parent directory).
@@ -130,7 +138,32 @@ fn main() -> Result<()> {
         }
         Task::Fuzz { seconds } => fuzz(seconds),
         Task::Bench => bench::run(),
+        Task::Soak { minutes } => {
+            setup::all()?;
+            build()?;
+            soak(minutes)
+        }
     }
+}
+
+/// The soak test of the e2e suite, run for `minutes`, its report shown.
+fn soak(minutes: u64) -> Result<()> {
+    cmd::cargo_env(
+        &[
+            "test",
+            "--release",
+            "-p",
+            "ftpct-e2e",
+            "--test",
+            "soak",
+            "--",
+            "--nocapture",
+        ],
+        &[
+            ("FTPCT_BIN", ftpct_bin().display().to_string()),
+            ("FTPCT_SOAK_SECS", (minutes * 60).to_string()),
+        ],
+    )
 }
 
 /// Path of the built `ftpct` binary.

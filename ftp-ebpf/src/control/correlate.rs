@@ -8,7 +8,7 @@ use ftp_ebpf_common::{
     control::{ControlKey, ControlState, PENDING_SLOTS, Pending, control_flags},
     counters::Counter,
     family,
-    flow::expect_kind,
+    flow::{ExpectKindField, expect_kind},
     parser::{LineKind, ParsedLine, Status, Verb},
     policy::{POLICY_ALLOW_LOW_PORTS, Policy},
 };
@@ -107,7 +107,7 @@ fn on_command(
 
 /// The expectation kind of an accepted `PORT`/`EPRT` (as queued), if any.
 #[inline(always)]
-fn active_kind(verb: u8) -> Option<u8> {
+fn active_kind(verb: u8) -> Option<ExpectKindField> {
     if verb == Verb::Port as u8 {
         Some(expect_kind::PORT)
     } else if verb == Verb::Eprt as u8 {
