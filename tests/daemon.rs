@@ -36,24 +36,12 @@ fn config(lab: &Lab, options: &str) -> String {
     )
 }
 
-/// `ftpct status eth0 --json` of the lab's server, the interface's entry.
-fn status(lab: &Lab) -> Result<serde_json::Value> {
-    let root = lab.pin_root().display().to_string();
-    let out = ftpct_run(
-        lab.server(),
-        &["status", LAB_IFACE, "--json", "--pin-root", &root],
-    )?;
-    ensure!(out.status.success(), "status: {out:?}");
-    let all: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    Ok(all[0].clone())
-}
-
 #[test]
 fn the_daemon_guards_its_interface_and_a_reload_changes_it_live() -> Result<()> {
     let lab = Lab::new()?;
     let server = Vsftpd::start(lab.server())?;
     let mut daemon = Daemon::start(lab.server(), &config(&lab, "expect-timeout = 30"))?;
-    let s = status(&lab)?;
+    let s = lab.status()?;
     ensure!(
         s["guarded"] == true && s["expect_timeout_secs"] == 30,
         "status: {s}"
@@ -73,7 +61,7 @@ fn the_daemon_guards_its_interface_and_a_reload_changes_it_live() -> Result<()> 
             && log.contains("open inside the guarded ports: 8080"),
         "reload did not say what changed:\n{log}"
     );
-    let s = status(&lab)?;
+    let s = lab.status()?;
     ensure!(
         s["expect_timeout_secs"] == 45 && s["guarded_ports"] == "1024-8079,8081-65535",
         "status after reload: {s}"
@@ -92,7 +80,7 @@ fn the_daemon_guards_its_interface_and_a_reload_changes_it_live() -> Result<()> 
         daemon.log()
     );
     ensure!(daemon.running()?, "a broken reload stopped the daemon");
-    let s = status(&lab)?;
+    let s = lab.status()?;
     ensure!(
         s["expect_timeout_secs"] == 45,
         "status after a refused reload: {s}"
@@ -105,14 +93,14 @@ fn a_restarted_daemon_adopts_the_attachment_and_its_sessions_survive() -> Result
     let lab = Lab::new()?;
     let server = Vsftpd::start(lab.server())?;
     let mut daemon = Daemon::start(lab.server(), &config(&lab, ""))?;
-    let ingress_before = status(&lab)?["ingress_prog_id"].clone();
+    let ingress_before = lab.status()?["ingress_prog_id"].clone();
     let mut session = FtpSession::open(lab.client(), &server.target(SERVER.ip(Family::V4)))?;
     session.pasv()?;
 
     let exit = daemon.terminate()?;
     ensure!(exit.success(), "SIGTERM: {exit}\n{}", daemon.log());
     ensure!(
-        status(&lab)?["guarded"] == true,
+        lab.status()?["guarded"] == true,
         "stopping the daemon unguarded the interface"
     );
     drop(daemon);
@@ -124,7 +112,7 @@ fn a_restarted_daemon_adopts_the_attachment_and_its_sessions_survive() -> Result
         "restart:\n{log}"
     );
     ensure!(
-        status(&lab)?["ingress_prog_id"] == ingress_before,
+        lab.status()?["ingress_prog_id"] == ingress_before,
         "the restart replaced the programs"
     );
     let digest = session
@@ -151,7 +139,7 @@ fn the_daemon_exits_non_zero_when_its_interface_stops_being_guarded() -> Result<
     // Started again (as systemd's Restart= would), it guards anew.
     let daemon = Daemon::start(lab.server(), &config(&lab, ""))?;
     ensure!(
-        daemon.log().contains("eth0: guarding") && status(&lab)?["guarded"] == true,
+        daemon.log().contains("eth0: guarding") && lab.status()?["guarded"] == true,
         "{}",
         daemon.log()
     );
@@ -164,7 +152,7 @@ fn an_ftps_server_started_after_the_daemon_is_inspected() -> Result<()> {
     let mut daemon = Daemon::start(lab.server(), &config(&lab, ""))?;
     let server = Vsftpd::start_with(lab.server(), ServerOptions::ftps(Tls::Explicit))?;
     daemon.wait_for_log("inspected through", Duration::from_secs(20))?;
-    let s = status(&lab)?;
+    let s = lab.status()?;
     let inspected = s["ftps_servers"]
         .as_array()
         .is_some_and(|all| all.iter().any(|x| x["inspected"] == true));

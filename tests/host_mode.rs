@@ -739,7 +739,7 @@ fn cli_needs_root() -> Result<()> {
     let lab = Lab::new()?;
     let bin = ftpct_bin().display().to_string();
     let root = lab.pin_root().display().to_string();
-    let unprivileged = |args: &[&str]| -> Result<Output> {
+    let as_nobody = |args: &[&str]| -> Result<Output> {
         let mut argv = vec![
             "setpriv",
             "--reuid=65534",
@@ -748,8 +748,12 @@ fn cli_needs_root() -> Result<()> {
             &bin,
         ];
         argv.extend_from_slice(args);
-        argv.extend_from_slice(&["--pin-root", &root]);
         lab.server().run(&argv)
+    };
+    let unprivileged = |args: &[&str]| -> Result<Output> {
+        let mut argv = args.to_vec();
+        argv.extend_from_slice(&["--pin-root", &root]);
+        as_nobody(&argv)
     };
     let out = unprivileged(&["attach", LAB_IFACE])?;
     assert_cli_error("attach as nobody", &out, 1, "needs root");
@@ -774,27 +778,11 @@ fn cli_needs_root() -> Result<()> {
         assert_eq!(stderr, refusal, "{what}");
     }
     // The daemon (its pin root is in its configuration) says the same.
-    let out = lab.server().run(&[
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        &bin,
-        "daemon",
-        "--config",
-        "/nonexistent/ftpct.toml",
-    ])?;
+    let out = as_nobody(&["daemon", "--config", "/nonexistent/ftpct.toml"])?;
     let stderr = String::from_utf8_lossy(&out.stderr).replace("ftpct daemon", "ftpct COMMAND");
     assert_eq!(stderr, refusal, "daemon as nobody");
     // `check` (which takes no --pin-root) says it in its privileges line.
-    let out = lab.server().run(&[
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        &bin,
-        "check",
-    ])?;
+    let out = as_nobody(&["check"])?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = refusal.trim().trim_start_matches("ftpct: ");
     assert!(

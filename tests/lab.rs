@@ -161,6 +161,19 @@ impl Lab {
         crate::Ftpct::attach(&self.server, LAB_IFACE, args, &self.pin_root)
     }
 
+    /// `ftpct status LAB_IFACE --json` in the server namespace, under this
+    /// lab's pin root: the interface's entry (fails unless it is guarded).
+    pub fn status(&self) -> Result<serde_json::Value> {
+        let root = self.pin_root.display().to_string();
+        let out = crate::ftpct_run(
+            &self.server,
+            &["status", LAB_IFACE, "--json", "--pin-root", &root],
+        )?;
+        ensure!(out.status.success(), "ftpct status {LAB_IFACE}: {out:?}");
+        let all: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        Ok(all[0].clone())
+    }
+
     /// This lab's unique bpffs pin root (not created; pass it to ftpct).
     pub fn pin_root(&self) -> &Path {
         &self.pin_root

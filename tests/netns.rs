@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::process::{
-    self, ChildGuard, DEFAULT_TIMEOUT, STOP_GRACE, check_success, run_with_timeout,
+    self, ChildGuard, STOP_GRACE, check_success, default_timeout, run_with_timeout,
 };
 
 /// Prefix of every namespace (and other global object) a lab creates.
@@ -89,10 +89,10 @@ impl Netns {
         cmd
     }
 
-    /// Runs `argv` inside the namespace with [`DEFAULT_TIMEOUT`]; a non-zero
+    /// Runs `argv` inside the namespace with [`default_timeout`]; a non-zero
     /// exit status is returned, not an error.
     pub fn run<S: AsRef<OsStr>>(&self, argv: &[S]) -> Result<Output> {
-        self.run_timeout(argv, DEFAULT_TIMEOUT)
+        self.run_timeout(argv, default_timeout())
     }
 
     /// Runs `argv` inside the namespace, killing it after `timeout`.
@@ -103,7 +103,7 @@ impl Netns {
     /// Like [`Netns::run`], but a non-zero exit status is an error carrying
     /// stderr.
     pub fn run_ok<S: AsRef<OsStr>>(&self, argv: &[S]) -> Result<Output> {
-        self.run_ok_timeout(argv, DEFAULT_TIMEOUT)
+        self.run_ok_timeout(argv, default_timeout())
     }
 
     /// Like [`Netns::run_timeout`], but a non-zero exit status is an error.

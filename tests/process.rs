@@ -10,8 +10,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-/// Timeout used by helpers that do not take an explicit one.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Timeout used by helpers that do not take an explicit one: 30 s, or
+/// `FTPCT_TEST_TIMEOUT_SECS` (the kernel matrix runs the tests in guests
+/// emulated without KVM, where loading the programs alone takes tens of
+/// seconds).
+pub fn default_timeout() -> Duration {
+    std::env::var("FTPCT_TEST_TIMEOUT_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(Duration::from_secs(30), Duration::from_secs)
+}
 
 /// How long a stopped child gets between SIGTERM and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(2);

@@ -22,7 +22,7 @@ use ftpct_e2e::forge::{Segment, send_repeatedly};
 use ftpct_e2e::servers::FtpTarget;
 use ftpct_e2e::{
     ConnectResult, Daemon, Family, FtpServer, INTRUDER, LAB_IFACE, Lab, Netns, SERVER, SMALL_FILE,
-    TransferMode, Vsftpd, ftpct_run,
+    TransferMode, Vsftpd,
 };
 
 /// Seconds of traffic unless `FTPCT_SOAK_SECS` says otherwise.
@@ -67,14 +67,7 @@ fn cases() -> Vec<(&'static str, Download, Family, TransferMode)> {
 
 /// The live entries of the server's tables, from `ftpct status --json`.
 fn tables(lab: &Lab) -> Result<[u64; 3]> {
-    let root = lab.pin_root().display().to_string();
-    let out = ftpct_run(
-        lab.server(),
-        &["status", LAB_IFACE, "--json", "--pin-root", &root],
-    )?;
-    ensure!(out.status.success(), "status: {out:?}");
-    let all: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let s = &all[0];
+    let s = &lab.status()?;
     let n = |field: &str| {
         s[field]
             .as_u64()

@@ -159,10 +159,7 @@ fn probe_libraries(dir: &Path, servers: Vec<FtpServerTls>, probed: &[PathBuf]) -
 /// attach with the same programs and maps.
 fn pin_probe_programs(ebpf: &mut Ebpf, dir: &Path) -> Result<()> {
     for program in probe_programs() {
-        let probe: &mut UProbe = ebpf
-            .program_mut(program)
-            .ok_or_else(|| anyhow!("program {program} missing from the object"))?
-            .try_into()?;
+        let probe: &mut UProbe = crate::attach::program(ebpf, program)?.try_into()?;
         probe
             .load()
             .map_err(|err| crate::attach::verifier_error(program, err))?;
@@ -188,10 +185,7 @@ fn probe_programs() -> Vec<&'static str> {
 /// `link_tls_kernel_0`.
 fn attach_kernel_probes(ebpf: &mut Ebpf, dir: &Path) -> Result<()> {
     let (category, name, program) = READ_TRACEPOINT;
-    let probe: &mut TracePoint = ebpf
-        .program_mut(program)
-        .ok_or_else(|| anyhow!("program {program} missing from the object"))?
-        .try_into()?;
+    let probe: &mut TracePoint = crate::attach::program(ebpf, program)?.try_into()?;
     probe
         .load()
         .map_err(|err| crate::attach::verifier_error(program, err))?;

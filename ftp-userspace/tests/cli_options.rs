@@ -52,15 +52,7 @@ fn every_refused_value_names_its_option() {
     ];
     for (options, name) in cases {
         for command in ["attach", "run"] {
-            let mut args = vec![command, NO_IFACE];
-            args.extend_from_slice(options);
-            let out = ftpct(&args);
-            let text = stderr(&out);
-            let what = args.join(" ");
-            assert!(!out.status.success(), "{what}: accepted");
-            assert!(text.contains(name), "{what}: {name} not named in {text:?}");
-            assert!(!text.contains("needs root"), "{what}: {text:?}");
-            assert!(!text.contains("panicked"), "{what}: {text:?}");
+            refused_naming(command, options, name);
         }
     }
     let set_cases: &[(&[&str], &str)] = &[
@@ -71,15 +63,22 @@ fn every_refused_value_names_its_option() {
         (&["--max-expect-per-client", "0"], "--max-expect-per-client"),
     ];
     for (options, name) in set_cases {
-        let mut args = vec!["set", NO_IFACE];
-        args.extend_from_slice(options);
-        let out = ftpct(&args);
-        let text = stderr(&out);
-        let what = args.join(" ");
-        assert!(!out.status.success(), "{what}: accepted");
-        assert!(text.contains(name), "{what}: {name} not named in {text:?}");
-        assert!(!text.contains("needs root"), "{what}: {text:?}");
+        refused_naming("set", options, name);
     }
+}
+
+/// `ftpct COMMAND IFACE OPTIONS` is refused, naming `name`, before any
+/// privilege check.
+fn refused_naming(command: &str, options: &[&str], name: &str) {
+    let mut args = vec![command, NO_IFACE];
+    args.extend_from_slice(options);
+    let out = ftpct(&args);
+    let text = stderr(&out);
+    let what = args.join(" ");
+    assert!(!out.status.success(), "{what}: accepted");
+    assert!(text.contains(name), "{what}: {name} not named in {text:?}");
+    assert!(!text.contains("needs root"), "{what}: {text:?}");
+    assert!(!text.contains("panicked"), "{what}: {text:?}");
 }
 
 /// The `ftpct: warning: ` lines of an attach to an interface that does not

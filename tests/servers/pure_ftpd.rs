@@ -10,7 +10,7 @@ use super::{
 };
 use crate::fixtures::ServedTree;
 use crate::netns::Netns;
-use crate::process::{DEFAULT_TIMEOUT, check_success, describe, run_with_timeout};
+use crate::process::{check_success, default_timeout, describe, run_with_timeout};
 
 /// pure-ftpd serving a [`ServedTree`] to the lab user.
 ///
@@ -59,7 +59,7 @@ impl PureFtpd {
         fs::write(&passwd, line).context("writing pure-ftpd passwd file")?;
         let mut mkdb = std::process::Command::new(&pure_pw);
         mkdb.arg("mkdb").arg(&pdb).arg("-f").arg(&passwd);
-        check_success(&describe(&mkdb), run_with_timeout(mkdb, DEFAULT_TIMEOUT)?)?;
+        check_success(&describe(&mkdb), run_with_timeout(mkdb, default_timeout())?)?;
 
         let mut argv = vec![
             binary.display().to_string(),

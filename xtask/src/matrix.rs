@@ -233,7 +233,7 @@ datapath() {{
 e2e() {{
   refused && return 1
   cd {tests}
-  FTPCT_BIN="$FTPCT" {e2e} --test-threads=2
+  FTPCT_BIN="$FTPCT" FTPCT_TEST_TIMEOUT_SECS=120 {e2e} --test-threads=2
 }}
 export -f refused check verifier datapath e2e
 export EXPECT_REFUSAL={expect_refusal}
