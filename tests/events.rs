@@ -1,7 +1,8 @@
 //! Audit events end to end (issue #12, item 6): `ftpct events` follows the
 //! programs' events live, as `key=value` lines or JSON; under the daemon,
 //! which logs every event, it gets them through the daemon (a ring buffer
-//! has one reader).
+//! has one reader), and the shipped fail2ban filter finds the offender in
+//! the daemon's lines.
 //!
 //! Needs root and a built ftpct (`FTPCT_BIN`). Run:
 //! `cargo test -p ftpct-e2e --test events -- --test-threads=2`.

@@ -215,6 +215,24 @@ unpack_promtool() {
   log "unpacked promtool into $dest/usr/bin"
 }
 
+# Unpacks fail2ban (Python, no service started) into
+# $SERVERS_DIR/fail2ban, for checking the shipped filter with
+# fail2ban-regex against real event lines.
+unpack_fail2ban() {
+  local dest="$SERVERS_DIR/fail2ban"
+  if [[ -x $dest/usr/bin/fail2ban-regex ]]; then
+    return
+  fi
+  local tmp deb
+  tmp=$(mktemp -d)
+  download_deb "$tmp" fail2ban
+  deb=$(ls "$tmp"/*.deb)
+  mkdir -p "$dest"
+  dpkg-deb -x "$deb" "$dest"
+  rm -rf "$tmp"
+  log "unpacked fail2ban into $dest"
+}
+
 ensure_bpffs() {
   if ! mountpoint -q /sys/fs/bpf; then
     log "mounting bpffs on /sys/fs/bpf"
@@ -251,6 +269,7 @@ main() {
     check_libraries "$SERVERS_DIR/${rest%%:*}/${rest#*:}"
   done
   unpack_promtool
+  unpack_fail2ban
   ensure_ftp_user
   ensure_bpffs
   log "ok (servers in $SERVERS_DIR)"
