@@ -197,40 +197,29 @@ ensure_ftp_user() {
   fi
 }
 
-# Unpacks promtool (metrics checks) from Debian's prometheus package into
-# $SERVERS_DIR/prometheus/usr/bin: only that binary (a Go program needing only libc), so
-# neither the server nor its service or dependencies get installed.
-unpack_promtool() {
-  local dest="$SERVERS_DIR/prometheus"
-  if [[ -x $dest/usr/bin/promtool ]]; then
+# Unpacks package $1 into $SERVERS_DIR/$2 unless file $3 is there, only
+# its members $4... when given. For tools the tests run without installing
+# them: promtool alone from prometheus (a Go program needing only libc; no
+# server, no service), fail2ban's Python (no service started).
+unpack_tool() {
+  local pkg=$1 name=$2 marker=$3
+  shift 3
+  local dest="$SERVERS_DIR/$name"
+  if [[ -x $dest/$marker ]]; then
     return
   fi
   local tmp deb
   tmp=$(mktemp -d)
-  download_deb "$tmp" prometheus
+  download_deb "$tmp" "$pkg"
   deb=$(ls "$tmp"/*.deb)
   mkdir -p "$dest"
-  dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$dest" ./usr/bin/promtool
-  rm -rf "$tmp"
-  log "unpacked promtool into $dest/usr/bin"
-}
-
-# Unpacks fail2ban (Python, no service started) into
-# $SERVERS_DIR/fail2ban, for checking the shipped filter with
-# fail2ban-regex against real event lines.
-unpack_fail2ban() {
-  local dest="$SERVERS_DIR/fail2ban"
-  if [[ -x $dest/usr/bin/fail2ban-regex ]]; then
-    return
+  if [[ $# -gt 0 ]]; then
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$dest" "$@"
+  else
+    dpkg-deb -x "$deb" "$dest"
   fi
-  local tmp deb
-  tmp=$(mktemp -d)
-  download_deb "$tmp" fail2ban
-  deb=$(ls "$tmp"/*.deb)
-  mkdir -p "$dest"
-  dpkg-deb -x "$deb" "$dest"
   rm -rf "$tmp"
-  log "unpacked fail2ban into $dest"
+  log "unpacked $pkg into $dest"
 }
 
 ensure_bpffs() {
@@ -268,8 +257,8 @@ main() {
     rest=${entry#*:}
     check_libraries "$SERVERS_DIR/${rest%%:*}/${rest#*:}"
   done
-  unpack_promtool
-  unpack_fail2ban
+  unpack_tool prometheus prometheus usr/bin/promtool ./usr/bin/promtool
+  unpack_tool fail2ban fail2ban usr/bin/fail2ban-regex
   ensure_ftp_user
   ensure_bpffs
   log "ok (servers in $SERVERS_DIR)"
