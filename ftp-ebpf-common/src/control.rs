@@ -8,7 +8,8 @@ use crate::{
 };
 
 /// A control connection, client side first. Ports in host order.
-#[repr(C)]
+/// 8-byte aligned, for word moves (its size is a multiple of 8).
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct ControlKey {
     /// `family::V4` or `family::V6`.

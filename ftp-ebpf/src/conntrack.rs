@@ -22,11 +22,11 @@ use ftp_ebpf_common::{
 
 use crate::{
     counters::count,
-    expectations, ftps,
+    expectations, flow_memo, ftps,
     headers::{PacketInfo, tcp_flags},
     maps::{FTPCT_FLOWS, FTPCT_HOST_FLOWS},
     port_window,
-    shared::now_ns,
+    shared::packet_now,
 };
 
 /// `BPF_ANY`: create or update.
@@ -76,24 +76,38 @@ fn find(key: &FlowKey) -> Option<(&'static Flows, &'static mut FlowValue)> {
     Some((map, unsafe { &mut *flow }))
 }
 
-/// Decides an inbound packet to a guarded port.
+/// The verdict on an inbound packet to a guarded port at `now` (the packet
+/// clock) when it needs no table: a SYN to a port no expectation can be
+/// live for, and on which no admitted or outgoing SYN can still be
+/// retransmitted (the whole cost of a flood), or the next packet of a flow
+/// this CPU just let in (`flow_memo`). `inbound` decides the others.
 #[inline(always)]
-pub fn inbound(info: &PacketInfo, policy: &Policy) -> Verdict {
-    if info.is_syn() && !port_window::is_open(info.dport) && !policy.in_ftps_range(info.dport) {
-        // No expectation can be live for this port, and no admitted or
-        // outgoing SYN on it can still be retransmitted: nothing to look up.
-        return Verdict::Drop(Counter::SynDropped);
+pub fn without_tables(info: &PacketInfo, policy: &Policy, now: u64) -> Option<Verdict> {
+    if info.is_syn() && !port_window::is_open(info.dport, now) && !policy.in_ftps_range(info.dport)
+    {
+        return Some(Verdict::Drop(Counter::SynDropped));
     }
+    if flow_memo::hit(info) {
+        return Some(Verdict::Pass(Counter::FlowPackets));
+    }
+    None
+}
+
+/// Decides an inbound packet to a guarded port at `now` (the packet clock),
+/// after `without_tables`.
+#[inline(always)]
+pub fn inbound(info: &PacketInfo, policy: &Policy, now: u64) -> Verdict {
     let key = inbound_key(info);
     let mut reused = false;
     if let Some((map, flow)) = find(&key) {
-        let now = now_ns();
         // Saturating: the egress program on another CPU may have stamped the
         // flow after this program read the clock; that is fresh, not expired.
         if now.saturating_sub(flow.last_seen_ns) <= policy.flow_ttl_ns(flow.state) {
             if !info.is_syn() {
                 if info.flags & tcp_flags::RST != 0 {
                     remote_rst(flow, info, now);
+                } else if flow_memo::plain(info) {
+                    flow_memo::remember(&key);
                 }
                 return Verdict::Pass(Counter::FlowPackets);
             }
@@ -118,7 +132,7 @@ pub fn inbound(info: &PacketInfo, policy: &Policy) -> Verdict {
             Counter::UntrackedDropped
         });
     }
-    admit_syn(info, &key, reused, policy)
+    admit_syn(info, &key, reused, policy, now)
 }
 
 /// A remote RST on a live flow: at the sequence number the local end
@@ -140,11 +154,11 @@ fn remote_rst(flow: &mut FlowValue, info: &PacketInfo, now: u64) {
 /// without one, a SYN into the FTPS range from the client of a live
 /// encrypted control connection is admitted too.
 #[inline(always)]
-fn admit_syn(info: &PacketInfo, key: &FlowKey, reused: bool, policy: &Policy) -> Verdict {
+fn admit_syn(info: &PacketInfo, key: &FlowKey, reused: bool, policy: &Policy, now: u64) -> Verdict {
     let expect_key = ExpectKey::new(info.family, info.src, info.dst, info.dport);
     let Some(expires) = expectations::consume(&expect_key) else {
         if policy.in_ftps_range(info.dport) && ftps::admits(info) {
-            return admitted(info, key, now_ns(), Counter::SynAdmittedFtpsRange);
+            return admitted(info, key, now, Counter::SynAdmittedFtpsRange);
         }
         return Verdict::Drop(if reused {
             Counter::SynReused
@@ -152,8 +166,6 @@ fn admit_syn(info: &PacketInfo, key: &FlowKey, reused: bool, policy: &Policy) ->
             Counter::SynDropped
         });
     };
-    // The clock is read only now: a SYN that matches nothing never needs it.
-    let now = now_ns();
     if now > expires {
         return Verdict::Drop(Counter::SynExpired);
     }
@@ -194,7 +206,7 @@ pub fn outbound_syn(info: &PacketInfo) {
             flow_origin::OUTBOUND,
             flow_state::HANDSHAKE,
             info.seq,
-            now_ns(),
+            packet_now(),
         ),
     );
     // A simultaneous open brings a SYN to this local port.
@@ -215,23 +227,28 @@ pub fn opened_locally(info: &PacketInfo) -> bool {
 /// keeps its flow alive, ends the handshake, and remembers the local end's
 /// acknowledgment (where a real RST from the remote must fall). Its FIN or
 /// RST starts the closing timer, which only its own data keeps going.
+///
+/// A field is written only when it changes: the packet clock moves once a
+/// jiffy, and in a transfer the local end's acknowledgment stays put while
+/// it sends, so most packets leave the entry's cache line clean (no
+/// bouncing between the CPU that sends and the one that receives).
 #[inline(always)]
 pub fn local_packet(info: &PacketInfo) {
     let key = outbound_key(info);
     let Some((_, flow)) = find(&key) else {
         return;
     };
-    let now = now_ns();
+    let now = packet_now();
     if flow.state == flow_state::CLOSING {
         // Closing is final; only data the local end still (re)sends after its
         // FIN keeps the timer going. Its answers to what the remote sends (a
         // RST, a duplicate ACK from TIME_WAIT) do not.
         if info.payload_len > 0 && info.flags & tcp_flags::RST == 0 {
-            flow.last_seen_ns = now;
+            set(&mut flow.last_seen_ns, now);
         }
         return;
     }
-    flow.last_seen_ns = now;
+    set(&mut flow.last_seen_ns, now);
     if info.flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
         flow.state = flow_state::CLOSING;
         return;
@@ -240,9 +257,18 @@ pub fn local_packet(info: &PacketInfo) {
         // The local server's SYN-ACK: the handshake goes on.
         return;
     }
-    flow.state = flow_state::OPEN;
+    set(&mut flow.state, flow_state::OPEN);
     if info.flags & tcp_flags::ACK != 0 {
-        flow.seq = info.ack;
-        flow.flags |= flow_flags::ACK_KNOWN;
+        set(&mut flow.seq, info.ack);
+        let flags = flow.flags | flow_flags::ACK_KNOWN;
+        set(&mut flow.flags, flags);
+    }
+}
+
+/// Stores `value` in a shared entry's field only if it differs.
+#[inline(always)]
+fn set<T: PartialEq + Copy>(field: &mut T, value: T) {
+    if *field != value {
+        *field = value;
     }
 }

@@ -17,7 +17,7 @@ use crate::{
     counters::count,
     events,
     headers::{self, PacketInfo},
-    shared::{port_class, ready_policy},
+    shared::{packet_now, port_class, ready_policy},
 };
 
 #[inline(always)]
@@ -55,7 +55,7 @@ fn track(info: &PacketInfo, sclass: PortClass) -> i32 {
     if info.is_syn() {
         if bounce::blocked(info) {
             count(Counter::BounceBlocked);
-            events::dropped(Counter::BounceBlocked, info);
+            events::dropped(Counter::BounceBlocked, info, packet_now());
             return TC_ACT_SHOT;
         }
         if sclass != PortClass::Open {

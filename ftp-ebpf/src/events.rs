@@ -1,11 +1,11 @@
 //! Audit events: a dropped packet or a refused announcement becomes one
 //! record in `FTPCT_EVENTS`, within two limits checked before anything
 //! else is touched: this CPU's events per second (a spoofed flood from many
-//! addresses costs a scratch lookup and a clock read per packet), then the
-//! source's (one noisy host cannot fill the log).
+//! addresses costs a scratch lookup per packet, on the clock the packet
+//! path already read), then the source's (one noisy host cannot fill the
+//! log).
 #![allow(clippy::needless_borrows_for_generic_args)]
 
-use aya_ebpf::helpers::generated::bpf_ktime_get_coarse_ns;
 use ftp_ebpf_common::{
     Addr,
     control::ControlKey,
@@ -17,20 +17,28 @@ use crate::{
     clients::{client_prefix, fill_key},
     counters::count,
     headers::PacketInfo,
-    maps::{FTPCT_EVENT_SOURCES, FTPCT_EVENTS},
+    maps::{FTPCT_EVENT_SOURCES, FTPCT_EVENTS, Scratch},
     shared::{ScratchSlot, now_ns, scratch},
 };
 
 const BPF_NOEXIST: u64 = 1;
 
-/// The audit event of a dropped packet (its source is the remote end), in
-/// the packet programs: on the flood path, so timed by the coarse clock.
+/// The audit event of a packet dropped at `now` (the packet clock; its
+/// source is the remote end), in the packet programs. On the flood path:
+/// the budget is checked inline, so a suppressed event costs no call.
+#[inline(always)]
+pub fn dropped(reason: Counter, info: &PacketInfo, now: u64) {
+    if let Some(s) = within_budget(ScratchSlot::Packet, now) {
+        dropped_event(s, reason, info, now);
+    }
+}
+
+/// The part of `dropped` that runs for an event within this CPU's budget.
+/// Not inlined: its frame stays off the packet programs' call chains.
 #[inline(never)]
-pub fn dropped(reason: Counter, info: &PacketInfo) {
-    // SAFETY: a helper call without arguments.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
+fn dropped_event(s: &mut Scratch, reason: Counter, info: &PacketInfo, now: u64) {
     send(
-        ScratchSlot::Packet,
+        s,
         now,
         reason,
         info.family,
@@ -45,10 +53,14 @@ pub fn dropped(reason: Counter, info: &PacketInfo) {
 #[inline(never)]
 pub fn refuse(reason: Counter, key: &ControlKey, slot: ScratchSlot) {
     count(reason);
-    // The precise clock: the TLS probes may not read the coarse one.
+    // The precise clock: the TLS probes keep no packet clock.
+    let now = now_ns();
+    let Some(s) = within_budget(slot, now) else {
+        return;
+    };
     send(
-        slot,
-        now_ns(),
+        s,
+        now,
         reason,
         key.family,
         (&key.client, key.client_port),
@@ -56,24 +68,30 @@ pub fn refuse(reason: Counter, key: &ControlKey, slot: ScratchSlot) {
     );
 }
 
-/// Sends the event of `reason` from `src` to `dst` at `now`, unless a
-/// limit says not; counts what became of it.
+/// This CPU's scratch region `slot`, if its budget admits one more event
+/// at `now` (else the event is counted as suppressed).
+#[inline(always)]
+fn within_budget(slot: ScratchSlot, now: u64) -> Option<&'static mut Scratch> {
+    let s = scratch(slot)?;
+    if !s.event_budget.admit(now, PER_CPU_PER_SEC) {
+        count(Counter::EventsSuppressed);
+        return None;
+    }
+    Some(s)
+}
+
+/// Sends the event of `reason` from `src` to `dst` at `now`, unless its
+/// source's limit says not (this CPU's budget admitted it); counts what
+/// became of it.
 #[inline(always)]
 fn send(
-    slot: ScratchSlot,
+    s: &mut Scratch,
     now: u64,
     reason: Counter,
     family: u8,
     src: (&Addr, u16),
     dst: (&Addr, u16),
 ) {
-    let Some(s) = scratch(slot) else {
-        return;
-    };
-    if !s.event_budget.admit(now, PER_CPU_PER_SEC) {
-        count(Counter::EventsSuppressed);
-        return;
-    }
     fill_key(&mut s.event_key, family, src.0, client_prefix(family));
     if FTPCT_EVENT_SOURCES.get_ptr_mut(&s.event_key).is_none() {
         let _ = FTPCT_EVENT_SOURCES.insert(&s.event_key, &s.zero_rate, BPF_NOEXIST);

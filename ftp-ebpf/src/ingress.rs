@@ -1,7 +1,10 @@
 //! The XDP program's body.
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
-use aya_log_ebpf::debug;
+use aya_log_ebpf::{
+    debug,
+    macro_support::{Level, level_enabled},
+};
 use core::mem::MaybeUninit;
 
 use ftp_ebpf_common::{
@@ -15,7 +18,7 @@ use crate::{
     counters::count,
     events,
     headers::{self, L4, PacketInfo},
-    shared::{port_class, ready_policy},
+    shared::{packet_now, port_class, ready_policy},
 };
 
 #[inline(always)]
@@ -61,17 +64,16 @@ pub fn run(ctx: &XdpContext) -> u32 {
         count(Counter::PassedOther);
         return xdp_action::XDP_PASS;
     };
-    guarded(ctx, info, policy)
-}
-
-/// An inbound packet to a guarded port. Not inlined: its keys and flow
-/// state live in this frame, a sibling of the control path's, so the two
-/// never add up against the kernel's 512-byte limit on a call chain's stack
-/// (Linux 6.1 counts the whole chain, the main program's frame included).
-#[inline(never)]
-fn guarded(ctx: &XdpContext, info: &PacketInfo, policy: &Policy) -> u32 {
-    let verdict = conntrack::inbound(info, policy);
-    if info.is_syn() {
+    let now = packet_now();
+    // A flood's SYNs and a transfer's packets mostly end here, without a
+    // call or a table lookup.
+    let verdict = match conntrack::without_tables(info, policy, now) {
+        Some(verdict) => verdict,
+        None => guarded(info, policy, now),
+    };
+    // The log level is a constant of the loaded program, so the verifier
+    // removes this call unless `ftpct run` asked for debug logs.
+    if info.is_syn() && level_enabled(Level::Debug) {
         log_syn(ctx, info, &verdict);
     }
     match verdict {
@@ -81,13 +83,23 @@ fn guarded(ctx: &XdpContext, info: &PacketInfo, policy: &Policy) -> u32 {
         }
         Verdict::Drop(counter) => {
             count(counter);
-            events::dropped(counter, info);
+            events::dropped(counter, info, now);
             xdp_action::XDP_DROP
         }
     }
 }
 
-/// Debug log of a SYN verdict (`ftpct run`); off unless the log level is set.
+/// The verdict on an inbound packet to a guarded port. Not inlined: its keys
+/// and flow state live in this frame, a sibling of the control path's, so
+/// the two never add up against the kernel's 512-byte limit on a call
+/// chain's stack (Linux 6.1 counts the whole chain, the main program's frame
+/// included).
+#[inline(never)]
+fn guarded(info: &PacketInfo, policy: &Policy, now: u64) -> Verdict {
+    conntrack::inbound(info, policy, now)
+}
+
+/// Debug log of a SYN verdict (`ftpct run`).
 /// Not inlined: the log record's buffers stay out of the main frame, whose
 /// stack adds up with the parser's call chain against the 512-byte limit.
 #[inline(never)]

@@ -17,6 +17,7 @@ mod egress;
 mod events;
 mod expectations;
 mod external;
+mod flow_memo;
 mod ftps;
 mod headers;
 mod ingress;

@@ -162,6 +162,14 @@ pub struct Scratch {
     pub event_key: ClientKey,
     pub zero_rate: EventRate,
     pub event_budget: EventRate,
+    /// The packet clock's cache (`shared::packet_now`): the jiffy it was
+    /// read in and what it read.
+    pub clock_jiffies: u64,
+    pub clock_ns: u64,
+    /// The last flow a plain packet passed on this CPU, and in which jiffy
+    /// (`flow_memo`).
+    pub flow_memo: FlowKey,
+    pub flow_memo_jiffies: u64,
 }
 
 /// Buffers of a `--nat-rewrite` write: the reply's layout, the part of it

@@ -8,13 +8,10 @@
 //! window, admitting or sending a SYN by the retry window. A SYN to a port
 //! whose window has closed is dropped after one array read, without touching
 //! the flow or expectation tables: the common case in a flood, at a fraction
-//! of the cost. The reader uses the coarse clock (jiffy resolution; plenty
-//! for windows of minutes, and cheaper to read). Writers use the precise
-//! one, which the TLS probes may call too (tracing programs may not read the
-//! coarse clock); it runs ahead of the coarse one by at most a jiffy, so a
-//! window only ever lasts that much longer.
-
-use aya_ebpf::helpers::generated::bpf_ktime_get_coarse_ns;
+//! of the cost. The reader judges by the packet clock (`shared::packet_now`,
+//! at most a jiffy behind; plenty for windows of minutes). Writers use the
+//! precise one, which the TLS probes call too, so a window only ever lasts
+//! up to a jiffy longer.
 
 use crate::{maps::FTPCT_PORT_WINDOW, shared::now_ns};
 
@@ -22,12 +19,11 @@ use crate::{maps::FTPCT_PORT_WINDOW, shared::now_ns};
 /// `tcp_syn_retries` = 6 times over about 127 s.
 const SYN_RETRY_WINDOW_NS: u64 = 130 * 1_000_000_000;
 
-/// Whether a SYN to `port` needs the full lookup.
+/// Whether a SYN to `port` at `now` needs the full lookup.
 #[inline(always)]
-pub fn is_open(port: u16) -> bool {
+pub fn is_open(port: u16, now: u64) -> bool {
     match FTPCT_PORT_WINDOW.get(u32::from(port)) {
-        // SAFETY: a plain helper call with no arguments.
-        Some(until) => (unsafe { bpf_ktime_get_coarse_ns() }) <= *until,
+        Some(until) => now <= *until,
         None => true,
     }
 }

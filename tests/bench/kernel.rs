@@ -49,6 +49,9 @@ const PASV_DATA_PORT: u16 = 40_200;
 const FLOW_DATA_PORT: u16 = 40_100;
 /// Client source port of that tracked flow.
 const FLOW_CLIENT_PORT: u16 = 50_100;
+/// A second tracked flow (data port, client port), whose packets replace
+/// the first one's in the per-CPU flow memo.
+const OTHER_FLOW: (u16, u16) = (40_101, 50_101);
 
 /// Capacity of both tables in the scale test (1 million live entries fit).
 pub const SCALE_CAPACITY: u32 = 1_100_000;
@@ -337,6 +340,7 @@ struct SteadyFrames {
     udp: Vec<u8>,
     tcp_open: Vec<u8>,
     flow_ack: Vec<u8>,
+    other_flow_ack: Vec<u8>,
     egress_plain: Vec<u8>,
 }
 
@@ -354,6 +358,9 @@ impl SteadyFrames {
             flow_ack: Segment::new(CLIENT, FLOW_CLIENT_PORT, SERVER, FLOW_DATA_PORT)
                 .flags(ACK)
                 .frame(),
+            other_flow_ack: Segment::new(CLIENT, OTHER_FLOW.1, SERVER, OTHER_FLOW.0)
+                .flags(ACK)
+                .frame(),
             egress_plain: Segment::new(SERVER, 443, INTRUDER, 40_003)
                 .flags(ACK)
                 .payload(&[0x17; 100])
@@ -362,22 +369,28 @@ impl SteadyFrames {
     }
 }
 
-/// Creates the tracked flow the flow class measures, through the programs'
-/// own path (PASV, 227, SYN).
-fn create_tracked_flow(l: &mut Loaded) -> Result<()> {
-    let mut ctrl = Control::open(l, PASV_CTRL_PORT + 10)?;
+/// Creates a tracked flow from `CLIENT`:`client_port` to `data_port`
+/// through the programs' own path (PASV on control connection
+/// `ctrl_port`, 227, SYN).
+fn create_tracked_flow(
+    l: &mut Loaded,
+    ctrl_port: u16,
+    data_port: u16,
+    client_port: u16,
+) -> Result<()> {
+    let mut ctrl = Control::open(l, ctrl_port)?;
     let pasv = ctrl.command(b"PASV\r\n");
     l.ingress_expect(&pasv, XDP_PASS, "PASV")?;
-    let reply = ctrl.reply(&frames::reply_227(SERVER, FLOW_DATA_PORT));
+    let reply = ctrl.reply(&frames::reply_227(SERVER, data_port));
     l.run_egress(&reply, 1)?;
-    let syn = Segment::new(CLIENT, FLOW_CLIENT_PORT, SERVER, FLOW_DATA_PORT)
+    let syn = Segment::new(CLIENT, client_port, SERVER, data_port)
         .flags(SYN)
         .frame();
     l.ingress_expect(&syn, XDP_PASS, "SYN of the tracked flow")?;
     // The local end's SYN-ACK and first ACK open the flow: one still in its
     // handshake lives only the closing timeout (10 s), shorter than the phase.
     for flags in [SYN | ACK, ACK] {
-        let local = Segment::new(SERVER, FLOW_DATA_PORT, CLIENT, FLOW_CLIENT_PORT)
+        let local = Segment::new(SERVER, data_port, CLIENT, client_port)
             .flags(flags)
             .frame();
         l.run_egress(&local, 1)?;
@@ -490,7 +503,13 @@ pub fn run(params: Params) -> Result<KernelResults> {
     rewrite_cfg.nat_rewrite = true;
     let mut lr = Loaded::load(&rewrite_cfg)?;
     let f = SteadyFrames::new();
-    create_tracked_flow(&mut l)?;
+    create_tracked_flow(
+        &mut l,
+        PASV_CTRL_PORT + 10,
+        FLOW_DATA_PORT,
+        FLOW_CLIENT_PORT,
+    )?;
+    create_tracked_flow(&mut l, PASV_CTRL_PORT + 11, OTHER_FLOW.0, OTHER_FLOW.1)?;
     let mut pasv = PasvCycle::new(&mut l)?;
     let mut pasv_rewritten = PasvCycle::new(&mut lr)?;
     let mut port = PortCycle::new(&mut l)?;
@@ -557,7 +576,7 @@ pub fn run(params: Params) -> Result<KernelResults> {
         ),
         (
             "flow",
-            "packet of a tracked data flow (ACK)",
+            "packet of a tracked data flow (ACK; repeated, so the flow memo answers)",
             INGRESS,
             &f.flow_ack,
             Some(XDP_PASS),
@@ -587,6 +606,16 @@ pub fn run(params: Params) -> Result<KernelResults> {
             INGRESS,
         ),
         ("egress_plain_1", "egress: non-control segment", EGRESS),
+        (
+            "flow_1",
+            "packet of a tracked data flow, the same flow's before it (flow memo hit)",
+            INGRESS,
+        ),
+        (
+            "flow_miss_1",
+            "packet of a tracked data flow, another flow's before it (flow memo miss: table lookup)",
+            INGRESS,
+        ),
         (
             "syn_admit",
             "SYN with a matching expectation (admitted, consumes it)",
@@ -674,7 +703,7 @@ pub fn run(params: Params) -> Result<KernelResults> {
             classes[i].rounds.push(ns);
         }
         // Single runs, interleaved run by run.
-        let mut samples: Vec<Vec<f64>> = (0..10)
+        let mut samples: Vec<Vec<f64>> = (0..12)
             .map(|_| Vec::with_capacity(params.singles))
             .collect();
         for _ in 0..params.singles {
@@ -686,13 +715,16 @@ pub fn run(params: Params) -> Result<KernelResults> {
                 "SYN without expectation",
             )?);
             samples[3].push(l.run_egress(&f.egress_plain, 1)?.1);
+            samples[4].push(l.ingress_expect(&f.flow_ack, XDP_PASS, "flow packet")?);
+            l.ingress_expect(&f.other_flow_ack, XDP_PASS, "other flow's packet")?;
+            samples[5].push(l.ingress_expect(&f.flow_ack, XDP_PASS, "flow packet")?);
             let (reply_ns, syn_ns) = pasv.run(&mut l)?;
-            samples[4].push(syn_ns);
-            samples[5].push(reply_ns);
-            samples[6].push(port.run(&mut l)?);
-            samples[7].push(pasv_rewritten.run(&mut lr)?.0);
-            samples[8].push(l.run_egress(&moved_plain[0], 1)?.1);
-            samples[9].push(lr.run_egress(&moved_rewritten[0], 1)?.1);
+            samples[6].push(syn_ns);
+            samples[7].push(reply_ns);
+            samples[8].push(port.run(&mut l)?);
+            samples[9].push(pasv_rewritten.run(&mut lr)?.0);
+            samples[10].push(l.run_egress(&moved_plain[0], 1)?.1);
+            samples[11].push(lr.run_egress(&moved_rewritten[0], 1)?.1);
         }
         for (k, s) in samples.iter().enumerate() {
             classes[steady.len() + k].rounds.push(stats::median(s));
@@ -722,7 +754,11 @@ pub fn run(params: Params) -> Result<KernelResults> {
     }
     let mut profiles = Vec::new();
     if params.profile && sys::perf_available() {
-        for (id, frame) in [("non_ip", &f.arp), ("syn_drop", &f.syn_guarded)] {
+        for (id, frame) in [
+            ("non_ip", &f.arp),
+            ("syn_drop", &f.syn_guarded),
+            ("flow", &f.flow_ack),
+        ] {
             let ns = classes
                 .iter()
                 .find(|c| c.id == id)

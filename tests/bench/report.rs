@@ -120,9 +120,16 @@ impl Results {
         let k = self.kernel.as_ref();
         t.push(ratio_target(
             "in-kernel",
-            "SYN to a guarded port ≤ 3× the floor program (dropped SYN, steady)".into(),
+            "SYN to a guarded port ≤ 1.5× the floor program (dropped SYN, steady)".into(),
             k.map(|k| k.ratio("syn_drop", "ref_floor")),
-            3.0,
+            1.5,
+            fmt_ratio,
+        ));
+        t.push(ratio_target(
+            "in-kernel",
+            "packet of a tracked flow ≤ 2× the XDP_PASS program (steady)".into(),
+            k.map(|k| k.ratio("flow", "ref_pass")),
+            2.0,
             fmt_ratio,
         ));
         for (id, what) in [
@@ -224,7 +231,7 @@ impl Results {
                 "non_ip" | "udp" | "tcp_open" | "flow" => ("ref_pass", "XDP_PASS"),
                 "syn_drop" => ("ref_floor", "floor"),
                 "syn_drop_1" | "syn_admit" => ("ref_floor_1", "floor"),
-                "port_cmd" => ("ref_pass_1", "XDP_PASS"),
+                "port_cmd" | "flow_1" | "flow_miss_1" => ("ref_pass_1", "XDP_PASS"),
                 "reply_227" => ("egress_plain_1", "egress non-control"),
                 "reply_227_rewritten" => ("reply_227", "plain 227"),
                 "retx_227_rewritten" => ("retx_227", "plain retransmission"),
