@@ -64,7 +64,8 @@ pub fn flood_tx(ctx: &XdpContext) -> u32 {
         )
     };
     let port = |r: u32| (GEN_PORT_MIN + r % (65_536 - GEN_PORT_MIN)) as u16;
-    // Words in network order: source address low half, ports, sequence.
+    // The words as they lie in the frame (ports in network order): source
+    // address low half, ports, sequence number.
     let changes: [(usize, u16); 5] = [
         (GEN_IP + 14, (r1 as u16).to_be()),
         (GEN_TCP, port(r1 >> 16).to_be()),
@@ -98,8 +99,9 @@ pub fn flood_tx(ctx: &XdpContext) -> u32 {
 }
 
 /// RFC 1624 eqn. 3: checksum `check` after adding `delta`, the sum of
-/// `~old + new` over the 16-bit words that changed (in network order, as
-/// the words themselves; a one's complement sum is order-independent).
+/// `~old + new` over the 16-bit words that changed, each read as it lies in
+/// the frame like `check` itself (a one's complement sum comes out the same
+/// in either byte order, RFC 1071).
 #[inline(always)]
 fn csum_add(check: u16, delta: u32) -> u16 {
     let mut sum = u32::from(!check) + delta;

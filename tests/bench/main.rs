@@ -81,13 +81,13 @@ impl Plan {
             },
             xdp_flood: flood::Params {
                 rounds: 7,
-                seconds: 2.0,
+                seconds: 1.5,
                 profile: true,
             },
             transfer: transfer::Params {
                 cycles: 40,
                 flood_cycles: 16,
-                xdp_flood_cycles: 16,
+                xdp_flood_cycles: 24,
                 cli_rounds: 3,
             },
             ftps: ftps::Params {

@@ -788,6 +788,24 @@ impl Results {
                 .collect::<Vec<_>>(),
         );
         let none = |g: fn(&flood::Round) -> f64| f.summary(FloodMode::None, g).median;
+        let recycle =
+            f.profiles
+                .iter()
+                .find(|p| p.0 == FloodMode::Floor)
+                .map_or(String::new(), |(_, p)| {
+                    let pages = share(p, |sym| {
+                        sym.contains("page_pool")
+                            || sym.contains("xdp_return")
+                            || sym.contains("free_frozen")
+                            || sym.contains("free_pages")
+                    });
+                    let irq = share(p, |sym| sym == "_raw_spin_unlock_irqrestore");
+                    format!(
+                        ": {pages:.0} % of the floor's profile below, and probably part of its \
+                     `_raw_spin_unlock_irqrestore` ({irq:.0} %, where the software clock \
+                     charges what ran with interrupts off)"
+                    )
+                });
         let _ = writeln!(
             s,
             "trafgen's SYNs are skbs, and veth runs XDP on the skb the sender built, so above \
@@ -811,10 +829,14 @@ impl Results {
              `rx_dropped` (column \"dropped in the veth queue\") and cost the receiver nothing. \
              The same four receivers, the same threaded NAPI thread pinned to CPU {rcpu} and \
              the same measure (its CPU time ÷ packets processed; for ftpct: {check}); {rounds} \
-             rounds of {secs:.0} s per receiver, interleaved.\n\n\
-             **Limits of the method.** (1) A dropped frame goes back to the generator's page \
-             pool on CPU {gcpu} (`xdp_return_frame`, a cross-CPU return), where a NIC driver \
-             recycles into its own ring: a small cost every XDP receiver pays. (2) The \
+             rounds of {secs:.1} s per receiver, interleaved.\n\n\
+             **Limits of the method.** (1) A frame's page belongs to the generator's page pool \
+             (one per `BPF_PROG_TEST_RUN` call, its recycling ring the size of a batch): the \
+             receiver returns it from another CPU (`xdp_return_frame`), and when that ring is \
+             full the page goes back to the page allocator (`page_pool_return_netmem`, \
+             `__free_frozen_pages`, its zone lock){recycle} — where a NIC driver recycles into \
+             its own pool on its own CPU. Every receiver pays it, so it inflates the floor \
+             most and narrows ftpct ÷ floor. (2) The \
              receiver keeps the trafgen setup's coalescing (a poll every 200 µs once its ring \
              is empty) and veth's ring holds 256 frames, so at this rate the ring fills between \
              polls and overflows in every mode: the receiver's CPU share stays low and the \
@@ -827,6 +849,7 @@ impl Results {
             rcpu = flood::RX_CPU,
             src = flood::FLOOD_SOURCES,
             dev = crate::nicflood::GEN_IFACE,
+            recycle = recycle,
             rst = none(|r| r.answered as f64),
             rcv = none(|r| r.received as f64),
             rate = rate.median,
@@ -1324,11 +1347,11 @@ impl Results {
 
 /// Summed share (percent) of the profile's symbols matching `pred`.
 fn share(profile: &[(f64, String)], pred: impl Fn(&str) -> bool) -> f64 {
+    // From 0.0: an empty f64 sum is -0.0, which would print as "-0 %".
     profile
         .iter()
         .filter(|(_, sym)| pred(sym))
-        .map(|(p, _)| p)
-        .sum()
+        .fold(0.0, |acc, (p, _)| acc + p)
 }
 
 /// The table of one flood's receivers and its ratios.
