@@ -983,8 +983,10 @@ impl Results {
                 ". Per dropped SYN ftpct reads its policy and the ports' class, looks up the \
                  flow table and the expectation table with a key no earlier packet used, \
                  reads the clock, counts, and checks the drop event's rate limit; the floor \
-                 only parses. Without an skb to build and free, that work is half of the \
-                 receiver's."
+                 only parses. Without an skb to build and free, that work is {:.0} % of \
+                 ftpct's receiver time.",
+                (ns(FloodMode::Ftpct) - ns(FloodMode::Floor)) / ns(FloodMode::Ftpct).max(1.0)
+                    * 100.0
             );
             if let Some(k) = &self.kernel {
                 let g = |id: &str| k.get(id).map(|c| c.summary().median).unwrap_or(0.0);
