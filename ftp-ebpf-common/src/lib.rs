@@ -114,4 +114,6 @@ pub mod program_names {
     pub const BENCH_PASS: &str = "bench_xdp_pass";
     /// Benchmark reference: stateless drop of SYNs to the default data range.
     pub const BENCH_SYN_FLOOR: &str = "bench_syn_floor";
+    /// Benchmark flood generator: rewrites a template SYN, returns `XDP_TX`.
+    pub const BENCH_FLOOD_TX: &str = "bench_flood_tx";
 }

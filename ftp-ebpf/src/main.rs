@@ -111,6 +111,13 @@ pub fn bench_syn_floor(ctx: XdpContext) -> u32 {
     reference::syn_floor(&ctx)
 }
 
+/// Benchmark flood generator: rewrites the template SYN and returns XDP_TX
+/// (only ever run by `BPF_PROG_TEST_RUN` in live frames mode).
+#[xdp]
+pub fn bench_flood_tx(ctx: XdpContext) -> u32 {
+    reference::flood_tx(&ctx)
+}
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

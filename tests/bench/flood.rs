@@ -1,6 +1,7 @@
 //! SYN flood in namespaces: the receiving side's CPU time per flood packet
 //! with no filter, nftables with the `ftp` conntrack helper, the stateless
-//! XDP floor and ftpct.
+//! XDP floor and ftpct; flooded by trafgen (skbs from a socket) or by XDP
+//! frames ([`crate::nicflood`], as a NIC driver delivers them).
 //!
 //! Attribution. On veth, receive processing normally runs in softirq
 //! context on whichever CPU the sender runs on, mixed with the generator's
@@ -31,6 +32,7 @@ use ftpct_e2e::process::{ChildGuard, run_with_timeout};
 use ftpct_e2e::{Ftpct, LAB_IFACE, Lab, Netns, SERVER};
 
 use crate::kernel::Loaded;
+use crate::nicflood::{XdpFlood, XdpGenerator};
 use crate::stats::{self, Summary};
 use crate::sys::{self, LinkStats};
 
@@ -41,6 +43,8 @@ pub const RX_CPU: usize = 1;
 /// Flood sources: 198.19.0.0/16 (inside 198.18.0.0/15, outside the lab's
 /// /24, routed back through the generator).
 pub const FLOOD_SOURCES: &str = "198.19.0.0/16";
+/// Length of the extra flood each profile records.
+pub const PROFILE_SECS: f64 = 3.0;
 /// Coalescing of the server's NAPI polls.
 const GRO_FLUSH_TIMEOUT_NS: &str = "200000";
 /// Empty timer polls before the thread goes back to being woken by the
@@ -66,6 +70,25 @@ table inet ftpct_bench {
 	}
 }
 ";
+
+/// What floods the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// trafgen's `sendto`: skbs through the intruder's veth and the bridge.
+    Trafgen,
+    /// `bench_flood_tx` in live frames mode: `xdp_frame`s into the server's
+    /// veth ring, no skb before its XDP program.
+    XdpFrames,
+}
+
+impl Source {
+    pub fn short(self) -> &'static str {
+        match self {
+            Source::Trafgen => "trafgen",
+            Source::XdpFrames => "XDP frames",
+        }
+    }
+}
 
 /// What guards the server during a round.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,7 +132,9 @@ pub struct Round {
     pub sent: u64,
     /// Packets the server sent back (RSTs).
     pub answered: u64,
-    /// Packets dropped before the receiver (its queue was full).
+    /// Packets dropped before the receiver (its queue was full): counted by
+    /// the sending veth for trafgen's skbs, by the receiving one for XDP
+    /// frames.
     pub queue_drops: u64,
     /// Generator rate, packets/s.
     pub gen_pps: f64,
@@ -121,6 +146,7 @@ pub struct Round {
 
 /// Per-mode rounds and context.
 pub struct FloodResults {
+    pub source: Source,
     pub rounds: Vec<(Mode, Vec<Round>)>,
     pub seconds_per_round: f64,
     pub napi_thread: String,
@@ -237,6 +263,22 @@ impl Generator {
     }
 }
 
+/// Either generator, running.
+pub enum Running {
+    Trafgen(Generator),
+    Xdp(XdpGenerator),
+}
+
+impl Running {
+    /// Waits for the bounded run to end; returns the packets generated.
+    pub fn finish(self) -> Result<u64> {
+        match self {
+            Running::Trafgen(g) => g.finish(),
+            Running::Xdp(g) => g.finish(),
+        }
+    }
+}
+
 /// An nftables table in the server namespace, deleted on drop.
 struct NftTable<'a> {
     ns: &'a Netns,
@@ -317,6 +359,9 @@ enum Guard<'a> {
 /// The lab prepared for flooding: NAPI thread found and pinned.
 pub struct FloodLab {
     pub lab: Lab,
+    pub source: Source,
+    /// The generator of [`Source::XdpFrames`].
+    xdp: Option<XdpFlood>,
     pub napi_tid: u32,
     pub napi_name: String,
     pub dir: tempfile::TempDir,
@@ -324,7 +369,7 @@ pub struct FloodLab {
 }
 
 impl FloodLab {
-    pub fn new() -> Result<Self> {
+    pub fn new(source: Source) -> Result<Self> {
         let lab = Lab::new().context("building the lab")?;
         let server = lab.server();
         server.run_ok(&["ip", "route", "add", FLOOD_SOURCES, "via", "198.18.0.3"])?;
@@ -367,8 +412,14 @@ impl FloodLab {
         let server_mac = sys::mac_address(server, LAB_IFACE)?;
         let gen_mac = sys::mac_address(lab.intruder(), LAB_IFACE)?;
         fs::write(&config, trafgen_config(&server_mac, &gen_mac))?;
+        let xdp = match source {
+            Source::Trafgen => None,
+            Source::XdpFrames => Some(XdpFlood::new(&lab)?),
+        };
         Ok(Self {
             lab,
+            source,
+            xdp,
             napi_tid,
             napi_name,
             dir,
@@ -392,6 +443,19 @@ impl FloodLab {
         })
     }
 
+    /// Starts this lab's generator for at most `limit`.
+    pub fn start(&self, limit: Duration) -> Result<Running> {
+        Ok(match &self.xdp {
+            Some(xdp) => Running::Xdp(xdp.start(limit)?),
+            None => Running::Trafgen(Generator::start(
+                self.lab.intruder(),
+                &self.config,
+                &self.dir.path().join("trafgen.log"),
+                limit,
+            )?),
+        })
+    }
+
     /// One flood of `secs` under the current guard.
     fn flood(&self, secs: f64, profile: Option<&Path>) -> Result<Round> {
         let server = self.lab.server();
@@ -401,13 +465,7 @@ impl FloodLab {
         let cpu0 = sys::cpu_time_ns(self.napi_tid)?;
         let switches0 = sys::context_switches(self.napi_tid)?;
         let start = Instant::now();
-        let log = self.dir.path().join("trafgen.log");
-        let generator = Generator::start(
-            self.lab.intruder(),
-            &self.config,
-            &log,
-            Duration::from_secs_f64(secs),
-        )?;
+        let generator = self.start(Duration::from_secs_f64(secs))?;
         if let Some(out) = profile {
             std::thread::sleep(Duration::from_millis(300));
             let tid = self.napi_tid.to_string();
@@ -416,7 +474,7 @@ impl FloodLab {
             cmd.args(["record", "-q", "-o", &out, "-t", &tid, "--", "sleep", "2"]);
             let _ = run_with_timeout(cmd, Duration::from_secs(20));
         }
-        let sent_by_trafgen = generator.finish()?;
+        let generated = generator.finish()?;
         let elapsed = start.elapsed().as_secs_f64();
         std::thread::sleep(Duration::from_millis(100));
         let cpu = sys::cpu_time_ns(self.napi_tid)?.saturating_sub(cpu0);
@@ -426,16 +484,23 @@ impl FloodLab {
         let peer = LinkStats::read(self.lab.switch(), "p-srv")?.since(&peer0);
         ensure!(
             rx.rx_packets > 1000,
-            "the server received only {} packets (trafgen sent {sent_by_trafgen})",
-            rx.rx_packets
+            "the server received only {} packets ({} generated {generated})",
+            rx.rx_packets,
+            self.source.short()
         );
+        let (sent, queue_drops) = match self.source {
+            Source::Trafgen => (gen_stats.tx_packets.max(generated), peer.tx_dropped),
+            // veth_xdp_xmit counts frames its full ring refused as the
+            // receiver's rx_dropped.
+            Source::XdpFrames => (generated, rx.rx_dropped),
+        };
         Ok(Round {
             ns_per_packet: cpu as f64 / rx.rx_packets as f64,
             received: rx.rx_packets,
-            sent: gen_stats.tx_packets.max(sent_by_trafgen),
+            sent,
             answered: rx.tx_packets,
-            queue_drops: peer.tx_dropped,
-            gen_pps: sent_by_trafgen as f64 / secs.min(elapsed),
+            queue_drops,
+            gen_pps: generated as f64 / secs.min(elapsed),
             rx_cpu_share: cpu as f64 / (elapsed * 1e9),
             wakeups_per_k: switches as f64 * 1000.0 / rx.rx_packets as f64,
         })
@@ -451,11 +516,11 @@ pub struct Params {
 }
 
 /// Runs the flood rounds, modes interleaved.
-pub fn run(params: Params) -> Result<FloodResults> {
+pub fn run(params: Params, source: Source) -> Result<FloodResults> {
     let start = Instant::now();
     sys::require_tool("/usr/sbin/trafgen", "netsniff-ng")?;
     sys::require_tool("/usr/sbin/nft", "nftables")?;
-    let fl = FloodLab::new()?;
+    let fl = FloodLab::new(source)?;
     let mut floor = Loaded::load(&AttachConfig::with_defaults("lo"))?;
 
     // The receiver's own background use of CPU with no traffic.
@@ -488,7 +553,8 @@ pub fn run(params: Params) -> Result<FloodResults> {
             }
             drop(guard);
             eprintln!(
-                "  flood round {round} {:<10} {:>7.0} ns/packet, {:>8} received, generator {:.0} pps",
+                "  flood ({}) round {round} {:<10} {:>7.0} ns/packet, {:>8} received, generator {:.0} pps",
+                source.short(),
                 mode.short(),
                 r.ns_per_packet,
                 r.received,
@@ -503,12 +569,13 @@ pub fn run(params: Params) -> Result<FloodResults> {
         for mode in [Mode::Nft, Mode::Floor, Mode::Ftpct] {
             let guard = fl.guard(mode, &mut floor)?;
             let out = fl.dir.path().join(format!("perf-{}.data", mode.short()));
-            fl.flood(3.0, Some(&out))?;
+            fl.flood(PROFILE_SECS, Some(&out))?;
             drop(guard);
             profiles.push((mode, sys::perf_top(&out, 25)));
         }
     }
     Ok(FloodResults {
+        source,
         rounds,
         seconds_per_round: params.seconds,
         napi_thread: fl.napi_name.clone(),

@@ -1,5 +1,6 @@
 //! Crafted Ethernet frames for `BPF_PROG_TEST_RUN` (checksums left zero: the
-//! programs never check them), following `ftp-userspace/tests/common`.
+//! programs never check them, except for [`with_checksums`], whose frames the
+//! kernel receives), following `ftp-userspace/tests/common`.
 
 use std::net::Ipv4Addr;
 
@@ -129,4 +130,89 @@ pub fn reply_227(addr: Ipv4Addr, port: u16) -> Vec<u8> {
 pub fn port_command(addr: Ipv4Addr, port: u16) -> Vec<u8> {
     let [a, b, c, d] = addr.octets();
     format!("PORT {a},{b},{c},{d},{},{}\r\n", port >> 8, port & 0xff).into_bytes()
+}
+
+/// `frame` with its Ethernet destination and source replaced.
+pub fn with_macs(mut frame: Vec<u8>, dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+    frame[..6].copy_from_slice(&dst);
+    frame[6..12].copy_from_slice(&src);
+    frame
+}
+
+/// A TCP/IPv4 frame of [`Segment::frame`] with valid IPv4 header and TCP
+/// checksums, so that a kernel receiving it does not discard it.
+pub fn with_checksums(mut frame: Vec<u8>) -> Vec<u8> {
+    const IP: usize = 14;
+    const TCP: usize = IP + 20;
+    frame[IP + 10..IP + 12].fill(0);
+    let ip = checksum(0, &frame[IP..TCP]);
+    frame[IP + 10..IP + 12].copy_from_slice(&ip.to_be_bytes());
+    frame[TCP + 16..TCP + 18].fill(0);
+    let tcp_len = u16::try_from(frame.len() - TCP).unwrap_or(u16::MAX);
+    let mut pseudo = frame[IP + 12..IP + 20].to_vec();
+    pseudo.extend_from_slice(&[0, 6]);
+    pseudo.extend_from_slice(&tcp_len.to_be_bytes());
+    let tcp = checksum(sum16(0, &pseudo), &frame[TCP..]);
+    frame[TCP + 16..TCP + 18].copy_from_slice(&tcp.to_be_bytes());
+    frame
+}
+
+/// Whether both checksums of a TCP/IPv4 frame like [`with_checksums`]'s
+/// verify.
+pub fn checksums_valid(frame: &[u8]) -> bool {
+    const IP: usize = 14;
+    const TCP: usize = IP + 20;
+    if frame.len() < TCP + 20 {
+        return false;
+    }
+    let tcp_len = u16::try_from(frame.len() - TCP).unwrap_or(u16::MAX);
+    let mut pseudo = frame[IP + 12..IP + 20].to_vec();
+    pseudo.extend_from_slice(&[0, 6]);
+    pseudo.extend_from_slice(&tcp_len.to_be_bytes());
+    checksum(0, &frame[IP..TCP]) == 0 && checksum(sum16(0, &pseudo), &frame[TCP..]) == 0
+}
+
+/// One's complement sum of `bytes` as big-endian 16-bit words, added to
+/// `sum` (not folded).
+fn sum16(sum: u32, bytes: &[u8]) -> u32 {
+    bytes.chunks(2).fold(sum, |acc, w| {
+        acc + u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]))
+    })
+}
+
+/// The Internet checksum (RFC 1071) of `bytes`, starting from `sum`.
+fn checksum(sum: u32, bytes: &[u8]) -> u16 {
+    let mut sum = sum16(sum, bytes);
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksums_verify() {
+        let f = with_checksums(
+            Segment::new(
+                Ipv4Addr::new(198, 19, 0, 1),
+                1024,
+                Ipv4Addr::new(198, 18, 0, 1),
+                2048,
+            )
+            .flags(SYN)
+            .frame(),
+        );
+        // A header with its checksum in place sums to 0xffff.
+        assert_eq!(checksum(0, &f[14..34]), 0);
+        let mut pseudo = f[26..34].to_vec();
+        pseudo.extend_from_slice(&[0, 6, 0, 20]);
+        assert_eq!(checksum(sum16(0, &pseudo), &f[34..]), 0);
+        assert!(checksums_valid(&f));
+        let mut bad = f.clone();
+        bad[36] ^= 1;
+        assert!(!checksums_valid(&bad));
+    }
 }

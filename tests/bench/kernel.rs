@@ -34,6 +34,7 @@ use crate::sys;
 
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
+pub const XDP_TX: u32 = 3;
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
@@ -112,10 +113,15 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Loads ftpct with `cfg` (policy written) and the two references.
+    /// Loads ftpct with `cfg` (policy written), the two references and the
+    /// flood generator.
     pub fn load(cfg: &AttachConfig) -> Result<Self> {
         let mut ebpf = load_configured(cfg).context("loading ftpct's programs")?;
-        for name in [program_names::BENCH_PASS, program_names::BENCH_SYN_FLOOR] {
+        for name in [
+            program_names::BENCH_PASS,
+            program_names::BENCH_SYN_FLOOR,
+            program_names::BENCH_FLOOD_TX,
+        ] {
             let prog: &mut Xdp = ebpf
                 .program_mut(name)
                 .with_context(|| format!("program {name} missing from the object"))?
@@ -180,7 +186,7 @@ impl Loaded {
     }
 
     /// The frame the last run left (a rewritten one, for instance).
-    fn last_out(&self, len: usize) -> &[u8] {
+    pub fn last_out(&self, len: usize) -> &[u8] {
         &self.out[..len.min(self.out.len())]
     }
 

@@ -9,8 +9,11 @@
 //! 3. **memory** — kernel accounting of the maps ([`kernel::memory`]);
 //! 4. **flood** — a SYN flood in the lab, receiver CPU per packet for no
 //!    filter, nftables + ct helper, the XDP floor and ftpct ([`flood::run`]);
-//! 5. **transfer** — a 100 MB download with and without ftpct, and during
-//!    the flood ([`transfer::run`]);
+//!    **xdpflood** — the same flooded with XDP frames, as a NIC driver
+//!    delivers them ([`nicflood`]);
+//! 5. **transfer** — a 100 MB download with and without ftpct, during the
+//!    trafgen flood, and with the floor against with ftpct during the flood
+//!    of XDP frames ([`transfer::run`]);
 //! 6. **ftps** — what FTPS inspection adds to TLS calls and to a
 //!    control-heavy FTPS session ([`ftps::run`]).
 //!
@@ -26,6 +29,7 @@ mod flood;
 mod frames;
 mod ftps;
 mod kernel;
+mod nicflood;
 mod plot;
 mod report;
 mod stats;
@@ -49,6 +53,7 @@ struct Plan {
     scale_levels: Vec<u32>,
     scale: kernel::Params,
     flood: flood::Params,
+    xdp_flood: flood::Params,
     transfer: transfer::Params,
     ftps: ftps::Params,
 }
@@ -74,9 +79,15 @@ impl Plan {
                 seconds: 3.0,
                 profile: true,
             },
+            xdp_flood: flood::Params {
+                rounds: 7,
+                seconds: 1.5,
+                profile: true,
+            },
             transfer: transfer::Params {
                 cycles: 40,
                 flood_cycles: 16,
+                xdp_flood_cycles: 24,
                 cli_rounds: 3,
             },
             ftps: ftps::Params {
@@ -107,9 +118,15 @@ impl Plan {
                 seconds: 1.5,
                 profile: false,
             },
+            xdp_flood: flood::Params {
+                rounds: 1,
+                seconds: 1.5,
+                profile: false,
+            },
             transfer: transfer::Params {
                 cycles: 2,
                 flood_cycles: 2,
+                xdp_flood_cycles: 2,
                 cli_rounds: 1,
             },
             ftps: ftps::Params {
@@ -144,7 +161,7 @@ fn run() -> Result<bool> {
     let quick = std::env::var("FTPCT_BENCH_QUICK").is_ok_and(|v| v == "1");
     let plan = if quick { Plan::quick() } else { Plan::full() };
     let phases: Vec<String> = std::env::var("FTPCT_BENCH_PHASES")
-        .unwrap_or_else(|_| "kernel,scale,memory,flood,transfer,ftps".into())
+        .unwrap_or_else(|_| "kernel,scale,memory,flood,xdpflood,transfer,ftps".into())
         .split(',')
         .map(|s| s.trim().to_string())
         .collect();
@@ -154,7 +171,8 @@ fn run() -> Result<bool> {
         .unwrap_or_else(ftpct_e2e::ftpct::workspace_root);
     let bin = ftpct_bin();
     anyhow::ensure!(
-        bin.exists() || !(wanted("flood") || wanted("transfer") || wanted("ftps")),
+        bin.exists()
+            || !(wanted("flood") || wanted("xdpflood") || wanted("transfer") || wanted("ftps")),
         "{} not found; build it first (cargo xtask build) or set FTPCT_BIN",
         bin.display()
     );
@@ -168,6 +186,7 @@ fn run() -> Result<bool> {
         scale: None,
         memory: None,
         flood: None,
+        xdp_flood: None,
         transfer: None,
         ftps: None,
         errors: Vec::new(),
@@ -197,7 +216,14 @@ fn run() -> Result<bool> {
         res.memory = phase(&mut res.errors, "memory", kernel::memory);
     }
     if wanted("flood") {
-        res.flood = phase(&mut res.errors, "flood", || flood::run(plan.flood));
+        res.flood = phase(&mut res.errors, "flood", || {
+            flood::run(plan.flood, flood::Source::Trafgen)
+        });
+    }
+    if wanted("xdpflood") {
+        res.xdp_flood = phase(&mut res.errors, "xdpflood", || {
+            flood::run(plan.xdp_flood, flood::Source::XdpFrames)
+        });
     }
     if wanted("transfer") {
         res.transfer = phase(&mut res.errors, "transfer", || transfer::run(plan.transfer));
@@ -385,25 +411,22 @@ fn figure(res: &Results) -> plot::Figure {
             color: GREEN,
         });
     }
-    let flood = res
-        .flood
-        .as_ref()
-        .map(|f| {
-            flood::Mode::ALL
-                .iter()
-                .map(|m| Bar {
-                    label: m.short().into(),
-                    value: f.summary(*m, |r| r.ns_per_packet),
-                    color: match m {
-                        flood::Mode::Ftpct => BLUE,
-                        flood::Mode::Floor => GREY,
-                        flood::Mode::Nft => ORANGE,
-                        flood::Mode::None => RED,
-                    },
-                })
-                .collect()
+    let flood = [&res.flood, &res.xdp_flood]
+        .into_iter()
+        .flatten()
+        .flat_map(|f| {
+            flood::Mode::ALL.iter().map(move |m| Bar {
+                label: format!("{}: {}", f.source.short(), m.short()),
+                value: f.summary(*m, |r| r.ns_per_packet),
+                color: match m {
+                    flood::Mode::Ftpct => BLUE,
+                    flood::Mode::Floor => GREY,
+                    flood::Mode::Nft => ORANGE,
+                    flood::Mode::None => RED,
+                },
+            })
         })
-        .unwrap_or_default();
+        .collect();
     let transfer = res
         .transfer
         .as_ref()
@@ -416,6 +439,7 @@ fn figure(res: &Results) -> plot::Figure {
                     color: match m {
                         transfer::Mode::Ftpct
                         | transfer::Mode::FtpctFlood
+                        | transfer::Mode::FtpctXdpFlood
                         | transfer::Mode::Cli => BLUE,
                         transfer::Mode::PassRef => GREEN,
                         _ => GREY,

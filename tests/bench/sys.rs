@@ -20,22 +20,28 @@ pub fn in_netns<T: Send>(ns: &Netns, f: impl FnOnce() -> Result<T> + Send) -> Re
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
-                let file =
-                    fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-                // SAFETY: setns(2) on a valid namespace fd; it changes only
-                // this thread's network namespace.
-                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                ensure!(
-                    rc == 0,
-                    "setns {}: {}",
-                    path.display(),
-                    std::io::Error::last_os_error()
-                );
+                enter_netns(&path)?;
                 f()
             })
             .join()
             .unwrap_or_else(|_| bail!("thread in {} panicked", ns.name()))
     })
+}
+
+/// Moves the calling thread into the network namespace at `path` (for a
+/// thread that stays there until it ends).
+pub fn enter_netns(path: &Path) -> Result<()> {
+    let file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: setns(2) on a valid namespace fd; it changes only this
+    // thread's network namespace.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    ensure!(
+        rc == 0,
+        "setns {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+    Ok(())
 }
 
 const SIOCETHTOOL: libc::c_ulong = 0x8946;

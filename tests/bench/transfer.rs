@@ -1,6 +1,8 @@
 //! A legitimate 100 MB FTP download (vsftpd → curl, passive mode) without
-//! ftpct, with ftpct, and both again during the SYN flood. The lab's veths
-//! keep their default configuration here (no threaded NAPI).
+//! ftpct, with ftpct, and both again during the trafgen SYN flood; and
+//! during the flood of XDP frames ([`crate::nicflood`]) with the stateless
+//! XDP floor against with ftpct. The lab's veths keep their default
+//! configuration here (no threaded NAPI).
 //!
 //! One download lasts about a tenth of a second and the machine is shared,
 //! so single downloads vary by tens of percent. To compare like with like,
@@ -29,8 +31,9 @@ use ftpct_e2e::{Family, Ftpct, LAB_IFACE, Lab, Netns, SERVER, Vsftpd};
 
 use crate::flood::{self, FLOOD_SOURCES, Generator, XdpLink};
 use crate::kernel::Loaded;
+use crate::nicflood::XdpFlood;
 use crate::stats::{self, Summary};
-use crate::sys;
+use crate::sys::{self, LinkStats};
 
 /// Size of the downloaded file.
 pub const FILE_BYTES: usize = 100_000_000;
@@ -41,12 +44,14 @@ pub const MAX_TIME_SECS: u64 = 20;
 /// [`MAX_TIME_SECS`]).
 const MAX_STALLS: usize = 4;
 
-/// Cycles of the block without flood and of the block during the flood,
-/// and rounds of the `ftpct attach` check.
+/// Cycles of the block without flood, of the block during the trafgen
+/// flood and of the block during the flood of XDP frames, and rounds of the
+/// `ftpct attach` check.
 #[derive(Clone, Copy, Debug)]
 pub struct Params {
     pub cycles: usize,
     pub flood_cycles: usize,
+    pub xdp_flood_cycles: usize,
     pub cli_rounds: usize,
 }
 
@@ -60,17 +65,21 @@ pub enum Mode {
     Ftpct,
     PlainFlood,
     FtpctFlood,
+    FloorXdpFlood,
+    FtpctXdpFlood,
     CliPlain,
     Cli,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 7] = [
+    pub const ALL: [Mode; 9] = [
         Mode::Plain,
         Mode::PassRef,
         Mode::Ftpct,
         Mode::PlainFlood,
         Mode::FtpctFlood,
+        Mode::FloorXdpFlood,
+        Mode::FtpctXdpFlood,
         Mode::CliPlain,
         Mode::Cli,
     ];
@@ -82,6 +91,10 @@ impl Mode {
             Mode::Ftpct => "with ftpct",
             Mode::PlainFlood => "without ftpct, during the SYN flood",
             Mode::FtpctFlood => "with ftpct, during the SYN flood",
+            Mode::FloorXdpFlood => {
+                "with the XDP floor (`bench_syn_floor`), during the flood of XDP frames"
+            }
+            Mode::FtpctXdpFlood => "with ftpct, during the flood of XDP frames",
             Mode::CliPlain => "check: without ftpct (median of a round)",
             Mode::Cli => "check: `ftpct attach` (median of a round)",
         }
@@ -94,6 +107,8 @@ impl Mode {
             Mode::Ftpct => "ftpct",
             Mode::PlainFlood => "none+flood",
             Mode::FtpctFlood => "ftpct+flood",
+            Mode::FloorXdpFlood => "floor+XDP flood",
+            Mode::FtpctXdpFlood => "ftpct+XDP flood",
             Mode::CliPlain => "check: none",
             Mode::Cli => "check: ftpct attach",
         }
@@ -104,6 +119,7 @@ impl Mode {
         match self {
             Mode::PassRef | Mode::Ftpct => Some(Mode::Plain),
             Mode::FtpctFlood => Some(Mode::PlainFlood),
+            Mode::FtpctXdpFlood => Some(Mode::FloorXdpFlood),
             Mode::Cli => Some(Mode::CliPlain),
             _ => None,
         }
@@ -118,6 +134,10 @@ pub struct TransferResults {
     pub stalls: Vec<(Mode, String)>,
     /// Generator rate during the flooded downloads, packets/s.
     pub flood_pps: f64,
+    /// During the downloads flooded with XDP frames: the generator's rate
+    /// and the rate the server's `eth0` processed, packets/s.
+    pub xdp_flood_pps: f64,
+    pub xdp_flood_rx_pps: f64,
     pub params: Params,
     pub seconds: f64,
 }
@@ -253,16 +273,25 @@ impl Drop for FtpctLinks<'_> {
 }
 
 /// Everything a download needs.
+#[derive(Clone)]
 struct Download<'a> {
     lab: &'a Lab,
     url: String,
     user: String,
+    /// Active mode (`PORT`: the server opens the data connection) instead
+    /// of passive (`PASV`).
+    active: bool,
 }
 
 impl Download<'_> {
     /// One download: MB/s (10^6 bytes per second), or a stall.
     fn run(&self) -> Result<Outcome> {
         let max_time = MAX_TIME_SECS.to_string();
+        let mode: &[&str] = if self.active {
+            &["--ftp-port", "-"]
+        } else {
+            &["--ftp-pasv", "--disable-epsv"]
+        };
         let argv = [
             "curl",
             "--silent",
@@ -273,14 +302,15 @@ impl Download<'_> {
             "5",
             "--user",
             &self.user,
-            "--ftp-pasv",
-            "--disable-epsv",
             "-o",
             "/dev/null",
             "-w",
             "%{size_download} %{time_total}",
             &self.url,
-        ];
+        ]
+        .into_iter()
+        .chain(mode.iter().copied())
+        .collect::<Vec<_>>();
         let out = self
             .lab
             .client()
@@ -327,6 +357,7 @@ pub fn run(params: Params) -> Result<TransferResults> {
             "{}:{}",
             target.credentials.user, target.credentials.password
         ),
+        active: false,
     };
     let dir = tempfile::Builder::new().prefix("ftpct-bench-").tempdir()?;
     let config = dir.path().join("syn-flood.trafgen");
@@ -343,6 +374,8 @@ pub fn run(params: Params) -> Result<TransferResults> {
         rounds: Mode::ALL.iter().map(|m| (*m, Vec::new())).collect(),
         stalls: Vec::new(),
         flood_pps: 0.0,
+        xdp_flood_pps: 0.0,
+        xdp_flood_rx_pps: 0.0,
         params,
         seconds: 0.0,
     };
@@ -410,7 +443,52 @@ pub fn run(params: Params) -> Result<TransferResults> {
         );
     }
 
-    // Block 3: the real `ftpct attach`, a few rounds.
+    // Block 3: during the flood of XDP frames, the XDP floor and ftpct
+    // alternating (one of them is always attached, so the server's veth
+    // takes the frames).
+    if params.xdp_flood_cycles > 0 {
+        // Active mode: the floor drops every SYN to a port ≥ 1024, so it
+        // would drop a passive data connection.
+        let dl = Download {
+            active: true,
+            ..dl.clone()
+        };
+        let xdp = XdpFlood::new(&lab)?;
+        let rx0 = LinkStats::read(lab.server(), LAB_IFACE)?;
+        let limit = Duration::from_secs(MAX_TIME_SECS * 2 * params.xdp_flood_cycles as u64);
+        let generator = xdp.start(limit)?;
+        std::thread::sleep(Duration::from_millis(200));
+        let flood_start = Instant::now();
+        let mut outcome = Ok(());
+        for cycle in 0..params.xdp_flood_cycles {
+            let result = xdp_flood_cycle(&dl, &mut pass, &mut fw, lab.server(), cycle % 2 == 1)
+                .and_then(|(floor, with)| {
+                    res.cycle(vec![
+                        (Mode::FloorXdpFlood, floor),
+                        (Mode::FtpctXdpFlood, with),
+                    ])
+                });
+            if let Err(e) = result {
+                outcome = Err(e.context(format!("download cycle {cycle} flooded with XDP frames")));
+                break;
+            }
+        }
+        let elapsed = flood_start.elapsed().as_secs_f64() + 0.2;
+        let sent = generator.stop()?;
+        let rx = LinkStats::read(lab.server(), LAB_IFACE)?.since(&rx0);
+        res.xdp_flood_pps = sent as f64 / elapsed;
+        res.xdp_flood_rx_pps = rx.rx_packets as f64 / elapsed;
+        outcome?;
+        eprintln!(
+            "  transfer during the XDP-frames flood ({:.0} pps generated, {:.0} processed): floor {:.0} MB/s, ftpct {:.0}",
+            res.xdp_flood_pps,
+            res.xdp_flood_rx_pps,
+            res.summary(Mode::FloorXdpFlood).median,
+            res.summary(Mode::FtpctXdpFlood).median
+        );
+    }
+
+    // Block 4: the real `ftpct attach`, a few rounds.
     for round in 0..params.cli_rounds {
         let ctx = || format!("ftpct attach check, round {round}");
         let plain: Vec<Outcome> = (0..CLI_DOWNLOADS)
@@ -440,6 +518,32 @@ pub fn run(params: Params) -> Result<TransferResults> {
     }
     res.seconds = start.elapsed().as_secs_f64();
     Ok(res)
+}
+
+/// One cycle of the block flooded with XDP frames: with the floor, then
+/// with ftpct (the other way round if `ftpct_first`).
+fn xdp_flood_cycle(
+    dl: &Download<'_>,
+    floor: &mut Loaded,
+    fw: &mut Loaded,
+    ns: &Netns,
+    ftpct_first: bool,
+) -> Result<(Outcome, Outcome)> {
+    let mut with_floor = || -> Result<Outcome> {
+        let _link = XdpLink::attach(floor, program_names::BENCH_SYN_FLOOR, ns)?;
+        dl.run()
+    };
+    let mut with_ftpct = || -> Result<Outcome> {
+        let _links = FtpctLinks::attach(fw, ns)?;
+        dl.run()
+    };
+    Ok(if ftpct_first {
+        let with = with_ftpct()?;
+        (with_floor()?, with)
+    } else {
+        let plain = with_floor()?;
+        (plain, with_ftpct()?)
+    })
 }
 
 /// One cycle of the flooded block: without, then with ftpct.
