@@ -194,8 +194,15 @@ pub fn flows(dir: &Path, iface: &str) -> Result<Vec<FlowRow>> {
     let announcers = Announcers::new(controls(dir)?);
     let mut live = Vec::new();
     for name in [map_names::FLOWS, map_names::HOST_FLOWS] {
-        let all: Vec<(FlowKey, FlowValue)> = entries(dir, name)?;
-        live.extend(all.into_iter().filter(|(_, v)| flow_live(&policy, v, now)));
+        batch::for_each_chunk(&open(dir, name)?, |k: &[FlowKey], v: &[FlowValue]| {
+            live.extend(
+                k.iter()
+                    .zip(v)
+                    .filter(|(_, v)| flow_live(&policy, v, now))
+                    .map(|(k, v)| (*k, *v)),
+            );
+        })
+        .with_context(|| format!("reading {name}"))?;
     }
     // A seeded flow's SYN came before attach: like attach for seeded
     // control connections, a socket listening on the local port says the
@@ -319,6 +326,10 @@ pub fn print_flows(rows: &[FlowRow]) -> Result<()> {
     )
 }
 
+/// Bytes written to standard output at a time by the listings: few large
+/// writes into the pipe rather than one per 8 KiB.
+const OUT_BUFFER: usize = 1 << 20;
+
 /// Prints `header` and `rows` in left-aligned columns two spaces apart
 /// (the last column unpadded), as `ss` does; buffered, as a million rows
 /// would otherwise be a million writes.
@@ -329,7 +340,7 @@ fn print_columns(header: &[&str], rows: Vec<Vec<String>>) -> Result<()> {
             *w = (*w).max(cell.len());
         }
     }
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = std::io::BufWriter::with_capacity(OUT_BUFFER, std::io::stdout().lock());
     let mut text = String::new();
     let mut line = |cells: &[&str]| -> std::io::Result<()> {
         text.clear();
@@ -355,7 +366,7 @@ fn print_columns(header: &[&str], rows: Vec<Vec<String>>) -> Result<()> {
 /// Prints `value` as pretty JSON, streamed through a buffer (a million
 /// flows are hundreds of megabytes: no string of them all first).
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = std::io::BufWriter::with_capacity(OUT_BUFFER, std::io::stdout().lock());
     serde_json::to_writer_pretty(&mut out, value).context("writing JSON")?;
     writeln!(out)?;
     out.flush().context("writing to standard output")

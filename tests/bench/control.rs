@@ -26,6 +26,7 @@ use ftpct_e2e::{Ftpct, Netns, ftpct_bin};
 
 use crate::kernel;
 use crate::stats::Summary;
+use crate::sys;
 
 /// Rounds and table fill.
 #[derive(Clone, Copy, Debug)]
@@ -118,6 +119,9 @@ pub struct ControlResults {
     pub old_ms: Option<Vec<f64>>,
     /// Seconds to fill the tables from user space.
     pub fill_seconds: f64,
+    /// The hottest symbols (percent, symbol) of one run of each command
+    /// that missed its target, under `perf record`, by [`COMMANDS`] index.
+    pub profiles: Vec<(usize, Vec<(f64, String)>)>,
     pub seconds: f64,
 }
 
@@ -233,6 +237,31 @@ pub fn run(p: Params) -> Result<ControlResults> {
         }
         None => None,
     };
+    let mut profiles = Vec::new();
+    if sys::perf_available() {
+        let dir = tempfile::Builder::new()
+            .prefix("ftpct-bench-")
+            .tempdir()
+            .context("temp dir for perf")?;
+        for (i, c) in COMMANDS.iter().enumerate() {
+            let missed = c
+                .target_ms
+                .is_some_and(|limit| Summary::of(&ms[i]).median >= limit);
+            if !missed {
+                continue;
+            }
+            let data = dir.path().join(format!("perf-{i}.data"));
+            let mut v: Vec<String> = ["perf", "record", "-q", "-o"]
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+            v.push(data.display().to_string());
+            v.push("--".into());
+            v.extend(argv(&bin, c));
+            timed(&ns, &v, false).with_context(|| format!("profiling ftpct {}", c.id))?;
+            profiles.push((i, sys::perf_top(&data, 8)));
+        }
+    }
     drop(fw);
     drop(ns);
     Ok(ControlResults {
@@ -241,6 +270,7 @@ pub fn run(p: Params) -> Result<ControlResults> {
         bytes,
         old_ms,
         fill_seconds,
+        profiles,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -1241,7 +1241,7 @@ impl Results {
             if r.is_empty() || r.median < limit {
                 continue;
             }
-            let _ = writeln!(
+            let _ = write!(
                 s,
                 "- **`ftpct {}`** takes {:.0} ms against {limit:.0} ms ({floor:.0} ms of it \
                  starting a process in the namespace). {}",
@@ -1249,13 +1249,24 @@ impl Results {
                 r.median,
                 if cmd.id.starts_with("status") {
                     "It reads every entry of the flow and expectation tables once, in \
-                     batches, to count the live ones: the kernel copies each bucket out under \
-                     its lock, so the pass grows with the fill."
+                     batches, to count the live ones (the kernel keeps no count of unexpired \
+                     entries): `BPF_MAP_LOOKUP_BATCH` locks each non-empty bucket and copies it \
+                     out on its own, so the pass costs per entry in the kernel, and a million \
+                     flows cost the better part of a second on this machine."
                 } else {
-                    "Past the batched read, the time goes to building and writing the rows \
-                     (formatting each address, serializing, the pipe)."
+                    "It pays the same batched read as `status`, then builds a row per entry \
+                     and formats it (addresses, JSON) into the pipe."
                 }
             );
+            if let Some((_, top)) = c.profiles.iter().find(|(j, _)| *j == i) {
+                let hot: Vec<String> = top
+                    .iter()
+                    .take(5)
+                    .map(|(pct, sym)| format!("`{sym}` {pct:.1} %"))
+                    .collect();
+                let _ = write!(s, " Hottest symbols of one run: {}.", hot.join(", "));
+            }
+            s.push('\n');
         }
         s
     }
