@@ -1155,9 +1155,10 @@ impl Results {
                 Some(Target {
                     area: "control",
                     wanted: format!(
-                        "`ftpct {}` with {} flows < {limit:.0} ms",
+                        "`ftpct {}` with {} flows and {} expectations < {limit:.0} ms",
                         cmd.id,
-                        level_name(c.params.flows)
+                        level_name(c.params.flows),
+                        level_name(c.params.expectations)
                     ),
                     measured: format!("{:.0} ms (rounds {:.0}–{:.0})", r.median, r.min, r.max),
                     met: (!r.is_empty()).then_some(r.median < limit),
@@ -1217,8 +1218,8 @@ impl Results {
              are excluded, so the count needs each value: the kernel keeps no count of live \
              entries, and on 6.1 none at all that user space can read). The last column is \
              one run of the binary before batch reads (`FTPCT_BENCH_OLD_BIN`), when given.\n",
-            flows = c.params.flows,
-            exp = c.params.expectations,
+            flows = level_name(c.params.flows),
+            exp = level_name(c.params.expectations),
             fill = c.fill_seconds,
             rounds = c.params.rounds,
             batch = ftp_userspace::batch::BATCH,
