@@ -10,7 +10,7 @@ mod common;
 use std::collections::HashMap as StdHashMap;
 use std::path::{Path, PathBuf};
 
-use aya::maps::{HashMap, MapData};
+use aya::maps::{Array, HashMap, MapData};
 use common::Harness;
 use ftp_ebpf_common::{
     control::{ControlKey, ControlState},
@@ -159,6 +159,17 @@ fn batches_return_exactly_the_entries_present() {
         batch::entries(h.ebpf.map(map_names::HOST_FLOWS).expect("map")).expect("batch read");
     assert_eq!(got.len(), 1);
     assert!(got[0].0 == flow_key(7));
+
+    // An array, read by key in the same batches: every port's class, in
+    // order, as aya reads them one by one.
+    let classes: Vec<u8> =
+        batch::array(h.ebpf.map(map_names::PORTS).expect("map")).expect("batch read");
+    let ports: Array<&MapData, u8> =
+        Array::try_from(h.ebpf.map(map_names::PORTS).expect("map")).expect("array");
+    assert_eq!(classes.len(), ports.len() as usize);
+    for port in [0u32, 20, 21, 1023, 1024, 40_000, 65_535] {
+        assert_eq!(classes[port as usize], ports.get(&port, 0).expect("class"));
+    }
 
     // A map of another kind is refused, not misread.
     let refused: anyhow::Result<Vec<(u32, u32)>> =
