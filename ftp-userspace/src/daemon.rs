@@ -425,7 +425,7 @@ async fn answer(mut stream: TcpStream, config: &DaemonConfig, netns: &Netns) -> 
         let statuses: Vec<_> = config
             .interfaces
             .iter()
-            .filter_map(|cfg| status::iface_status(&cfg.pin_root, netns, &cfg.iface).ok())
+            .filter_map(|cfg| status::sample(&cfg.pin_root, netns, &cfg.iface).ok())
             .collect();
         ("200 OK", metrics::render(&statuses))
     } else {

@@ -3,6 +3,7 @@
 //! the CLI and the tests share.
 
 pub mod attach;
+pub mod batch;
 pub mod binding;
 pub mod daemon;
 pub mod egress_hook;

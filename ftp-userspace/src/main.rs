@@ -593,7 +593,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 .map(|iface| status::iface_status(&root, &netns, iface))
                 .collect::<Result<Vec<_>>>()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&statuses)?);
+                tables::print_json(&statuses)?;
             } else if statuses.is_empty() {
                 println!(
                     "ftpct: not attached to any interface in this network namespace ({}; pin \
@@ -629,9 +629,9 @@ fn dispatch(cli: Cli) -> Result<()> {
                 )?);
             }
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                tables::print_json(&rows)?;
             } else {
-                tables::print_expectations(&rows);
+                tables::print_expectations(&rows)?;
             }
             Ok(())
         }
@@ -650,9 +650,9 @@ fn dispatch(cli: Cli) -> Result<()> {
                 )?);
             }
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                tables::print_json(&rows)?;
             } else {
-                tables::print_flows(&rows);
+                tables::print_flows(&rows)?;
             }
             Ok(())
         }

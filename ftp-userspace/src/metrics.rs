@@ -16,11 +16,11 @@ use ftp_ebpf_common::counters::{Counter, INGRESS_VERDICTS};
 
 use crate::{
     pins::{PROG_EGRESS, PROG_INGRESS},
-    status::IfaceStatus,
+    status::Sample,
 };
 
 /// The exposition of `statuses` (one per guarded interface).
-pub fn render(statuses: &[IfaceStatus]) -> String {
+pub fn render(statuses: &[Sample]) -> String {
     let mut out = String::new();
     let mut family =
         |name: &str, kind: &str, help: &str, rows: &mut dyn Iterator<Item = String>| {
@@ -66,15 +66,15 @@ pub fn render(statuses: &[IfaceStatus]) -> String {
             other.then(|| format!("event=\"{name}\""))
         }),
     );
-    let tables = |s: &IfaceStatus| {
-        let c = &s.capacity;
+    let tables = |s: &Sample| {
+        let (c, f) = (&s.capacity, &s.fill);
         [
-            ("expectations", s.expectations, c.expectations),
-            ("admitted_flows", s.admitted_flows, c.admitted_flows),
-            ("host_flows", s.flows - s.admitted_flows, c.host_flows),
+            ("expectations", f.expectations, c.expectations),
+            ("admitted_flows", f.admitted_flows, c.admitted_flows),
+            ("host_flows", f.flows - f.admitted_flows, c.host_flows),
             (
                 "control_connections",
-                s.control_connections,
+                f.control_connections,
                 c.control_connections,
             ),
         ]
@@ -104,11 +104,7 @@ pub fn render(statuses: &[IfaceStatus]) -> String {
             [("ingress", PROG_INGRESS), ("egress", PROG_EGRESS)]
                 .into_iter()
                 .filter_map(|(program, pin)| {
-                    Some((
-                        s.iface.as_str(),
-                        program,
-                        run_stats(&Path::new(&s.pins).join(pin))?,
-                    ))
+                    Some((s.iface.as_str(), program, run_stats(&s.pins.join(pin))?))
                 })
         })
         .collect();
@@ -155,7 +151,7 @@ fn verdict(c: Counter) -> &'static str {
 /// One sample per counter of every status that `labels` gives labels for
 /// (the counters come from the map's own list, so none is made up).
 fn each_counter<'a>(
-    statuses: &'a [IfaceStatus],
+    statuses: &'a [Sample],
     labels: impl Fn(&str) -> Option<String> + 'a,
 ) -> impl Iterator<Item = String> + 'a {
     let labels = std::rc::Rc::new(labels);

@@ -1,7 +1,7 @@
 //! `ftpct status`: per interface of this network namespace, whether it is
 //! still guarded, the programs, policy, table fill and counters.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use aya::programs::{ProgramInfo, links::PinnedLink};
@@ -109,6 +109,49 @@ pub struct Capacity {
     pub control_connections: u32,
 }
 
+impl Capacity {
+    /// The capacities of the tables pinned in `dir`.
+    fn of(dir: &Path) -> Result<Self> {
+        Ok(Self {
+            expectations: tables::capacity(dir, map_names::EXPECTATIONS)?,
+            admitted_flows: tables::capacity(dir, map_names::FLOWS)?,
+            host_flows: tables::capacity(dir, map_names::HOST_FLOWS)?,
+            control_connections: tables::capacity(dir, map_names::CONTROL)?,
+        })
+    }
+}
+
+/// What the metrics show of one interface; unlike [`IfaceStatus`] it
+/// skips what a scrape does not need (FTPS server discovery in `/proc`,
+/// port ranges, program and link ids).
+pub struct Sample {
+    pub iface: String,
+    /// Pin directory.
+    pub pins: PathBuf,
+    /// Whether the programs still run on the interface attached as `iface`.
+    pub guarded: bool,
+    pub fill: tables::Fill,
+    pub capacity: Capacity,
+    /// Every counter by name.
+    pub counters: Vec<(&'static str, u64)>,
+}
+
+/// Collects the metrics of one interface of `netns` from its pins.
+pub fn sample(root: &Path, netns: &Netns, iface: &str) -> Result<Sample> {
+    let dir = pins::iface_dir(root, netns, iface);
+    let read = || -> Result<Sample> {
+        Ok(Sample {
+            iface: iface.to_string(),
+            guarded: Binding::check(iface, &dir.join(LINK_INGRESS)).guarded(),
+            fill: tables::fill(&dir, &tables::policy(&dir)?)?,
+            capacity: Capacity::of(&dir)?,
+            counters: tables::counters(&dir)?,
+            pins: dir.clone(),
+        })
+    };
+    read().with_context(|| format!("reading the pins of {iface} in {}", dir.display()))
+}
+
 fn link_id(path: &Path) -> u32 {
     PinnedLink::from_pin(path)
         .ok()
@@ -139,7 +182,7 @@ fn iface_status_in(dir: &Path, netns: &Netns, iface: &str) -> Result<IfaceStatus
     };
     let record = hook::read_record(dir);
     let policy = tables::policy(dir)?;
-    let flows = tables::flows(dir, iface)?;
+    let fill = tables::fill(dir, &policy)?;
     let classes = tables::port_classes(dir)?;
     let ftps_inspection = tls::inspecting(dir);
     let ftps_servers = if ftps_inspection {
@@ -191,16 +234,11 @@ fn iface_status_in(dir: &Path, netns: &Netns, iface: &str) -> Result<IfaceStatus
         max_expect_per_client: policy.max_expect_per_client,
         max_expect_per_site: policy.max_expect_per_site,
         max_new_sessions_per_client: policy.max_new_sessions_per_client,
-        expectations: tables::expectations(dir, iface)?.len(),
-        admitted_flows: flows.iter().filter(|f| f.origin == "admitted").count(),
-        flows: flows.len(),
-        control_connections: tables::control_count(dir)?,
-        capacity: Capacity {
-            expectations: tables::capacity(dir, map_names::EXPECTATIONS)?,
-            admitted_flows: tables::capacity(dir, map_names::FLOWS)?,
-            host_flows: tables::capacity(dir, map_names::HOST_FLOWS)?,
-            control_connections: tables::capacity(dir, map_names::CONTROL)?,
-        },
+        expectations: fill.expectations,
+        admitted_flows: fill.admitted_flows,
+        flows: fill.flows,
+        control_connections: fill.control_connections,
+        capacity: Capacity::of(dir)?,
         counters: tables::counters(dir)?,
     })
 }

@@ -1,9 +1,9 @@
 //! Reading the pinned tables for `ftpct expectations`, `ftpct flows` and `status`.
 
-use std::{net::IpAddr, path::Path};
+use std::{io::Write as _, net::IpAddr, path::Path};
 
-use anyhow::{Context as _, Result};
-use aya::maps::{Array, HashMap, MapData, PerCpuArray};
+use anyhow::{Context as _, Result, ensure};
+use aya::maps::{Array, MapData, PerCpuArray};
 use ftp_ebpf_common::{
     Addr,
     control::{ControlKey, ControlState},
@@ -15,7 +15,7 @@ use ftp_ebpf_common::{
 };
 use serde::Serialize;
 
-use crate::{attach::monotonic_ns, seed};
+use crate::{attach::monotonic_ns, batch, seed};
 
 /// Formats an address of the given family.
 pub fn ip(fam: u8, addr: &Addr) -> IpAddr {
@@ -86,15 +86,14 @@ pub struct ExpectationRow {
 /// The live expectations of one interface (expired ones wait for the
 /// programs to sweep them, but admit nothing, so they are not shown).
 pub fn expectations(dir: &Path, iface: &str) -> Result<Vec<ExpectationRow>> {
-    let map: HashMap<MapData, ExpectKey, ExpectValue> =
-        open(dir, map_names::EXPECTATIONS)?.try_into()?;
-    let now = monotonic_ns() as i128;
+    let all: Vec<(ExpectKey, ExpectValue)> = entries(dir, map_names::EXPECTATIONS)?;
+    let now = monotonic_ns();
     let mut rows = Vec::new();
-    for item in map.iter() {
-        let (k, v) = item.context("reading the expectation table")?;
-        if (v.expires_ns as i128) < now {
+    for (k, v) in &all {
+        if !expectation_live(v, now) {
             continue;
         }
+        let now = now as i128;
         let (src, dst) = (ip(k.family, &k.src), ip(k.family, &k.dst));
         // The key holds the control connection's addresses, the value its
         // ports: PASV/EPSV are announced by the server, which is connected
@@ -122,8 +121,14 @@ pub fn expectations(dir: &Path, iface: &str) -> Result<Vec<ExpectationRow>> {
     Ok(rows)
 }
 
+/// Whether an expectation still admits (expired ones wait for the
+/// programs to sweep them).
+fn expectation_live(v: &ExpectValue, now: u64) -> bool {
+    v.expires_ns >= now
+}
+
 /// Prints expectations under a header, one per line.
-pub fn print_expectations(rows: &[ExpectationRow]) {
+pub fn print_expectations(rows: &[ExpectationRow]) -> Result<()> {
     let cells = rows
         .iter()
         .map(|r| {
@@ -140,7 +145,7 @@ pub fn print_expectations(rows: &[ExpectationRow]) {
     print_columns(
         &["IFACE", "KIND", "SRC", "DST", "EXPIRES", "CONTROL"],
         cells,
-    );
+    )
 }
 
 /// Who opened a tracked connection, as seen from this host.
@@ -186,16 +191,18 @@ pub struct FlowRow {
 pub fn flows(dir: &Path, iface: &str) -> Result<Vec<FlowRow>> {
     let now = monotonic_ns();
     let policy = policy(dir)?;
-    let controls = controls(dir)?;
+    let announcers = Announcers::new(controls(dir)?);
     let mut live = Vec::new();
     for name in [map_names::FLOWS, map_names::HOST_FLOWS] {
-        let map: HashMap<MapData, FlowKey, FlowValue> = open(dir, name)?.try_into()?;
-        for item in map.iter() {
-            let (k, v) = item.with_context(|| format!("reading {name}"))?;
-            if now.saturating_sub(v.last_seen_ns) <= policy.flow_ttl_ns(v.state) {
-                live.push((k, v));
-            }
-        }
+        batch::for_each_chunk(&open(dir, name)?, |k: &[FlowKey], v: &[FlowValue]| {
+            live.extend(
+                k.iter()
+                    .zip(v)
+                    .filter(|(_, v)| flow_live(&policy, v, now))
+                    .map(|(k, v)| (*k, *v)),
+            );
+        })
+        .with_context(|| format!("reading {name}"))?;
     }
     // A seeded flow's SYN came before attach: like attach for seeded
     // control connections, a socket listening on the local port says the
@@ -213,9 +220,15 @@ pub fn flows(dir: &Path, iface: &str) -> Result<Vec<FlowRow>> {
                 flow_origin::SEEDED if seed::listens(&sockets, &k.dst, k.dport) => Direction::In,
                 _ => Direction::Out,
             };
-            flow_row(iface, now, k, v, direction, &controls)
+            flow_row(iface, now, k, v, direction, &announcers)
         })
         .collect())
+}
+
+/// Whether a flow still passes packets (one idle past its timeout waits
+/// for the programs to forget it).
+fn flow_live(policy: &Policy, v: &FlowValue, now: u64) -> bool {
+    now.saturating_sub(v.last_seen_ns) <= policy.flow_ttl_ns(v.state)
 }
 
 /// One flow as `ftpct flows` shows it.
@@ -225,7 +238,7 @@ fn flow_row(
     k: &FlowKey,
     v: &FlowValue,
     direction: Direction,
-    controls: &[(ControlKey, ControlState)],
+    announcers: &Announcers,
 ) -> FlowRow {
     let remote = (ip(k.family, &k.src), k.sport);
     let local = (ip(k.family, &k.dst), k.dport);
@@ -243,31 +256,49 @@ fn flow_row(
         origin: flow_origin::name(v.origin),
         state: flow_state::name(v.state),
         idle_secs: (now.saturating_sub(v.last_seen_ns) as f64 / 1e8).round() / 10.0,
-        control: announcer(k, dst.1, controls),
+        control: announcers.of(k, dst.1),
     }
 }
 
-/// The tracked control connection between the flow's two hosts whose
-/// recent announcements include `port`, the port the flow connected to.
-fn announcer(k: &FlowKey, port: u16, controls: &[(ControlKey, ControlState)]) -> Option<Control> {
-    controls
-        .iter()
-        .find(|(c, state)| {
-            c.family == k.family
-                && ((c.client == k.src && c.server == k.dst)
-                    || (c.client == k.dst && c.server == k.src))
-                && state.recent.iter().any(|r| r.port == port)
-        })
-        .map(|(c, _)| Control {
-            client_addr: ip(c.family, &c.client),
-            client_port: c.client_port,
-            server_addr: ip(c.family, &c.server),
-            server_port: c.server_port,
-        })
+/// The tracked control connections indexed by their two hosts, so finding
+/// a flow's announcer looks at the few between its hosts, not all of them.
+struct Announcers(std::collections::HashMap<(u8, Addr, Addr), Vec<(ControlKey, ControlState)>>);
+
+impl Announcers {
+    fn new(controls: Vec<(ControlKey, ControlState)>) -> Self {
+        let mut by_hosts = std::collections::HashMap::<_, Vec<_>>::new();
+        for (k, v) in controls {
+            by_hosts
+                .entry(host_pair(k.family, k.client, k.server))
+                .or_default()
+                .push((k, v));
+        }
+        Self(by_hosts)
+    }
+
+    /// The tracked control connection between the flow's two hosts whose
+    /// recent announcements include `port`, the port the flow connected to.
+    fn of(&self, k: &FlowKey, port: u16) -> Option<Control> {
+        self.0
+            .get(&host_pair(k.family, k.src, k.dst))?
+            .iter()
+            .find(|(_, state)| state.recent.iter().any(|r| r.port == port))
+            .map(|(c, _)| Control {
+                client_addr: ip(c.family, &c.client),
+                client_port: c.client_port,
+                server_addr: ip(c.family, &c.server),
+                server_port: c.server_port,
+            })
+    }
+}
+
+/// Two hosts of a family, in either order.
+fn host_pair(family: u8, a: Addr, b: Addr) -> (u8, Addr, Addr) {
+    (family, a.min(b), a.max(b))
 }
 
 /// Prints flows under a header, one per line.
-pub fn print_flows(rows: &[FlowRow]) {
+pub fn print_flows(rows: &[FlowRow]) -> Result<()> {
     let cells = rows
         .iter()
         .map(|r| {
@@ -292,42 +323,65 @@ pub fn print_flows(rows: &[FlowRow]) {
             "IFACE", "DIR", "SRC", "DST", "ORIGIN", "STATE", "IDLE", "CONTROL",
         ],
         cells,
-    );
+    )
 }
 
+/// Bytes written to standard output at a time by the listings: few large
+/// writes into the pipe rather than one per 8 KiB.
+const OUT_BUFFER: usize = 1 << 20;
+
 /// Prints `header` and `rows` in left-aligned columns two spaces apart
-/// (the last column unpadded), as `ss` does.
-fn print_columns(header: &[&str], rows: Vec<Vec<String>>) {
+/// (the last column unpadded), as `ss` does; buffered, as a million rows
+/// would otherwise be a million writes.
+fn print_columns(header: &[&str], rows: Vec<Vec<String>>) -> Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.len());
         }
     }
-    let line = |cells: Vec<&str>| {
+    let mut out = std::io::BufWriter::with_capacity(OUT_BUFFER, std::io::stdout().lock());
+    let mut text = String::new();
+    let mut line = |cells: &[&str]| -> std::io::Result<()> {
+        text.clear();
         let last = cells.len().saturating_sub(1);
-        let mut out = String::new();
         for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i == last {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<w$}  "));
+            text.push_str(cell);
+            if i != last {
+                text.extend(std::iter::repeat_n(' ', w - cell.len() + 2));
             }
         }
-        println!("{}", out.trim_end());
+        writeln!(out, "{}", text.trim_end())
     };
-    line(header.to_vec());
+    line(header)?;
+    let mut cells = Vec::with_capacity(header.len());
     for row in &rows {
-        line(row.iter().map(String::as_str).collect());
+        cells.clear();
+        cells.extend(row.iter().map(String::as_str));
+        line(&cells)?;
     }
+    out.flush().context("writing to standard output")
+}
+
+/// Prints `value` as pretty JSON, streamed through a buffer (a million
+/// flows are hundreds of megabytes: no string of them all first).
+pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
+    let mut out = std::io::BufWriter::with_capacity(OUT_BUFFER, std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, value).context("writing JSON")?;
+    writeln!(out)?;
+    out.flush().context("writing to standard output")
 }
 
 /// The class of every port, as the pinned `FTPCT_PORTS` of `dir` holds it.
 pub fn port_classes(dir: &Path) -> Result<Vec<PortClass>> {
-    let ports: Array<MapData, u8> = open(dir, map_names::PORTS)?.try_into()?;
-    Ok((0..PORT_COUNT)
-        .map(|port| PortClass::from_u8(ports.get(&port, 0).unwrap_or(0)))
-        .collect())
+    let classes: Vec<u8> =
+        batch::array(&open(dir, map_names::PORTS)?).context("reading the port classes")?;
+    ensure!(
+        classes.len() == PORT_COUNT as usize,
+        "the port table holds {} classes, not {PORT_COUNT}",
+        classes.len()
+    );
+    Ok(classes.into_iter().map(PortClass::from_u8).collect())
 }
 
 /// The policy the programs run with.
@@ -346,18 +400,61 @@ pub fn capacity(dir: &Path, name: &str) -> Result<u32> {
 
 /// Number of control connections tracked.
 pub fn control_count(dir: &Path) -> Result<usize> {
-    let map: HashMap<MapData, ControlKey, ControlState> =
-        open(dir, map_names::CONTROL)?.try_into()?;
-    Ok(map.keys().filter(Result::is_ok).count())
+    let mut n = 0;
+    batch::for_each_chunk(
+        &open(dir, map_names::CONTROL)?,
+        |k: &[ControlKey], _: &[ControlState]| n += k.len(),
+    )
+    .context("reading the control-connection table")?;
+    Ok(n)
 }
 
 /// Every tracked control connection.
 fn controls(dir: &Path) -> Result<Vec<(ControlKey, ControlState)>> {
-    let map: HashMap<MapData, ControlKey, ControlState> =
-        open(dir, map_names::CONTROL)?.try_into()?;
-    map.iter()
-        .map(|item| item.context("reading the control-connection table"))
-        .collect()
+    entries(dir, map_names::CONTROL)
+}
+
+/// Every entry of the pinned hash map `name`, read in batches.
+fn entries<K: aya::Pod, V: aya::Pod>(dir: &Path, name: &str) -> Result<Vec<(K, V)>> {
+    batch::entries(&open(dir, name)?).with_context(|| format!("reading {name}"))
+}
+
+/// How many live entries each table holds, counted in one batched pass
+/// over each without building rows (what `status` and the metrics show).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fill {
+    pub expectations: usize,
+    /// Live flows of both flow tables.
+    pub flows: usize,
+    /// Of those, admitted by an expectation or the FTPS range.
+    pub admitted_flows: usize,
+    pub control_connections: usize,
+}
+
+/// Counts the live entries of the tables in `dir` under `policy`.
+pub fn fill(dir: &Path, policy: &Policy) -> Result<Fill> {
+    let now = monotonic_ns();
+    let mut fill = Fill {
+        control_connections: control_count(dir)?,
+        ..Fill::default()
+    };
+    batch::for_each_chunk(
+        &open(dir, map_names::EXPECTATIONS)?,
+        |_: &[ExpectKey], v: &[ExpectValue]| {
+            fill.expectations += v.iter().filter(|v| expectation_live(v, now)).count();
+        },
+    )
+    .context("reading the expectation table")?;
+    for name in [map_names::FLOWS, map_names::HOST_FLOWS] {
+        batch::for_each_chunk(&open(dir, name)?, |_: &[FlowKey], v: &[FlowValue]| {
+            for v in v.iter().filter(|v| flow_live(policy, v, now)) {
+                fill.flows += 1;
+                fill.admitted_flows += usize::from(v.origin == flow_origin::ADMITTED);
+            }
+        })
+        .with_context(|| format!("reading {name}"))?;
+    }
+    Ok(fill)
 }
 
 /// Every counter summed over CPUs, in index order.

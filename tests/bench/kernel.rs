@@ -15,6 +15,7 @@
 //!   per-call overhead (timer reads), shown by the `XDP_PASS` and floor
 //!   references measured the same way.
 
+use std::borrow::BorrowMut;
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
@@ -846,6 +847,46 @@ fn filler(i: u32, expires: u64, now: u64) -> (ExpectKey, ExpectValue, FlowKey, F
     (ek, ev, fk, fv)
 }
 
+/// How long filler expectations live: longer than any phase runs.
+const FILL_LIFETIME_NS: u64 = 3_600_000_000_000;
+
+/// Fills `map` with the expectations of filler entries `0..n`, live for
+/// an hour from `now`.
+pub fn fill_expectations<T: BorrowMut<MapData>>(
+    map: &mut HashMap<T, ExpectKey, ExpectValue>,
+    n: u32,
+    now: u64,
+) -> Result<()> {
+    for i in 0..n {
+        let (ek, ev, _, _) = filler(i, now + FILL_LIFETIME_NS, now);
+        map.insert(ek, ev, 0)
+            .context("filling the expectation table")?;
+    }
+    Ok(())
+}
+
+/// Fills `map` with the admitted flows of filler entries `0..n`, last seen
+/// at `now`, and checks a sample of them is still there (an LRU table may
+/// evict before it is full).
+pub fn fill_flows<T: BorrowMut<MapData>>(
+    map: &mut HashMap<T, FlowKey, FlowValue>,
+    n: u32,
+    now: u64,
+) -> Result<()> {
+    for i in 0..n {
+        let (_, _, fk, fv) = filler(i, now, now);
+        map.insert(fk, fv, 0).context("filling the flow table")?;
+    }
+    for i in (0..n).step_by(997) {
+        let (_, _, fk, _) = filler(i, now, now);
+        ensure!(
+            map.get(&fk, 0).is_ok(),
+            "flow {i} of {n} was evicted while filling"
+        );
+    }
+    Ok(())
+}
+
 /// Single runs per round and level of the random-key classes.
 pub const RANDOM_RUNS: usize = 3_000;
 
@@ -862,30 +903,9 @@ impl Level {
         let mut loaded = Loaded::load(&cfg)?;
         let start = Instant::now();
         let now = monotonic_ns();
-        let expires = now + 3_600_000_000_000;
-        {
-            let mut exp = loaded.expectations()?;
-            for i in 0..entries {
-                let (ek, ev, _, _) = filler(i, expires, now);
-                exp.insert(ek, ev, 0)
-                    .context("filling the expectation table")?;
-            }
-        }
-        {
-            let mut flows = loaded.flows()?;
-            for i in 0..entries {
-                let (_, _, fk, fv) = filler(i, expires, now);
-                flows.insert(fk, fv, 0).context("filling the flow table")?;
-            }
-            // An LRU table may evict before it is full: check a sample.
-            for i in (0..entries).step_by(997) {
-                let (_, _, fk, _) = filler(i, expires, now);
-                ensure!(
-                    flows.get(&fk, 0).is_ok(),
-                    "flow {i} of {entries} was evicted while filling"
-                );
-            }
-        }
+        let expires = now + FILL_LIFETIME_NS;
+        fill_expectations(&mut loaded.expectations()?, entries, now)?;
+        fill_flows(&mut loaded.flows()?, entries, now)?;
         let fill_seconds = start.elapsed().as_secs_f64();
         let flow_frames = (0..SCALE_PROBES)
             .map(|k| {

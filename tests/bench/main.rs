@@ -15,7 +15,9 @@
 //!    trafgen flood, and with the floor against with ftpct during the flood
 //!    of XDP frames ([`transfer::run`]);
 //! 6. **ftps** — what FTPS inspection adds to TLS calls and to a
-//!    control-heavy FTPS session ([`ftps::run`]).
+//!    control-heavy FTPS session ([`ftps::run`]);
+//! 7. **control** — `ftpct status`, `flows` and `expectations` against
+//!    tables holding a million flows ([`control::run`]).
 //!
 //! Then it prints the tables and writes `BENCHMARKS.md` and
 //! `benchmarks.png` (into `$FTPCT_BENCH_OUT`, default the workspace root).
@@ -25,6 +27,7 @@
 //! (few rounds, small tables: a smoke test of the harness, not a
 //! measurement).
 
+mod control;
 mod flood;
 mod frames;
 mod ftps;
@@ -56,6 +59,7 @@ struct Plan {
     xdp_flood: flood::Params,
     transfer: transfer::Params,
     ftps: ftps::Params,
+    control: control::Params,
 }
 
 impl Plan {
@@ -94,6 +98,11 @@ impl Plan {
                 rounds: 6,
                 calls: 20_000,
                 lists: 1_000,
+            },
+            control: control::Params {
+                rounds: 7,
+                flows: 1_000_000,
+                expectations: 100_000,
             },
         }
     }
@@ -134,6 +143,11 @@ impl Plan {
                 calls: 500,
                 lists: 10,
             },
+            control: control::Params {
+                rounds: 2,
+                flows: 20_000,
+                expectations: 20_000,
+            },
         }
     }
 }
@@ -161,7 +175,7 @@ fn run() -> Result<bool> {
     let quick = std::env::var("FTPCT_BENCH_QUICK").is_ok_and(|v| v == "1");
     let plan = if quick { Plan::quick() } else { Plan::full() };
     let phases: Vec<String> = std::env::var("FTPCT_BENCH_PHASES")
-        .unwrap_or_else(|_| "kernel,scale,memory,flood,xdpflood,transfer,ftps".into())
+        .unwrap_or_else(|_| "kernel,scale,memory,flood,xdpflood,transfer,ftps,control".into())
         .split(',')
         .map(|s| s.trim().to_string())
         .collect();
@@ -189,6 +203,7 @@ fn run() -> Result<bool> {
         xdp_flood: None,
         transfer: None,
         ftps: None,
+        control: None,
         errors: Vec::new(),
         plot_file: None,
         source: source_description(),
@@ -230,6 +245,9 @@ fn run() -> Result<bool> {
     }
     if wanted("ftps") {
         res.ftps = phase(&mut res.errors, "ftps", || ftps::run(plan.ftps));
+    }
+    if wanted("control") {
+        res.control = phase(&mut res.errors, "control", || control::run(plan.control));
     }
     res.machine.load_after = sys::load_average();
     res.total_seconds = started.elapsed().as_secs_f64();

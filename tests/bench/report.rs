@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use crate::control::{self, ControlResults};
 use crate::flood::{self, FloodResults, Mode as FloodMode};
 use crate::ftps::FtpsResults;
 use crate::kernel::{KernelResults, MapMemory, MemoryResults, Method, ScaleResults};
@@ -24,6 +25,7 @@ pub struct Results {
     pub xdp_flood: Option<FloodResults>,
     pub transfer: Option<TransferResults>,
     pub ftps: Option<FtpsResults>,
+    pub control: Option<ControlResults>,
     pub errors: Vec<(String, String)>,
     pub plot_file: Option<String>,
     /// The commit measured, and uncommitted changes to the programs if any.
@@ -214,6 +216,7 @@ impl Results {
             met: m.map(|b| b as f64 <= 128.0 * MIB),
             borderline: false,
         });
+        t.extend(self.control_targets());
         t
     }
 
@@ -228,6 +231,7 @@ impl Results {
         }
         let _ = writeln!(s, "{}", self.transfer_table());
         let _ = writeln!(s, "{}", self.ftps_table());
+        let _ = writeln!(s, "{}", self.control_table());
         let _ = writeln!(s, "{}", self.targets_table());
         for (phase, err) in &self.errors {
             let _ = writeln!(s, "PHASE FAILED: {phase}: {err}");
@@ -434,6 +438,9 @@ impl Results {
         if let Some(x) = &self.ftps {
             phases.push(format!("ftps {:.0} s", x.seconds));
         }
+        if let Some(x) = &self.control {
+            phases.push(format!("control {:.0} s", x.seconds));
+        }
         if !phases.is_empty() {
             let _ = writeln!(s, "Phases: {}.\n", phases.join(", "));
         }
@@ -468,6 +475,7 @@ impl Results {
         self.flood_section(&mut s);
         self.transfer_section(&mut s);
         self.ftps_section(&mut s);
+        self.control_section(&mut s);
         s
     }
 
@@ -1380,6 +1388,7 @@ impl Results {
                 transfer::MAX_TIME_SECS
             );
         }
+        s.push_str(&self.control_limits());
         if s.is_empty() {
             "Every target measured was met.\n".into()
         } else {
@@ -1451,4 +1460,150 @@ fn profile_list(s: &mut String, f: &FloodResults) {
         let _ = writeln!(s, "- **{}**: {}", mode.short(), list.join(", "));
     }
     s.push('\n');
+}
+
+/// The control-plane phase (section 7): its targets, table, section and
+/// what limits a missed target.
+impl Results {
+    fn control_targets(&self) -> Vec<Target> {
+        let Some(c) = &self.control else {
+            return control::COMMANDS
+                .iter()
+                .filter_map(|cmd| {
+                    let limit = cmd.target_ms?;
+                    Some(Target {
+                        area: "control",
+                        wanted: format!("`ftpct {}` with 1M flows < {limit:.0} ms", cmd.id),
+                        measured: "n/a".into(),
+                        met: None,
+                        borderline: false,
+                    })
+                })
+                .collect();
+        };
+        control::COMMANDS
+            .iter()
+            .enumerate()
+            .filter_map(|(i, cmd)| {
+                let limit = cmd.target_ms?;
+                let r = c.summary(i);
+                Some(Target {
+                    area: "control",
+                    wanted: format!(
+                        "`ftpct {}` with {} flows and {} expectations < {limit:.0} ms",
+                        cmd.id,
+                        level_name(c.params.flows),
+                        level_name(c.params.expectations)
+                    ),
+                    measured: format!("{:.0} ms (rounds {:.0}–{:.0})", r.median, r.min, r.max),
+                    met: (!r.is_empty()).then_some(r.median < limit),
+                    borderline: r.min < limit && r.max >= limit,
+                })
+            })
+            .collect()
+    }
+
+    fn control_table(&self) -> String {
+        let Some(c) = &self.control else {
+            return String::new();
+        };
+        let mut s = String::from(
+            "| Command | median ms (p25–p75) | rounds min–max | output | before batch reads (one run) |\n\
+             |---|---|---|---|---|\n",
+        );
+        for (i, cmd) in control::COMMANDS.iter().enumerate() {
+            let r = c.summary(i);
+            let name = if cmd.args.is_empty() {
+                "`nsenter --net=… true` (start-up floor)".to_string()
+            } else {
+                format!("`ftpct {}`", cmd.id)
+            };
+            let old = match (&c.old_ms, cmd.args.is_empty()) {
+                (Some(old), false) => format!("{:.0} ms", old[i]),
+                _ => "–".into(),
+            };
+            let _ = writeln!(
+                s,
+                "| {name} | {} | {} | {:.1} MB | {old} |",
+                r.fmt_iqr(1),
+                r.fmt_range(1),
+                c.bytes[i] as f64 / 1e6
+            );
+        }
+        s
+    }
+
+    fn control_section(&self, s: &mut String) {
+        let _ = writeln!(s, "## 7. The control plane at scale\n");
+        let Some(c) = &self.control else {
+            s.push_str("Not run.\n\n");
+            return;
+        };
+        let _ = writeln!(
+            s,
+            "`ftpct attach` on a veth in a namespace of its own, its tables sized for the fill; \
+             the pinned admitted-flow table filled from user space with {flows} live flows and \
+             the expectation table with {exp} live expectations (the scale phase's filler \
+             entries; {fill:.1} s). {rounds} rounds, each running every command once in an order \
+             that rotates from round to round, timed from spawn to exit while a reader drains \
+             the output as a pipe would; every listing is checked to hold one row per entry. \
+             Each run starts through `nsenter` into the namespace, whose own cost is the first \
+             row. The tables are read with `BPF_MAP_LOOKUP_BATCH`, {batch} entries a call; \
+             `status` counts live entries in that pass without building rows (expired ones \
+             are excluded, so the count needs each value: the kernel keeps no count of live \
+             entries, and on 6.1 none at all that user space can read). The last column is \
+             one run of the binary before batch reads (`FTPCT_BENCH_OLD_BIN`), when given.\n",
+            flows = level_name(c.params.flows),
+            exp = level_name(c.params.expectations),
+            fill = c.fill_seconds,
+            rounds = c.params.rounds,
+            batch = ftp_userspace::batch::BATCH,
+        );
+        let _ = writeln!(s, "{}", self.control_table());
+    }
+
+    /// Why a missed control target is missed.
+    fn control_limits(&self) -> String {
+        let Some(c) = &self.control else {
+            return String::new();
+        };
+        let floor = c.summary(0).median;
+        let mut s = String::new();
+        for (i, cmd) in control::COMMANDS.iter().enumerate() {
+            let Some(limit) = cmd.target_ms else {
+                continue;
+            };
+            let r = c.summary(i);
+            if r.is_empty() || r.median < limit {
+                continue;
+            }
+            let _ = write!(
+                s,
+                "- **`ftpct {}`** takes {:.0} ms against {limit:.0} ms ({floor:.0} ms of it \
+                 starting a process in the namespace). {}",
+                cmd.id,
+                r.median,
+                if cmd.id.starts_with("status") {
+                    "It reads every entry of the flow and expectation tables once, in \
+                     batches, to count the live ones (the kernel keeps no count of unexpired \
+                     entries): `BPF_MAP_LOOKUP_BATCH` locks each non-empty bucket and copies it \
+                     out on its own, so the pass costs per entry in the kernel, and a million \
+                     flows cost the better part of a second on this machine."
+                } else {
+                    "It pays the same batched read as `status`, then builds a row per entry \
+                     and formats it (addresses, JSON) into the pipe."
+                }
+            );
+            if let Some((_, top)) = c.profiles.iter().find(|(j, _)| *j == i) {
+                let hot: Vec<String> = top
+                    .iter()
+                    .take(5)
+                    .map(|(pct, sym)| format!("`{sym}` {pct:.1} %"))
+                    .collect();
+                let _ = write!(s, " Hottest symbols of one run: {}.", hot.join(", "));
+            }
+            s.push('\n');
+        }
+        s
+    }
 }
