@@ -148,8 +148,10 @@ pub fn run(p: Params) -> Result<ControlResults> {
         ns.run_ok(&["ip", "link", "set", dev, "up"])?;
     }
     let pin_root = ftpct_e2e::ftpct::unique_pin_root();
-    // Each table a tenth larger than its fill.
-    let size = |n: u32| (n + n / 10).max(1).to_string();
+    // Each table the power of two at or above its fill plus 2 %: the
+    // kernel gives a hash table that many buckets anyway (a table sized a
+    // tenth above 1M would have 2M buckets, all of which a walk visits).
+    let size = |n: u32| (n + n / 50).max(1).next_power_of_two().to_string();
     let fw = Ftpct::attach(
         &ns,
         IFACE,

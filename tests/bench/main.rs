@@ -186,7 +186,9 @@ fn run() -> Result<bool> {
     let bin = ftpct_bin();
     anyhow::ensure!(
         bin.exists()
-            || !(wanted("flood") || wanted("xdpflood") || wanted("transfer") || wanted("ftps")),
+            || !["flood", "xdpflood", "transfer", "ftps", "control"]
+                .iter()
+                .any(|p| wanted(p)),
         "{} not found; build it first (cargo xtask build) or set FTPCT_BIN",
         bin.display()
     );
