@@ -16,7 +16,6 @@ pub mod layout;
 pub mod nat;
 pub mod parser;
 pub mod policy;
-pub mod tally;
 pub mod tls;
 pub mod verifier;
 
@@ -111,9 +110,6 @@ pub mod program_names {
     pub const INGRESS: &str = "ftpct_ingress";
     /// TC program on egress.
     pub const EGRESS: &str = "ftpct_egress";
-    /// Counts the tables' live entries when run with `BPF_PROG_TEST_RUN`;
-    /// never attached.
-    pub const TALLY: &str = "ftpct_tally";
     /// Benchmark reference: an XDP program that only passes.
     pub const BENCH_PASS: &str = "bench_xdp_pass";
     /// Benchmark reference: stateless drop of SYNs to the default data range.

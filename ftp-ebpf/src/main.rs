@@ -27,7 +27,6 @@ mod parse_step;
 mod port_window;
 mod reference;
 mod shared;
-mod tally;
 mod tls;
 
 use aya_ebpf::{
@@ -98,13 +97,6 @@ pub fn ftpct_tls_call_ret(ctx: RetProbeContext) -> u32 {
 #[tracepoint]
 pub fn ftpct_tls_recv(ctx: TracePointContext) -> u32 {
     tls::received(&ctx)
-}
-
-/// Counts the tables' live entries into its test-run frame (`ftpct status`);
-/// never attached.
-#[xdp]
-pub fn ftpct_tally(ctx: XdpContext) -> u32 {
-    tally::run(&ctx)
 }
 
 /// Benchmark reference: XDP_PASS only.

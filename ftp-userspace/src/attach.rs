@@ -33,7 +33,7 @@ use crate::{
     external::{self, ExternalMapping},
     features, lockout, netdev,
     netns::Netns,
-    pins::{self, LINK_EGRESS, LINK_INGRESS, PROG_EGRESS, PROG_INGRESS, PROG_TALLY},
+    pins::{self, LINK_EGRESS, LINK_INGRESS, PROG_EGRESS, PROG_INGRESS},
     portspec::{self, PortRange},
     seed,
     tls::{self, FtpsChoice, Inspected},
@@ -352,16 +352,12 @@ pub fn object_hash() -> u64 {
 }
 
 fn load_programs(ebpf: &mut Ebpf) -> Result<()> {
-    for name in [
-        program_names::INGRESS,
-        program_names::EGRESS,
-        program_names::TALLY,
-    ] {
+    for name in [program_names::INGRESS, program_names::EGRESS] {
         let program = ebpf
             .program_mut(name)
             .ok_or_else(|| anyhow!("program {name} missing from the object"))?;
         let result = match name {
-            program_names::INGRESS | program_names::TALLY => {
+            program_names::INGRESS => {
                 let xdp: &mut Xdp = program.try_into()?;
                 xdp.load()
             }
@@ -513,10 +509,6 @@ fn attach_and_pin(
     pin_link(link, &dir.join(LINK_INGRESS))?;
     record.xdp_mode = mode;
     write_record(ebpf, record)?;
-    let tally: &mut Xdp = program(ebpf, program_names::TALLY)?.try_into()?;
-    tally
-        .pin(dir.join(PROG_TALLY))
-        .context("pinning the tally program")?;
 
     // Connections that appeared between the first seeding and the attach.
     seed_tables(ebpf, classes)

@@ -27,8 +27,6 @@ pub const LINK_EGRESS: &str = "link_egress";
 pub const PROG_INGRESS: &str = "prog_ingress";
 /// Pinned egress program.
 pub const PROG_EGRESS: &str = "prog_egress";
-/// Pinned tally program (counts the tables for `status`; never attached).
-pub const PROG_TALLY: &str = "prog_tally";
 
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 

@@ -3,11 +3,7 @@
 use std::{io::Write as _, net::IpAddr, path::Path};
 
 use anyhow::{Context as _, Result, ensure};
-use aya::{
-    maps::{Array, MapData, PerCpuArray},
-    programs::{TestRun, TestRunOptions, Xdp},
-};
-use aya_obj::programs::XdpAttachType;
+use aya::maps::{Array, MapData, PerCpuArray};
 use ftp_ebpf_common::{
     Addr,
     control::{ControlKey, ControlState},
@@ -16,14 +12,10 @@ use ftp_ebpf_common::{
     flow::{ExpectKey, ExpectValue, FlowKey, FlowValue, expect_kind, flow_origin, flow_state},
     map_names,
     policy::{PORT_COUNT, Policy, PortClass},
-    tally::Tally,
 };
 use serde::Serialize;
 
-use crate::{attach::monotonic_ns, batch, pins::PROG_TALLY, seed};
-
-/// `XDP_PASS`: what the tally program returns once it wrote its counts.
-const XDP_PASS: u32 = 2;
+use crate::{attach::monotonic_ns, batch, seed};
 
 /// Formats an address of the given family.
 pub fn ip(fam: u8, addr: &Addr) -> IpAddr {
@@ -439,20 +431,8 @@ pub struct Fill {
     pub control_connections: usize,
 }
 
-/// Counts the live entries of the tables in `dir` under `policy`: in the
-/// kernel, by the pinned tally program (milliseconds for a million flows),
-/// or, for an attachment made before it existed, in one batched pass over
-/// each table.
+/// Counts the live entries of the tables in `dir` under `policy`.
 pub fn fill(dir: &Path, policy: &Policy) -> Result<Fill> {
-    if let Some(t) = tally(dir)? {
-        let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
-        return Ok(Fill {
-            expectations: n(t.expectations),
-            flows: n(t.flows),
-            admitted_flows: n(t.admitted_flows),
-            control_connections: n(t.control_connections),
-        });
-    }
     let now = monotonic_ns();
     let mut fill = Fill {
         control_connections: control_count(dir)?,
@@ -475,36 +455,6 @@ pub fn fill(dir: &Path, policy: &Policy) -> Result<Fill> {
         .with_context(|| format!("reading {name}"))?;
     }
     Ok(fill)
-}
-
-/// The counts of the tally program pinned in `dir`, run once with
-/// `BPF_PROG_TEST_RUN`; none if it is not pinned.
-fn tally(dir: &Path) -> Result<Option<Tally>> {
-    let path = dir.join(PROG_TALLY);
-    if !path.exists() {
-        return Ok(None);
-    }
-    let prog = Xdp::from_pin(&path, XdpAttachType::Interface)
-        .context("opening the pinned tally program")?;
-    // An XDP test run needs at least an Ethernet header's worth of data.
-    let frame = [0u8; 64];
-    let mut out = [0u8; 64];
-    let result = prog
-        .test_run(TestRunOptions {
-            data_in: Some(&frame),
-            data_out: Some(&mut out),
-            ..TestRunOptions::default()
-        })
-        .context("running the tally program")?;
-    ensure!(
-        result.return_value == XDP_PASS,
-        "the tally program returned {}",
-        result.return_value
-    );
-    let len = (result.data_size_out as usize).min(out.len());
-    Tally::from_frame(&out[..len])
-        .map(Some)
-        .context("the tally program returned a short frame")
 }
 
 /// Every counter summed over CPUs, in index order.

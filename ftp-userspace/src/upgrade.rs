@@ -33,7 +33,7 @@ use crate::{
     binding::Binding,
     egress_hook as hook, netdev,
     netns::Netns,
-    pins::{self, LINK_EGRESS, LINK_INGRESS, PROG_EGRESS, PROG_INGRESS, PROG_TALLY},
+    pins::{self, LINK_EGRESS, LINK_INGRESS, PROG_EGRESS, PROG_INGRESS},
     portspec, tables,
     tls::{self, Inspected},
 };
@@ -154,9 +154,6 @@ pub fn upgrade(root: &Path, iface: &str) -> Result<Upgraded> {
         .context("switching the XDP link to the new program")?;
     drop(xdp.take_link(id)?);
     swap_pin(&dir, PROG_INGRESS, |path| xdp.pin(path))?;
-    // Attachments from before the tally program get it now.
-    let tally: &mut Xdp = attach::program(&mut ebpf, program_names::TALLY)?.try_into()?;
-    swap_pin(&dir, PROG_TALLY, |path| tally.pin(path))?;
 
     // Uprobe links cannot be switched: the old ones go, then the new
     // build's are attached (a line in flight then may be missed, which the

@@ -2,30 +2,25 @@
 //! returns exactly the entries present, in a table larger than one batch
 //! and in an empty one, and the counts `status` shows equal the lengths of
 //! the `flows` and `expectations` listings, expired entries left out of
-//! both, whether the kernel counts them (the tally program pinned) or
-//! user space does (an attachment from before it). Runs on the loaded (not
-//! attached) programs' maps, pinned under a pin root of its own that it
-//! removes.
+//! both. Runs on the loaded (not attached) programs' maps, pinned under a
+//! pin root of its own that it removes.
 
 mod common;
 
 use std::collections::HashMap as StdHashMap;
 use std::path::{Path, PathBuf};
 
-use aya::{
-    maps::{Array, HashMap, MapData},
-    programs::Xdp,
-};
+use aya::maps::{Array, HashMap, MapData};
 use common::Harness;
 use ftp_ebpf_common::{
     control::{ControlKey, ControlState},
     family,
     flow::{ExpectKey, ExpectValue, FlowKey, FlowValue, expect_kind, flow_origin, flow_state},
-    map_names, program_names,
+    map_names,
 };
 use ftp_userspace::{
     attach::{AttachConfig, monotonic_ns},
-    batch, pins, tables,
+    batch, tables,
 };
 
 /// Entries of the large table: several batches' worth.
@@ -63,10 +58,9 @@ fn expect_key(i: u32) -> ExpectKey {
 struct Pinned(PathBuf);
 
 impl Pinned {
-    /// Pins the tables (and the tally program, if `tally`).
-    fn new(h: &mut Harness, tally: bool) -> Self {
+    fn new(h: &Harness) -> Self {
         let dir = PathBuf::from(format!(
-            "/sys/fs/bpf/ftpct-test-batch-{}-{tally}",
+            "/sys/fs/bpf/ftpct-test-batch-{}",
             std::process::id()
         ));
         std::fs::create_dir_all(&dir).expect("creating the pin directory (bpffs mounted?)");
@@ -80,15 +74,6 @@ impl Pinned {
         ] {
             let map = h.ebpf.map(name).expect("map in the object");
             data(map).pin(pinned.0.join(name)).expect("pinning");
-        }
-        if tally {
-            let prog: &mut Xdp = h
-                .ebpf
-                .program_mut(program_names::TALLY)
-                .expect("program in the object")
-                .try_into()
-                .expect("an XDP program");
-            prog.pin(pinned.0.join(pins::PROG_TALLY)).expect("pinning");
         }
         pinned
     }
@@ -193,16 +178,7 @@ fn batches_return_exactly_the_entries_present() {
 }
 
 #[test]
-fn status_counts_in_the_kernel_equal_the_listings() {
-    status_counts_equal_the_listings(true);
-}
-
-#[test]
-fn status_counts_without_the_tally_program_equal_the_listings() {
-    status_counts_equal_the_listings(false);
-}
-
-fn status_counts_equal_the_listings(tally: bool) {
+fn status_counts_equal_the_listings() {
     let mut cfg = AttachConfig::with_defaults("lo");
     cfg.max_flows = 2 * MANY;
     cfg.max_expectations = 2 * MANY;
@@ -211,7 +187,7 @@ fn status_counts_equal_the_listings(tally: bool) {
         p.flow_timeout_ns = 60_000_000_000;
         p.closing_timeout_ns = 1_000_000_000;
     });
-    let pinned = Pinned::new(&mut h, tally);
+    let pinned = Pinned::new(&h);
     let dir = pinned.dir();
 
     let zero = tables::fill(dir, &tables::policy(dir).expect("policy")).expect("fill");

@@ -1541,22 +1541,18 @@ impl Results {
         };
         let _ = writeln!(
             s,
-            "`ftpct attach` on a veth in a namespace of its own, each table sized to the power \
-             of two at or above its fill plus 2 % (a hash table has that many buckets in any \
-             case); \
+            "`ftpct attach` on a veth in a namespace of its own, its tables sized for the fill; \
              the pinned admitted-flow table filled from user space with {flows} live flows and \
              the expectation table with {exp} live expectations (the scale phase's filler \
              entries; {fill:.1} s). {rounds} rounds, each running every command once in an order \
              that rotates from round to round, timed from spawn to exit while a reader drains \
              the output as a pipe would; every listing is checked to hold one row per entry. \
              Each run starts through `nsenter` into the namespace, whose own cost is the first \
-             row. The listings read the tables with `BPF_MAP_LOOKUP_BATCH`, {batch} entries a \
-             call. `status` copies nothing out: it runs the pinned `ftpct_tally` program once \
-             (`BPF_PROG_TEST_RUN`), which walks each table in the kernel with \
-             `bpf_for_each_map_elem` and counts the live entries (expired ones are excluded, \
-             so each entry's value is read: the kernel keeps no count of live entries, and \
-             on 6.1 none at all that user space can read). The last column is one run of the \
-             binary before batch reads (`FTPCT_BENCH_OLD_BIN`), when given.\n",
+             row. The tables are read with `BPF_MAP_LOOKUP_BATCH`, {batch} entries a call; \
+             `status` counts live entries in that pass without building rows (expired ones \
+             are excluded, so the count needs each value: the kernel keeps no count of live \
+             entries, and on 6.1 none at all that user space can read). The last column is \
+             one run of the binary before batch reads (`FTPCT_BENCH_OLD_BIN`), when given.\n",
             flows = level_name(c.params.flows),
             exp = level_name(c.params.expectations),
             fill = c.fill_seconds,
@@ -1588,14 +1584,11 @@ impl Results {
                 cmd.id,
                 r.median,
                 if cmd.id.starts_with("status") {
-                    "The tally program visits every bucket of each table and reads every \
-                     entry's value to tell live from expired (the kernel keeps no count of \
-                     unexpired entries): the entries lie scattered over the table's memory \
-                     (about 120 MB for a million flows), so nearly every one is a cache and \
-                     TLB miss, about 200 ns each in this VM, and `bpf_for_each_hash_elem` \
-                     (the walk itself) takes most of the samples. Copying nothing out, this is \
-                     the floor for an exact count of live entries; only a count of occupied \
-                     slots could be cheaper, and the kernel exposes none on 6.1."
+                    "It reads every entry of the flow and expectation tables once, in \
+                     batches, to count the live ones (the kernel keeps no count of unexpired \
+                     entries): `BPF_MAP_LOOKUP_BATCH` locks each non-empty bucket and copies it \
+                     out on its own, so the pass costs per entry in the kernel, and a million \
+                     flows cost the better part of a second on this machine."
                 } else {
                     "It pays the same batched read as `status`, then builds a row per entry \
                      and formats it (addresses, JSON) into the pipe."
