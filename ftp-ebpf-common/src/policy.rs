@@ -139,12 +139,21 @@ impl Policy {
     /// end's last packet: the idle timeout while open, the closing timeout
     /// otherwise (handshake, closing, reset).
     #[inline(always)]
-    pub fn flow_ttl_ns(&self, state: crate::flow::FlowStateField) -> u64 {
+    fn flow_ttl_ns(&self, state: crate::flow::FlowStateField) -> u64 {
         if state == crate::flow::flow_state::OPEN {
             self.flow_timeout_ns
         } else {
             self.closing_timeout_ns
         }
+    }
+
+    /// Whether `flow` still passes packets at `now`: the data path's verdict
+    /// and what `flows` and `status` list and count. Saturating: the egress
+    /// program on another CPU may stamp a flow after the reader took `now`;
+    /// that flow is fresh, not expired.
+    #[inline(always)]
+    pub fn flow_live(&self, flow: &crate::flow::FlowValue, now: u64) -> bool {
+        now.saturating_sub(flow.last_seen_ns) <= self.flow_ttl_ns(flow.state)
     }
 
     /// Whether `port` is in the `--ftps-range` (never without one).

@@ -100,9 +100,7 @@ pub fn inbound(info: &PacketInfo, policy: &Policy, now: u64) -> Verdict {
     let key = inbound_key(info);
     let mut reused = false;
     if let Some((map, flow)) = find(&key) {
-        // Saturating: the egress program on another CPU may have stamped the
-        // flow after this program read the clock; that is fresh, not expired.
-        if now.saturating_sub(flow.last_seen_ns) <= policy.flow_ttl_ns(flow.state) {
+        if policy.flow_live(flow, now) {
             if !info.is_syn() {
                 if info.flags & tcp_flags::RST != 0 {
                     remote_rst(flow, info, now);

@@ -198,7 +198,7 @@ pub fn flows(dir: &Path, iface: &str) -> Result<Vec<FlowRow>> {
             live.extend(
                 k.iter()
                     .zip(v)
-                    .filter(|(_, v)| flow_live(&policy, v, now))
+                    .filter(|(_, v)| policy.flow_live(v, now))
                     .map(|(k, v)| (*k, *v)),
             );
         })
@@ -223,12 +223,6 @@ pub fn flows(dir: &Path, iface: &str) -> Result<Vec<FlowRow>> {
             flow_row(iface, now, k, v, direction, &announcers)
         })
         .collect())
-}
-
-/// Whether a flow still passes packets (one idle past its timeout waits
-/// for the programs to forget it).
-fn flow_live(policy: &Policy, v: &FlowValue, now: u64) -> bool {
-    now.saturating_sub(v.last_seen_ns) <= policy.flow_ttl_ns(v.state)
 }
 
 /// One flow as `ftpct flows` shows it.
@@ -447,7 +441,7 @@ pub fn fill(dir: &Path, policy: &Policy) -> Result<Fill> {
     .context("reading the expectation table")?;
     for name in [map_names::FLOWS, map_names::HOST_FLOWS] {
         batch::for_each_chunk(&open(dir, name)?, |_: &[FlowKey], v: &[FlowValue]| {
-            for v in v.iter().filter(|v| flow_live(policy, v, now)) {
+            for v in v.iter().filter(|v| policy.flow_live(v, now)) {
                 fill.flows += 1;
                 fill.admitted_flows += usize::from(v.origin == flow_origin::ADMITTED);
             }
